@@ -1,0 +1,164 @@
+"""Mesh-free convolutions (paper Section 3.1-3.2, Eq. 18-21, App. A).
+
+An MFC is a parabolic-PDE filter: solve v_t = L(alpha) v for time tau from the input, then apply
+(gamma0 + gamma . grad). Its Fourier symbol on the unit square is
+
+    S(k) = (g0 + i kx gx + i ky gy) * exp(-tau (axx kx^2 + 2 axy kx ky + ayy ky^2)),
+
+with k in physical units (2*pi*m for mode m when the mesh spacing is h = 1/n). Because k is
+physical, one set of parameters is one continuous operator, whatever the mesh it is sampled on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["mesh_free_filter", "mesh_free_symbol", "MeshFreeConv2d", "wavenumbers"]
+
+
+def wavenumbers(height: int, width: int, h: float | None = None, *, device=None, dtype=torch.float32):
+    """Physical wavenumbers (ky of shape (H, 1), kx of shape (1, W//2+1)) for an rfft2 grid.
+
+    `h` is the mesh spacing on both axes; the default 1/width places the image on the unit square.
+    """
+    if h is None:
+        h = 1.0 / width
+    ky = 2 * math.pi * torch.fft.fftfreq(height, d=h, device=device, dtype=dtype)
+    kx = 2 * math.pi * torch.fft.rfftfreq(width, d=h, device=device, dtype=dtype)
+    return ky[:, None], kx[None, :]
+
+
+def mesh_free_symbol(tau, alpha, gamma, ky, kx):
+    """The complex symbol S(k) for parameters with any leading shape P: returns (*P, H, W//2+1).
+
+    tau (*P), alpha (*P, 3) = (axx, axy, ayy), gamma (*P, 3) = (g0, gx, gy).
+    """
+    tau = tau[..., None, None]
+    axx, axy, ayy = (alpha[..., i, None, None] for i in range(3))
+    g0, gx, gy = (gamma[..., i, None, None] for i in range(3))
+    quad = axx * kx * kx + 2 * axy * kx * ky + ayy * ky * ky
+    decay = torch.exp(-tau * quad)
+    return torch.complex(g0 * decay, (gx * kx + gy * ky) * decay)
+
+
+def _check_parameters(tau, alpha) -> None:
+    if bool((tau <= 0).any()):
+        raise ValueError("mesh_free_filter: tau must be > 0 for every channel")
+    axx, axy, ayy = alpha[..., 0], alpha[..., 1], alpha[..., 2]
+    if bool((axx <= 0).any()) or bool((axx * ayy - axy * axy <= 0).any()):
+        raise ValueError(
+            "mesh_free_filter: alpha must be elliptic (axx > 0 and axx*ayy - axy^2 > 0) for every channel"
+        )
+
+
+def mesh_free_filter(x: torch.Tensor, tau, alpha, gamma, h: float | None = None, *, validate: bool = True):
+    """Apply one MFC filter per channel to x of shape (B, C, H, W) with periodic boundaries.
+
+    tau (C,), alpha (C, 3), gamma (C, 3). x is the width axis (last), y the height axis.
+    Raises ValueError for tau <= 0 or a non-elliptic alpha (unless validate=False, which the
+    layer uses because its parametrization guarantees validity and a check would force a sync).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"mesh_free_filter expects (B, C, H, W), got shape {tuple(x.shape)}")
+    channels = x.shape[1]
+    for name, value, shape in (("tau", tau, (channels,)), ("alpha", alpha, (channels, 3)), ("gamma", gamma, (channels, 3))):
+        if tuple(value.shape) != shape:
+            raise ValueError(f"mesh_free_filter: {name} must have shape {shape}, got {tuple(value.shape)}")
+    if validate:
+        _check_parameters(tau, alpha)
+    height, width = x.shape[-2:]
+    real_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    ky, kx = wavenumbers(height, width, h, device=x.device, dtype=real_dtype)
+    symbol = mesh_free_symbol(tau.to(real_dtype), alpha.to(real_dtype), gamma.to(real_dtype), ky, kx)
+    x_hat = torch.fft.rfft2(x.to(real_dtype))
+    return torch.fft.irfft2(x_hat * symbol, s=(height, width)).to(x.dtype)
+
+
+class MeshFreeConv2d(nn.Module):
+    """Mesh-free convolution layer: a channel map followed by parabolic-PDE filters.
+
+    mixing="pointwise": a trainable 1x1 convolution in->out, then one 7-parameter filter per output
+        channel; cost O(C n log n).
+    mixing="full": 7 parameters per (input, output) channel pair (the count Table 13's MFC models
+        imply); computed as rfft2 of the inputs, a per-frequency channel contraction, and irfft2
+        of the outputs, so there is no FFT per pair: cost (Cin + Cout) n log n + Cin Cout n.
+
+    Parameters are unconstrained: tau = exp(log_tau) > 0 and alpha = L L^T with a Cholesky factor
+    whose diagonal is exp(.), so alpha is symmetric positive definite by construction.
+    `init_resolution` and `init_width` set the initial kernel width in pixels at the training mesh,
+    so kernels start local (like a learned 3x3-7x7 kernel).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        mixing: str = "pointwise",
+        bias: bool = True,
+        h: float | None = None,
+        init_resolution: int = 64,
+        init_width: tuple[float, float] = (0.5, 1.5),
+    ):
+        super().__init__()
+        if mixing not in ("pointwise", "full"):
+            raise ValueError(f"mixing must be 'pointwise' or 'full', got {mixing!r}")
+        self.in_channels, self.out_channels, self.mixing, self.h = in_channels, out_channels, mixing, h
+        shape = (out_channels,) if mixing == "pointwise" else (out_channels, in_channels)
+        self.log_tau = nn.Parameter(torch.empty(shape))
+        self.chol = nn.Parameter(torch.empty(*shape, 3))  # (log l11, l21, log l22)
+        self.gamma = nn.Parameter(torch.empty(*shape, 3))
+        self.mix = nn.Conv2d(in_channels, out_channels, 1, bias=False) if mixing == "pointwise" else None
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.init_resolution, self.init_width = init_resolution, init_width
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        n = self.init_resolution
+        lo, hi = self.init_width
+        # Gaussian std in pixels = sqrt(2 tau) * n with alpha ~ I  =>  tau = (width / n)^2 / 2.
+        width = torch.empty_like(self.log_tau).uniform_(lo, hi)
+        self.log_tau.copy_(torch.log((width / n) ** 2 / 2))
+        self.chol.zero_()
+        self.chol[..., 1].normal_(0.0, 0.3)  # a little anisotropy and tilt
+        self.chol[..., (0, 2)] = self.chol[..., (0, 2)].normal_(0.0, 0.2)
+        fan_in = self.in_channels if self.mixing == "full" else 1
+        std = 1.0 / math.sqrt(fan_in)
+        if self.mixing == "pointwise":
+            self.mix.reset_parameters()
+            self.gamma[..., 0].normal_(1.0, 0.2)
+        else:
+            self.gamma[..., 0].normal_(0.0, std)
+        # First-derivative weights scaled by the mesh spacing so they start comparable to g0.
+        self.gamma[..., 1:].normal_(0.0, std / (2 * math.pi * n) * 4)
+
+    def tau(self) -> torch.Tensor:
+        return torch.exp(self.log_tau)
+
+    def alpha(self) -> torch.Tensor:
+        l11, l21, l22 = torch.exp(self.chol[..., 0]), self.chol[..., 1], torch.exp(self.chol[..., 2])
+        return torch.stack((l11 * l11, l11 * l21, l21 * l21 + l22 * l22), dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mixing == "pointwise":
+            out = mesh_free_filter(self.mix(x), self.tau(), self.alpha(), self.gamma, self.h, validate=False)
+        else:
+            out = self._full(x)
+        if self.bias is not None:
+            out = out + self.bias[None, :, None, None]
+        return out
+
+    def _full(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        ky, kx = wavenumbers(height, width, self.h, device=x.device, dtype=x.dtype)
+        symbol = mesh_free_symbol(self.tau(), self.alpha(), self.gamma, ky, kx)  # (Co, Ci, H, Wr)
+        x_hat = torch.fft.rfft2(x)  # (B, Ci, H, Wr)
+        y_hat = torch.einsum("bihw,oihw->bohw", x_hat, symbol)
+        return torch.fft.irfft2(y_hat, s=(height, width))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, mixing={self.mixing!r}, bias={self.bias is not None}"

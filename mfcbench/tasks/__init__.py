@@ -1,0 +1,29 @@
+"""Task registry. A task owns its data transform (clean images -> model input/target), its loss
+and its metrics. Register with `@TASKS.register("name")` in a sibling module.
+"""
+
+from __future__ import annotations
+
+from .base import Batch, Task  # noqa: F401
+from ..registry import Registry
+
+TASKS: Registry = Registry("task")
+
+
+def build_task(name: str, options: dict | None = None) -> Task:
+    _load_all()
+    return TASKS.get(name)(options or {})
+
+
+def task_names() -> list[str]:
+    _load_all()
+    return TASKS.names()
+
+
+def _load_all() -> None:
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")

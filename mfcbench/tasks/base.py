@@ -1,0 +1,61 @@
+"""The Task interface shared by every task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Batch:
+    """One batch on the finest mesh. Strategies restrict `inputs` and `targets` alike;
+    `cond` (a (B,) tensor, e.g. the noise level t) is mesh-independent and passes through."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    cond: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+class Task:
+    """Base class. Subclasses set `name`, `headline_metric` and `higher_is_better`.
+
+    trainable tasks: make_batch / loss / evaluate are used by the cell runner.
+    non-trainable tasks (trainable = False, e.g. the gradient-discrepancy experiment) implement
+    `run(config, seed) -> dict` and the runner records what it returns.
+    """
+
+    name: str = "task"
+    trainable: bool = True
+    headline_metric: str = "val_loss"
+    higher_is_better: bool = False
+
+    def __init__(self, options: dict[str, Any]):
+        self.options = dict(options)
+
+    # --- shapes -------------------------------------------------------------------------
+    def model_options(self, data_channels: int) -> dict[str, Any]:
+        """Keyword arguments for `build_model`: in/out channels, cond (bool), upscale (1 or 2)."""
+        return {"in_channels": data_channels, "out_channels": data_channels, "cond": False, "upscale": 1}
+
+    def min_divisor(self) -> int:
+        """Image sizes must be divisible by min_divisor() * 2**(levels-1) (e.g. 2 for x2 SR)."""
+        return 1
+
+    # --- training -----------------------------------------------------------------------
+    def make_batch(self, images: torch.Tensor, generator: torch.Generator) -> Batch:
+        raise NotImplementedError
+
+    def loss(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, batch: Batch, chunk: int = 64) -> dict[str, float]:
+        raise NotImplementedError
+
+    def run(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
+        raise NotImplementedError(f"task {self.name!r} is trained by the runner, not run directly")

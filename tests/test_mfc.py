@@ -1,0 +1,165 @@
+"""The maths of the mesh-free convolution: heat kernel, mesh independence, gradients, layer."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from mfcbench.layers import MeshFreeConv2d, mesh_free_filter, mesh_free_symbol, wavenumbers
+from mfcbench.restrict import restrict
+
+
+def _params(channels, tau, alpha=(1.0, 0.0, 1.0), gamma=(1.0, 0.0, 0.0), dtype=torch.float64):
+    return (
+        torch.full((channels,), tau, dtype=dtype),
+        torch.tensor([alpha] * channels, dtype=dtype),
+        torch.tensor([gamma] * channels, dtype=dtype),
+    )
+
+
+@pytest.mark.parametrize("tau", [5e-4, 2e-3])
+def test_isotropic_filter_is_periodic_gaussian_of_variance_2tau(tau):
+    x = torch.randn(2, 3, 64, 48, dtype=torch.float64)
+    out = mesh_free_filter(x, *_params(3, tau))
+    sigma_pixels = math.sqrt(2 * tau) * 48  # h = 1/W on both axes
+    ref = gaussian_filter(x.numpy(), sigma=(0, 0, sigma_pixels, sigma_pixels), mode="wrap", truncate=12.0)
+    rel = np.abs(out.numpy() - ref).max() / np.abs(ref).max()
+    assert rel < 1e-5
+
+
+def test_anisotropic_filter_matches_rotated_gaussian_variances():
+    """alpha is the covariance/(2 tau): the impulse response's second moments are 2 tau alpha."""
+    n, tau = 128, 1e-3
+    alpha = (1.0, 0.4, 0.6)
+    delta = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    delta[..., 0, 0] = 1.0
+    kernel = mesh_free_filter(delta, *_params(1, tau, alpha))[0, 0]
+    coords = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64) / n  # signed physical offsets
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    mass = kernel.sum()
+    cov_xx = (kernel * x * x).sum() / mass
+    cov_xy = (kernel * x * y).sum() / mass
+    cov_yy = (kernel * y * y).sum() / mass
+    assert torch.allclose(torch.stack([cov_xx, cov_xy, cov_yy]), 2 * tau * torch.tensor(alpha, dtype=torch.float64), rtol=1e-6)
+
+
+def _smooth_field(n, dtype=torch.float64):
+    """A smooth periodic field that is not band-limited (its spectrum decays exponentially)."""
+    coords = torch.arange(n, dtype=dtype) / n
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    return torch.exp(torch.sin(2 * math.pi * x) + 0.5 * torch.cos(2 * math.pi * (x + 2 * y)))[None, None]
+
+
+def test_same_parameters_give_the_same_operator_on_every_mesh():
+    """Filter an n and a 2n sampling; restrict the fine result by injection; errors shrink with h."""
+    tau, alpha, gamma = _params(1, 2e-3, (1.0, 0.3, 0.8), (0.7, 0.02, -0.01))
+    errors = []
+    for n in (8, 16, 32):
+        coarse = mesh_free_filter(_smooth_field(n), tau, alpha, gamma)
+        fine = mesh_free_filter(_smooth_field(2 * n), tau, alpha, gamma)
+        diff = restrict(fine, 1, "nearest") - coarse
+        errors.append(float(diff.abs().max() / coarse.abs().max()))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 1e-6
+
+
+def test_gradcheck_all_seven_parameters_and_input():
+    x = torch.randn(1, 2, 8, 6, dtype=torch.float64, requires_grad=True)
+    tau = torch.tensor([3e-3, 1e-2], dtype=torch.float64, requires_grad=True)
+    alpha = torch.tensor([[1.0, 0.2, 0.9], [0.5, -0.1, 1.5]], dtype=torch.float64, requires_grad=True)
+    gamma = torch.tensor([[1.0, 0.03, -0.02], [-0.5, 0.01, 0.04]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: mesh_free_filter(*a), (x, tau, alpha, gamma))
+
+
+@pytest.mark.parametrize(
+    "tau, alpha, message",
+    [
+        (0.0, (1.0, 0.0, 1.0), "tau"),
+        (-1e-3, (1.0, 0.0, 1.0), "tau"),
+        (1e-3, (0.0, 0.0, 1.0), "elliptic"),
+        (1e-3, (1.0, 1.0, 1.0), "elliptic"),
+        (1e-3, (1.0, 2.0, 1.0), "elliptic"),
+    ],
+)
+def test_invalid_parameters_raise(tau, alpha, message):
+    with pytest.raises(ValueError, match=message):
+        mesh_free_filter(torch.randn(1, 1, 8, 8, dtype=torch.float64), *_params(1, tau, alpha))
+
+
+def test_wrong_parameter_shape_raises():
+    with pytest.raises(ValueError, match="shape"):
+        mesh_free_filter(torch.randn(1, 2, 8, 8), *_params(3, 1e-3, dtype=torch.float32))
+
+
+def test_wavenumbers_are_physical():
+    ky, kx = wavenumbers(8, 8)
+    assert kx[0, 1].item() == pytest.approx(2 * math.pi)
+    assert ky[-1, 0].item() == pytest.approx(-2 * math.pi)
+    ky2, kx2 = wavenumbers(16, 16)
+    assert torch.allclose(kx2[0, :5], kx[0, :5])  # same physical modes on a finer mesh
+
+
+@pytest.mark.parametrize("mixing, expected", [("pointwise", 4 * 5 + 7 * 5 + 5), ("full", 7 * 4 * 5 + 5)])
+def test_layer_parameter_counts(mixing, expected):
+    layer = MeshFreeConv2d(4, 5, mixing=mixing)
+    assert sum(p.numel() for p in layer.parameters()) == expected
+
+
+def test_parametrization_is_valid_by_construction():
+    layer = MeshFreeConv2d(3, 4, mixing="full")
+    with torch.no_grad():
+        layer.chol.normal_(0, 3)
+        layer.log_tau.normal_(0, 3)
+    a = layer.alpha()
+    assert (layer.tau() > 0).all()
+    assert (a[..., 0] > 0).all() and (a[..., 0] * a[..., 2] - a[..., 1] ** 2 > 0).all()
+
+
+def test_full_mixing_equals_sum_of_pairwise_filters():
+    layer = MeshFreeConv2d(3, 2, mixing="full", bias=False).double()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    out = layer(x)
+    tau, alpha, gamma = layer.tau(), layer.alpha(), layer.gamma
+    for o in range(2):
+        expected = sum(mesh_free_filter(x[:, i : i + 1], tau[o, i : i + 1], alpha[o, i : i + 1], gamma[o, i : i + 1])[:, 0] for i in range(3))
+        assert torch.allclose(out[:, o], expected, atol=1e-12)
+
+
+def test_pointwise_mixing_is_1x1_then_filter():
+    layer = MeshFreeConv2d(3, 2, mixing="pointwise").double()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    mixed = torch.nn.functional.conv2d(x, layer.mix.weight)
+    expected = mesh_free_filter(mixed, layer.tau(), layer.alpha(), layer.gamma) + layer.bias[None, :, None, None]
+    assert torch.allclose(layer(x), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("mixing", ["pointwise", "full"])
+def test_initial_kernels_are_local_at_the_training_resolution(mixing):
+    n = 64
+    layer = MeshFreeConv2d(1, 8, mixing=mixing, bias=False, init_resolution=n).double()
+    delta = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    delta[..., 0, 0] = 1.0
+    with torch.no_grad():
+        if mixing == "pointwise":
+            layer.mix.weight.fill_(1.0)
+        response = layer(delta)[0]
+    energy = response.pow(2).sum(dim=(-2, -1))
+    window = torch.roll(response, shifts=(3, 3), dims=(-2, -1))[..., :7, :7].pow(2).sum(dim=(-2, -1))
+    assert (window / energy > 0.9).all()  # most energy within a 7x7 neighbourhood
+
+
+def test_layer_runs_on_several_meshes_and_backpropagates():
+    layer = MeshFreeConv2d(3, 4)
+    for n in (8, 16, 32):
+        out = layer(torch.randn(2, 3, n, n))
+        assert out.shape == (2, 4, n, n)
+        out.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
+def test_symbol_shape_broadcasts_over_parameter_batch():
+    ky, kx = wavenumbers(8, 8)
+    s = mesh_free_symbol(torch.ones(2, 3) * 1e-3, torch.tensor([1.0, 0, 1]).expand(2, 3, 3), torch.tensor([1.0, 0, 0]).expand(2, 3, 3), ky, kx)
+    assert s.shape == (2, 3, 8, 5) and s.is_complex()
