@@ -12,6 +12,7 @@ COMMANDS = {
     "prepare": ("mfcbench.data.prepare", "fetch/prepare a dataset as tensors"),
     "gather": ("mfcbench.gather", "gather cells into a tidy per-table CSV"),
     "measure": ("mfcbench.measure.cli", "FLOP and timing tables"),
+    "experiment": ("mfcbench.experiments.cli", "small standalone experiments (Figure 3 kernels, Lemma 4)"),
     "report": ("mfcbench.report.cli", "paper-layout tables, figures, claims and REPORT.md"),
 }
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m mfcbench <command> [options]\n\ncommands:")
         for name, (_, help_text) in COMMANDS.items():
-            print(f"  {name:<9} {help_text}")
+            print(f"  {name:<11} {help_text}")
         return 0 if argv else 2
     name = argv.pop(0)
     if name not in COMMANDS:
