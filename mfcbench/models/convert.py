@@ -1,0 +1,87 @@
+"""Turn a CNN into its MFC version: every spatial (k > 1) Conv2d becomes a MeshFreeConv2d.
+
+One converter serves every `mfc_*` model (and any torchvision-style network), so "MFC-X" always
+means "X with its spatial convolutions replaced", never a hand-written twin that could drift.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..layers import MeshFreeConv2d
+
+MIXINGS = ("pointwise", "full")
+
+
+class Subsample(nn.Module):
+    """Injection x[..., ::s, ::s]: the stride of a strided conv, after its MFC (mesh spacing doubles)."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        return x[..., :: self.stride, :: self.stride]
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}"
+
+
+def mfc_like(conv: nn.Conv2d, mixing: str, init_resolution: int) -> nn.Module:
+    """The MFC replacing one spatial conv (same channels and bias; a stride becomes a Subsample).
+
+    A conv initialised to zero (e.g. a residual branch's last conv) gives an MFC with zero output.
+    """
+    if conv.groups != 1:
+        raise ValueError(f"cannot convert a grouped convolution ({conv}) to an MFC")
+    mfc = MeshFreeConv2d(
+        conv.in_channels, conv.out_channels, mixing=mixing, bias=conv.bias is not None, init_resolution=init_resolution
+    )
+    if not bool(conv.weight.detach().any()):
+        mfc.gamma.data.zero_()
+    stride = conv.stride[0]
+    if conv.stride[0] != conv.stride[1]:
+        raise ValueError(f"cannot convert an anisotropic stride {conv.stride} to an MFC")
+    return mfc if stride == 1 else nn.Sequential(mfc, Subsample(stride))
+
+
+def to_mfc(
+    module: nn.Module,
+    mixing: str = "full",
+    init_resolution: int = 64,
+    include: Callable[[str], bool] | None = None,
+) -> nn.Module:
+    """Replace, in place, every Conv2d with a kernel larger than 1x1 by an MFC; returns `module`.
+
+    `include(qualified_name)` restricts the replacement to some convs (default: all of them).
+    """
+    if mixing not in MIXINGS:
+        raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}")
+    targets = [
+        name
+        for name, child in module.named_modules()
+        if isinstance(child, nn.Conv2d) and max(child.kernel_size) > 1 and (include is None or include(name))
+    ]
+    for name in targets:
+        parent_name, _, attr = name.rpartition(".")
+        parent = module.get_submodule(parent_name)
+        setattr(parent, attr, mfc_like(getattr(parent, attr), mixing, init_resolution))
+    return module
+
+
+CONVERSIONS = ("all", "first")
+
+
+def conversion_rule(convert: str) -> Callable[[str], bool] | None:
+    """`include` for to_mfc: "all" spatial convs, or only the "first" (`conv1`) of every residual block."""
+    if convert == "all":
+        return None
+    if convert == "first":
+        return lambda name: name.rsplit(".", 1)[-1] == "conv1"
+    raise ValueError(f"convert must be one of {CONVERSIONS}, got {convert!r}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

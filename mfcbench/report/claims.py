@@ -1,0 +1,407 @@
+"""Claims and verdicts: a pure function from result tables to one verdict row per claim.
+
+Each claim in `claims.yaml` names a check registered here; a check reads DataFrames (never
+files, never training code) and returns the reproduced value, verdict and reason. New claim
+kinds are one decorated function.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+
+from ..registry import Registry
+from .published import equal_at_printed_precision, published_cells, round_like
+from .tables import OK, build_table, normalise
+
+CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
+REPRODUCED, DEVIATES, NOT_RUN = "REPRODUCED", "DEVIATES", "NOT_RUN"
+CLAIM_COLUMNS = ["id", "claim", "source", "published", "reproduced", "profile", "dataset",
+                 "verdict", "reason", "tolerance"]
+_NO_DATASET = {"", "synthetic", "none", "nan"}
+
+Check = Callable[[dict, dict], dict]
+CHECKS: Registry[Check] = Registry("claim check")
+
+
+def load_claims(path: str | Path | None = None) -> list[dict[str, Any]]:
+    with open(path or CLAIMS_PATH) as handle:
+        return yaml.safe_load(handle)
+
+
+def score_claims(claims: list[dict], results: dict[str, pd.DataFrame], profile: str = "") -> pd.DataFrame:
+    """One row per claim. `results` maps a result name ('table4', 'lemma4', ...) to its DataFrame."""
+    rows = []
+    for spec in claims:
+        try:
+            outcome = CHECKS.get(spec["check"])(spec, results)
+        except (KeyError, ValueError, TypeError) as error:  # malformed results: say so, don't crash the report
+            outcome = _verdict(NOT_RUN, f"could not score: {error.__class__.__name__}: {error}")
+        rows.append({
+            "id": spec["id"], "claim": spec["claim"], "source": spec.get("source", ""),
+            "published": outcome.get("published", ""), "reproduced": outcome.get("reproduced", ""),
+            "profile": profile, "dataset": outcome.get("dataset", ""),
+            "verdict": outcome["verdict"], "reason": outcome.get("reason", ""),
+            "tolerance": ", ".join(f"{k}={v}" for k, v in (spec.get("tolerance") or {}).items()),
+        })
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def _verdict(verdict: str, reason: str = "", **extra) -> dict:
+    return {"verdict": verdict, "reason": reason, **extra}
+
+
+def _frame(results: dict, name: str) -> pd.DataFrame | None:
+    frame = results.get(name)
+    return None if frame is None or frame.empty else frame
+
+
+def _missing(name: str) -> dict:
+    return _verdict(NOT_RUN, f"no results: {name}.csv missing or empty")
+
+
+def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    if "status" not in frame.columns:
+        return frame
+    return frame[frame["status"].map(normalise).isin(["ok", "nan"])]
+
+
+def _filter(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
+    for column, wanted in (where or {}).items():
+        if column not in frame.columns:
+            raise KeyError(f"results lack column {column!r}")
+        frame = frame[frame[column].map(normalise) == normalise(wanted)]
+    return frame
+
+
+def _datasets(frame: pd.DataFrame) -> str:
+    return "+".join(sorted({str(d) for d in frame["dataset"].dropna()})) if "dataset" in frame.columns else ""
+
+
+def _strategy_means(frame: pd.DataFrame, metric: str) -> pd.Series:
+    frame = _ok_rows(frame).assign(_s=lambda f: f["strategy"].map(normalise))
+    return pd.to_numeric(frame[metric], errors="coerce").groupby(frame["_s"]).mean().dropna()
+
+
+def _first_metric(frame: pd.DataFrame, candidates) -> str | None:
+    for name in [candidates] if isinstance(candidates, str) else candidates:
+        if name in frame.columns and pd.to_numeric(frame[name], errors="coerce").notna().any():
+            return name
+    return None
+
+
+def _published_by_keys(table: str, block: str | None = None) -> list[dict]:
+    return [c for c in published_cells(table) if block is None or c["block"] == block]
+
+
+# --- checks -------------------------------------------------------------------------------------
+RESOLUTION_ORDER = ["1/1024", "1/512", "1/256", "1/128", "1/64", "1/32"]  # finest -> coarsest
+
+
+@CHECKS.register("trend")
+def check_trend(spec: dict, results: dict) -> dict:
+    """Ratio of the discrepancy on the finest vs the coarsest mesh, in the claimed direction."""
+    frame = _frame(results, spec["input"])
+    published_cells_ = [c for c in _published_by_keys(spec["input"]) if normalise(c["keys"].get("input")) == normalise(spec["where"]["input"])]
+    pub = {c["keys"]["resolution"]: c["value"] for c in published_cells_}
+    pub_ratio = pub[RESOLUTION_ORDER[0]] / pub[RESOLUTION_ORDER[-1]]
+    published = f"d({RESOLUTION_ORDER[0]})/d({RESOLUTION_ORDER[-1]}) = {pub_ratio:.3g}"
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    rows = _ok_rows(_filter(frame, spec["where"]))
+    means = pd.to_numeric(rows["discrepancy"], errors="coerce").groupby(rows["resolution"].astype(str)).mean().dropna()
+    present = [r for r in RESOLUTION_ORDER if r in means.index]
+    if len(present) < 2:
+        return _verdict(NOT_RUN, "fewer than two resolutions measured", published=published)
+    ratio = means[present[0]] / means[present[-1]]
+    n = rows["seed"].nunique() if "seed" in rows.columns else len(rows)
+    reproduced = f"d({present[0]})/d({present[-1]}) = {ratio:.3g} (n={n} seeds)"
+    floor = spec["tolerance"]["min_ratio"]
+    holds = ratio >= floor if spec["direction"] == "grows" else ratio <= 1 / floor
+    reason = f"{spec['direction']} as the mesh refines {'holds' if holds else 'does not hold'} (needs ratio {'>=' if spec['direction'] == 'grows' else '<='} {floor if spec['direction'] == 'grows' else round(1 / floor, 3)})"
+    return _verdict(REPRODUCED if holds else DEVIATES, reason, published=published, reproduced=reproduced, dataset="synthetic")
+
+
+@CHECKS.register("wu_coefficient")
+def check_wu_coefficient(spec: dict, results: dict) -> dict:
+    """The closed-form #WU coefficient (per N0*I) from workunits.csv (strategy, coefficient)."""
+    published = f"{spec['exact']} (printed {spec['printed']})"
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    rows = frame[frame["strategy"].map(normalise) == normalise(spec["strategy"])]
+    values = pd.to_numeric(rows.get("coefficient"), errors="coerce").dropna() if "coefficient" in rows else pd.Series(dtype=float)
+    if values.empty:
+        return _verdict(NOT_RUN, f"no coefficient for {spec['strategy']} in {spec['input']}.csv", published=published)
+    value = float(values.iloc[0])
+    exact = float(Fraction(spec["exact"]))
+    holds = math.isclose(value, exact, rel_tol=spec["tolerance"]["rel"]) and equal_at_printed_precision(value, spec["printed"])
+    return _verdict(REPRODUCED if holds else DEVIATES, f"{value:.6g} vs exact {exact:.6g}",
+                    published=published, reproduced=f"{value:.6g}", dataset="none")
+
+
+@CHECKS.register("wu_ratio")
+def check_wu_ratio(spec: dict, results: dict) -> dict:
+    """#WU(numerator) / #WU(denominator) from the closed-form column of the first training table present."""
+    published = spec["printed"]
+    for name in spec["inputs"]:
+        frame = _frame(results, name)
+        if frame is None or "wu_closed_form" not in frame.columns:
+            continue
+        means = _strategy_means(frame, "wu_closed_form")
+        if spec["numerator"] in means and spec["denominator"] in means:
+            ratio = means[spec["numerator"]] / means[spec["denominator"]]
+            holds = equal_at_printed_precision(ratio, spec["printed"])
+            reason = f"{ratio:.4g} rounds to {round_like(ratio, spec['printed']):g} at the printed precision (from {name}.csv wu_closed_form)"
+            return _verdict(REPRODUCED if holds else DEVIATES, reason, published=published,
+                            reproduced=f"{ratio:.4g}", dataset="none")
+    return _verdict(NOT_RUN, f"no wu_closed_form for {spec['numerator']} and {spec['denominator']} in {', '.join(spec['inputs'])}", published=published)
+
+
+@CHECKS.register("wu_savings")
+def check_wu_savings(spec: dict, results: dict) -> dict:
+    cells = {c["keys"]["strategy"]: c["value"] for c in _published_by_keys(spec["input"], "wu")}
+    published = f"SGD/MSGD = {cells['sgd'] / cells['msgd']:.3g}, SGD/FMSGD = {cells['sgd'] / cells['fmsgd']:.3g}"
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    metric = _first_metric(frame, spec["metric"])
+    if metric is None:
+        return _verdict(NOT_RUN, f"results lack {', '.join(spec['metric'])}", published=published)
+    means = _strategy_means(frame, metric)
+    if not {"sgd", "msgd", "fmsgd"} <= set(means.index):
+        return _verdict(NOT_RUN, f"needs sgd, msgd and fmsgd; have {', '.join(means.index)}", published=published)
+    r_m, r_f = means["sgd"] / means["msgd"], means["sgd"] / means["fmsgd"]
+    floor = spec["tolerance"]["min_ratio"]
+    holds = r_m >= floor and r_f > r_m
+    return _verdict(REPRODUCED if holds else DEVIATES,
+                    f"order SGD > MSGD > FMSGD {'holds' if r_f > r_m > 1 else 'fails'}; MSGD saving {'>=' if r_m >= floor else '<'} {floor}x ({metric})",
+                    published=published, reproduced=f"SGD/MSGD = {r_m:.3g}, SGD/FMSGD = {r_f:.3g}", dataset=_datasets(frame))
+
+
+@CHECKS.register("similar_quality")
+def check_similar_quality(spec: dict, results: dict) -> dict:
+    """Worst seed-mean gap of MSGD/FMSGD to SGD over networks, and their #WU fraction of SGD's."""
+    metric, higher = spec["metric"], spec["higher_is_better"]
+    pub = pd.DataFrame([{**c["keys"], "value": c["value"]} for c in _published_by_keys(spec["input"]) if "arch" in c["keys"]])
+    pub_gap = _worst_gap(pub.rename(columns={"value": metric}), metric, higher)[0]
+    published = f"worst gap {pub_gap:+.1%}"
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    if metric not in frame.columns:
+        return _verdict(NOT_RUN, f"results lack {metric}", published=published)
+    ok = _ok_rows(frame)
+    gap, where, n_arch = _worst_gap(ok, metric, higher)
+    if n_arch == 0:
+        return _verdict(NOT_RUN, "no network has both SGD and a multiscale strategy", published=published)
+    wu_col = _first_metric(frame, ["wu_executed", "wu_closed_form"])
+    wu = _strategy_means(frame, wu_col) if wu_col else pd.Series(dtype=float)
+    fractions = {s: wu[s] / wu["sgd"] for s in ("msgd", "fmsgd") if s in wu and "sgd" in wu}
+    cheaper = bool(fractions) and all(f < 1 for f in fractions.values())
+    tol = spec["tolerance"]["max_rel_gap"]
+    holds = gap <= tol and cheaper
+    datasets = _datasets(frame)
+    paper = _paper_dataset(spec["input"])
+    note = f"; checked on {datasets} (substitute for {paper}: the qualitative claim only)" if _substituted(datasets, paper) else ""
+    frac = ", ".join(f"{s} {f:.3g}" for s, f in fractions.items()) or "no #WU"
+    diverged = int((frame["status"].map(normalise) == "diverged").sum()) if "status" in frame.columns else 0
+    reason = (f"worst gap {gap:+.1%} at {where} (tolerance {tol:.0%}); #WU fraction of SGD: {frac}"
+              + (f"; {diverged} diverged run(s) excluded" if diverged else "") + note)
+    return _verdict(REPRODUCED if holds else DEVIATES, reason, published=published,
+                    reproduced=f"worst gap {gap:+.1%} over {n_arch} network(s)", dataset=datasets)
+
+
+def _worst_gap(frame: pd.DataFrame, metric: str, higher: bool) -> tuple[float, str, int]:
+    frame = frame.assign(_a=frame["arch"].map(normalise), _s=frame["strategy"].map(normalise))
+    means = pd.to_numeric(frame[metric], errors="coerce").groupby([frame["_a"], frame["_s"]]).mean().dropna()
+    worst, where, archs = -math.inf, "", set()
+    for (arch, strategy), value in means.items():
+        if strategy == "sgd" or (arch, "sgd") not in means.index:
+            continue
+        base = means[(arch, "sgd")]
+        gap = (base - value) / base if higher else (value - base) / base
+        archs.add(arch)
+        if gap > worst:
+            worst, where = gap, f"{arch}/{strategy}"
+    return (worst if archs else float("nan")), where, len(archs)
+
+
+def _paper_dataset(table: str) -> str:
+    from .published import published_table
+    return str(published_table(table).get("dataset", ""))
+
+
+def _substituted(used: str, paper: str) -> bool:
+    return bool(used) and normalise(paper) not in _NO_DATASET and normalise(used) != normalise(paper)
+
+
+@CHECKS.register("absolute")
+def check_absolute(spec: dict, results: dict) -> dict:
+    cell = next(c for c in _published_by_keys(spec["table"]) if all(normalise(c["keys"].get(k)) == normalise(v) for k, v in spec["cell"].items()))
+    published = cell["printed"]
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    rows = _ok_rows(frame)
+    for column, wanted in spec["cell"].items():
+        rows = rows[rows[column].map(normalise) == normalise(wanted)]
+    datasets = _datasets(rows if not rows.empty else frame)
+    needed = spec["requires_dataset"]
+    if normalise(datasets) != normalise(needed):
+        return _verdict(NOT_RUN, f"needs {needed} (network download); this profile ran on {datasets or 'nothing'}",
+                        published=published, dataset=datasets)
+    values = pd.to_numeric(rows[spec["metric"]], errors="coerce").dropna()
+    if values.empty:
+        return _verdict(NOT_RUN, "no finished run for this cell", published=published, dataset=datasets)
+    mean = float(values.mean())
+    tol = spec["tolerance"]
+    limit = tol["abs"] if "abs" in tol else tol["rel"] * cell["value"]
+    holds = abs(mean - cell["value"]) <= limit
+    return _verdict(REPRODUCED if holds else DEVIATES, f"|{mean:.4g} - {cell['value']:g}| {'<=' if holds else '>'} {limit:.3g}",
+                    published=published, reproduced=f"{mean:.4g} (n={len(values)})", dataset=datasets)
+
+
+@CHECKS.register("flops_formula")
+def check_flops_formula(spec: dict, results: dict) -> dict:
+    frame = _frame(results, spec["input"])
+    published = f"n^2 k^2 * {spec['channels']}^2"
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    conv = frame[frame["op"].map(normalise) == "conv"]
+    if conv.empty:
+        return _verdict(NOT_RUN, "no conv rows", published=published)
+    expected = conv["n"].astype("int64") ** 2 * conv["k"].astype("int64") ** 2 * spec["channels"] ** 2
+    wrong = int((pd.to_numeric(conv["flops"]).astype("int64") != expected).sum())
+    return _verdict(DEVIATES if wrong else REPRODUCED, f"{wrong} of {len(conv)} (n, k) cells differ from the formula",
+                    published=published, reproduced=f"{len(conv) - wrong}/{len(conv)} exact", dataset="none")
+
+
+@CHECKS.register("printed_cells")
+def check_printed_cells(spec: dict, results: dict) -> dict:
+    """Every measured cell of a table block equals the printed value at the printed precision."""
+    frame = _frame(results, spec["table"])
+    table = build_table(spec["table"], frame, None if frame is not None else [f"{spec['table']}.csv missing"])
+    block = table[table["block"] == spec["block"]]
+    published = f"{block['published_printed'].nunique()} printed value(s)"
+    not_measured = int(block.drop_duplicates(["row", "column"]).shape[0] - block[block["status"] == OK].drop_duplicates(["row", "column"]).shape[0])
+    if spec.get("split"):
+        block = block[block["split"] == spec["split"]]
+    measured = block[block["status"] == OK]
+    if measured.empty:
+        reason = block["reason"].iloc[0] if len(block) else "no cells"
+        return _verdict(NOT_RUN, f"nothing measured{' for ' + spec['split'] if spec.get('split') else ''}: {reason}", published=published)
+    equal = [equal_at_printed_precision(m, p) for m, p in zip(measured["reproduced_mean"], measured["published_printed"])]
+    bad = measured[[not e for e in equal]]
+    examples = "; ".join(f"{r.row}/{r.column}: {r.reproduced_mean:.4g} vs {r.published:.4g}" for r in bad.head(3).itertuples())
+    reason = f"{sum(equal)}/{len(measured)} measured cells equal at printed precision ({not_measured} cell(s) not measured)"
+    return _verdict(REPRODUCED if bad.empty else DEVIATES, reason + (f"; e.g. {examples}" if examples else ""),
+                    published=published, reproduced=f"{sum(equal)}/{len(measured)} equal", dataset="none")
+
+
+@CHECKS.register("crossover")
+def check_crossover(spec: dict, results: dict) -> dict:
+    """Per image size n: the smallest kernel size k at which the conv costs more FLOPs than the MFC."""
+    pub = {}
+    cells = _published_by_keys("table11")
+    mfc = {c["keys"]["n"]: c["value"] for c in cells if c["block"] == "mfc"}
+    for c in sorted((c for c in cells if c["block"] == "conv"), key=lambda c: c["keys"]["k"]):
+        n = c["keys"]["n"]
+        if n not in pub and c["value"] > mfc[n]:
+            pub[n] = c["keys"]["k"]
+    published = ", ".join(f"n={n}: k={k}" for n, k in sorted(pub.items()))
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    ops = frame["op"].map(normalise)
+    conv, ours = frame[ops == "conv"], frame[ops == normalise(spec["mfc_op"])]
+    if conv.empty or ours.empty:
+        return _verdict(NOT_RUN, f"needs conv and {spec['mfc_op']} rows", published=published)
+    mfc_by_n = pd.to_numeric(ours["flops"]).groupby(ours["n"].astype(int)).mean()
+    found = {}
+    for n, group in conv.groupby(conv["n"].astype(int)):
+        if n not in mfc_by_n:
+            continue
+        over = group[pd.to_numeric(group["flops"]) > mfc_by_n[n]]
+        found[n] = int(over["k"].min()) if not over.empty else None
+    reproduced = ", ".join(f"n={n}: k={k if k is not None else '>' + str(int(conv['k'].max()))}" for n, k in sorted(found.items()))
+    common = [n for n in found if n in pub]
+    if not common:
+        return _verdict(NOT_RUN, "no image size in common with Table 11", published=published, reproduced=reproduced)
+    same = all(found[n] == pub[n] for n in common)
+    return _verdict(REPRODUCED if same else DEVIATES, f"compared at n = {', '.join(map(str, sorted(common)))} with {spec['mfc_op']}",
+                    published=published, reproduced=reproduced, dataset="none")
+
+
+@CHECKS.register("speedup")
+def check_speedup(spec: dict, results: dict) -> dict:
+    """SGD / Multiscale-SGD time per iteration, per model, on the requested device."""
+    cells = _published_by_keys("table15")
+    pub = {}
+    for model in {c["keys"]["model"] for c in cells}:
+        by = {c["keys"]["strategy"]: c["value"] for c in cells if c["keys"]["model"] == model}
+        pub[model] = by["sgd"] / by["msgd"]
+    published = ", ".join(f"{m} {r:.3g}x" for m, r in sorted(pub.items())) + " (cuda, A6000)"
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    frame = frame.assign(_ms=pd.to_numeric(frame["ms_median"], errors="coerce")).dropna(subset=["_ms"])
+    measured = _ratios(frame)
+    wanted = normalise(spec["device"])
+    rows = {k: v for k, v in measured.items() if wanted == "any" or k[0] == wanted}
+    seen = ", ".join(f"{m} on {d}: {r:.3g}x" for (d, m), r in sorted(measured.items())) or "nothing"
+    if not rows:
+        return _verdict(NOT_RUN, f"needs a {spec['device']} device; measured: {seen}", published=published)
+    tol = spec["tolerance"]
+    if "min_ratio" in tol:
+        holds = all(r >= tol["min_ratio"] for r in rows.values())
+        reason = f"every ratio {'>=' if holds else 'not all >='} {tol['min_ratio']}x"
+    else:
+        compared = [(r, pub[m]) for (d, m), r in rows.items() if m in pub]
+        if not compared:
+            return _verdict(NOT_RUN, "no model in common with Table 15", published=published)
+        holds = all(abs(r - p) <= tol["rel"] * p for r, p in compared)
+        reason = f"within +-{tol['rel']:.0%} of the printed ratio: {'yes' if holds else 'no'}"
+    reproduced = ", ".join(f"{m} {r:.3g}x on {d}" for (d, m), r in sorted(rows.items()))
+    return _verdict(REPRODUCED if holds else DEVIATES, reason, published=published, reproduced=reproduced, dataset="none")
+
+
+def _ratios(frame: pd.DataFrame) -> dict[tuple[str, str], float]:
+    out = {}
+    device = frame["device"].map(normalise) if "device" in frame.columns else pd.Series("nan", index=frame.index)
+    for (dev, model), group in frame.groupby([device, frame["model"].map(normalise)]):
+        by = group.groupby(group["strategy"].map(normalise))["_ms"].median()
+        if "sgd" in by and "msgd" in by and by["msgd"] > 0:
+            out[(dev, model)] = float(by["sgd"] / by["msgd"])
+    return out
+
+
+@CHECKS.register("lemma4")
+def check_lemma4(spec: dict, results: dict) -> dict:
+    frame = _frame(results, spec["input"])
+    published = "any eps > 0"
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    # The lemma says an MFC *exists*: score the best basis family, each at its largest m, worst seed.
+    families = frame.groupby("family") if "family" in frame.columns else [("mfc", frame)]
+    best = None
+    for family, group in families:
+        largest = group["m"].max()
+        worst_seed = float(pd.to_numeric(group.loc[group["m"] == largest, "residual"]).max())
+        if best is None or worst_seed < best[0]:
+            best = (worst_seed, family, largest)
+    worst, family, largest = best
+    limit = spec["tolerance"]["max_residual"]
+    n = frame["seed"].nunique() if "seed" in frame.columns else len(frame)
+    return _verdict(REPRODUCED if worst <= limit else DEVIATES, f"best family {family}: worst residual at m={largest} over {n} seed(s) {'<=' if worst <= limit else '>'} {limit:g}",
+                    published=published, reproduced=f"{worst:.3g}", dataset="synthetic")
+
+
+@CHECKS.register("not_run")
+def check_not_run(spec: dict, results: dict) -> dict:
+    return _verdict(NOT_RUN, spec["reason"])

@@ -1,0 +1,82 @@
+"""`python -m mfcbench report {table,figure,claims,markdown}`: the pipeline's report entry points."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..io import write_csv, write_text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mfcbench report", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    table = sub.add_parser("table", help="paper-layout table: one row per printed cell")
+    table.add_argument("--name", required=True, help="table1 .. table15")
+    table.add_argument("--input", action="append", default=[], help="result CSV (repeatable)")
+    table.add_argument("--config", help="profile config (Tables 13/14 settings: what was used)")
+    table.add_argument("--out", required=True)
+    figure = sub.add_parser("figure", help="figure PNG plus the CSV behind it")
+    figure.add_argument("--name", required=True, help="fig3, fig4, fig5 or fig7")
+    figure.add_argument("--input", action="append", default=[], required=True)
+    figure.add_argument("--out", required=True)
+    claims = sub.add_parser("claims", help="one verdict per claim")
+    claims.add_argument("--results-dir", required=True)
+    claims.add_argument("--profile", help="defaults to the results folder's name")
+    claims.add_argument("--out", required=True)
+    markdown = sub.add_parser("markdown", help="REPORT.md")
+    markdown.add_argument("--results-dir", required=True)
+    markdown.add_argument("--reports-dir", required=True)
+    markdown.add_argument("--profile", help="defaults to the results folder's name")
+    markdown.add_argument("--config", help="profile config YAML, rendered beside Tables 13/14")
+    markdown.add_argument("--out", required=True)
+    return parser
+
+
+def _config(path: str | None) -> dict | None:
+    if not path:
+        return None
+    with open(path) as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"mfcbench report {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "table":
+        from .published import published_table
+        from .tables import build_table, read_results, settings_frame
+
+        spec = published_table(args.name)
+        if spec.get("blocks"):
+            frame, notes = read_results(args.input)
+            out = build_table(args.name, frame, notes or (None if args.input else ["no --input given"]))
+        else:
+            out = settings_frame(args.name, _config(args.config))
+        write_csv(args.out, out)
+    elif args.command == "figure":
+        from .figures import render
+
+        render(args.name, args.input, args.out)
+    elif args.command == "claims":
+        from .claims import load_claims, score_claims
+        from .tables import load_results_dir
+
+        profile = args.profile or Path(args.results_dir).name
+        write_csv(args.out, score_claims(load_claims(), load_results_dir(args.results_dir), profile))
+    elif args.command == "markdown":
+        from .markdown import build_report
+
+        profile = args.profile or Path(args.results_dir).name
+        write_text(args.out, build_report(args.results_dir, args.reports_dir, profile, _config(args.config)))
+    return 0
