@@ -1,0 +1,166 @@
+"""Datasets by name: `load_split`, `dataset_checksum`, `prepare` (and `python -m mfcbench prepare`).
+
+Embedded datasets (`fields`, `skimage`, `digits`) work offline and may be built in memory when not
+prepared; network datasets (`stl10`, `celeba`, `mnist`, `urban100`) must be prepared first.
+Each dataset lives in its own module and registers itself with `@DATASETS.register("name")`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# The CLI module is imported before the `prepare` function is defined below: importing a submodule
+# sets the package attribute of the same name, so this order keeps `mfcbench.data.prepare` the function.
+from . import prepare as _prepare_cli  # noqa: F401
+from .base import DATASETS, SPLITS, Dataset, check_image_size, check_split
+from .fetch import ArchiveError, ManualDownloadRequired
+from .store import CorruptPreparedDataError, DatasetNotPreparedError, prepared_dir
+
+__all__ = [
+    "DATASETS", "SPLITS", "Dataset", "load_split", "dataset_checksum", "prepare", "get_dataset",
+    "dataset_names", "prepared_dir", "DatasetNotPreparedError", "CorruptPreparedDataError",
+    "ManualDownloadRequired", "ArchiveError",
+]
+
+_HELPERS = {"base", "fetch", "store", "transforms", "prepare"}
+
+
+def _load_all() -> None:
+    """Import every dataset module (each registers itself); kept lazy so imports stay cheap."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name not in _HELPERS:
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def get_dataset(name: str) -> Dataset:
+    _load_all()
+    return DATASETS.get(name)()
+
+
+def dataset_names() -> list[str]:
+    _load_all()
+    return DATASETS.names()
+
+
+def _limit(tensor: torch.Tensor, limit: int | None) -> torch.Tensor:
+    if limit is None:
+        return tensor
+    if int(limit) < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    return tensor[: int(limit)].contiguous()
+
+
+def _check_options_match(directory: Path, ds: Dataset, options: dict[str, Any]) -> None:
+    """Options given to load_split must agree with the ones the prepared data was made with."""
+    if not options:
+        return
+    from .store import read_meta
+
+    recorded = read_meta(directory).get("options", {})
+    wanted = json.loads(json.dumps(ds.resolve(options), default=str))  # tuples -> lists, as recorded
+    diff = {k: (recorded.get(k), v) for k, v in wanted.items() if k in options and recorded.get(k) != v}
+    if diff:
+        raise ValueError(
+            f"{directory} was prepared with different options {diff} (recorded, requested); "
+            f"prepare again with the options you want, or drop them"
+        )
+
+
+def _not_prepared(ds: Dataset, image_size: int, root: Path) -> DatasetNotPreparedError:
+    return DatasetNotPreparedError(
+        f"dataset {ds.name!r} at size {image_size} is not prepared under {root}/prepared/; run: "
+        f"python -m mfcbench prepare --dataset {ds.name} --image-size {image_size} --root {root}"
+    )
+
+
+def build_splits(name: str, image_size: int, root: str | os.PathLike = "data", *, splits=SPLITS,
+                 fetch: bool = True, **options: Any) -> dict[str, torch.Tensor]:
+    """Build splits from scratch (fetching raw files for network datasets); writes nothing prepared."""
+    ds = get_dataset(name)
+    image_size, root = check_image_size(image_size), Path(root)
+    resolved = ds.resolve(options)
+    if fetch:
+        ds.fetch(root, resolved)
+    out = {}
+    for split in splits:
+        x = ds.build_split(check_split(split), image_size, root, resolved)
+        _check_tensor(x, ds, split)
+        out[split] = x
+    return out
+
+
+def _check_tensor(x: torch.Tensor, ds: Dataset, split: str) -> None:
+    if x.dtype != torch.float32 or x.ndim != 4 or x.shape[1] != ds.channels or x.shape[0] == 0:
+        raise ValueError(f"dataset {ds.name!r} built a bad {split} split: {x.dtype} {tuple(x.shape)}")
+
+
+def load_split(name: str, split: str, image_size: int, root: str | os.PathLike = "data", *,
+               limit: int | None = None, **options: Any) -> torch.Tensor:
+    """float32 (N, C, H, W) in [0, 1], deterministic. Prepared files are used when present;
+    embedded datasets are otherwise built in memory, network datasets raise with the command to run."""
+    check_split(split)
+    ds = get_dataset(name)
+    image_size, root = check_image_size(image_size), Path(root)
+    directory = prepared_dir(root, name, image_size)
+    from .store import is_prepared, read_split
+
+    if is_prepared(directory):
+        _check_options_match(directory, ds, options)
+        return _limit(read_split(directory, split), limit)
+    if not ds.embedded:
+        raise _not_prepared(ds, image_size, root)
+    return _limit(build_splits(name, image_size, root, splits=(split,), fetch=False, **options)[split], limit)
+
+
+def dataset_checksum(name: str, image_size: int, root: str | os.PathLike = "data", **options: Any) -> str:
+    """sha256 of the dataset's tensors: verified from the prepared files when present, else (embedded
+    datasets only) computed from the in-memory build that load_split would return."""
+    from .store import is_prepared, splits_sha256, verify_checksum
+
+    ds = get_dataset(name)
+    image_size, root = check_image_size(image_size), Path(root)
+    directory = prepared_dir(root, name, image_size)
+    if is_prepared(directory):
+        _check_options_match(directory, ds, options)
+        return verify_checksum(directory)
+    if not ds.embedded:
+        raise _not_prepared(ds, image_size, root)
+    return splits_sha256(build_splits(name, image_size, root, fetch=False, **options))
+
+
+def prepare(name: str, image_size: int, root: str | os.PathLike = "data", *, limit_train: int | None = None,
+            limit_val: int | None = None, **options: Any) -> Path:
+    """Fetch (if needed), build and write `<root>/prepared/<name>/<size>/` atomically; returns the folder."""
+    from .store import write_prepared
+
+    ds = get_dataset(name)
+    image_size, root = check_image_size(image_size), Path(root)
+    resolved = ds.resolve(options)
+    splits = build_splits(name, image_size, root, **options)
+    splits = {"train": _limit(splits["train"], limit_train), "val": _limit(splits["val"], limit_val)}
+    meta = {
+        "dataset": name,
+        "image_size": image_size,
+        "channels": ds.channels,
+        "options": resolved,
+        "limit_train": limit_train,
+        "limit_val": limit_val,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    directory = prepared_dir(root, name, image_size)
+    write_prepared(directory, splits, meta)
+    return directory
+
+
+# `import mfcbench.data.prepare as m` binds this function (attribute lookup wins over the submodule);
+# giving it the CLI's entry point keeps `m.main(argv)` working either way.
+prepare.main = _prepare_cli.main  # type: ignore[attr-defined]

@@ -1,0 +1,124 @@
+"""Prepared-data layout `<root>/prepared/<name>/<size>/{train,val}.pt, checksum.txt, meta.json`.
+
+The folder appears in one rename: a failure while building or writing leaves nothing behind, and a
+reader never sees a half-written dataset. The checksum is a sha256 over the tensors themselves
+(dtype, shape and bytes of train then val), so it does not depend on torch's file format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import io
+from .base import SPLITS
+
+CHECKSUM_FILE = "checksum.txt"
+META_FILE = "meta.json"
+
+
+class DatasetNotPreparedError(FileNotFoundError):
+    """A network dataset was asked for before `python -m mfcbench prepare` ran for it."""
+
+
+class CorruptPreparedDataError(ValueError):
+    """Prepared tensors do not match the checksum recorded when they were written."""
+
+
+def prepared_dir(root: str | os.PathLike, name: str, image_size: int) -> Path:
+    return Path(root) / "prepared" / name / str(int(image_size))
+
+
+def is_prepared(directory: Path) -> bool:
+    return all((directory / f).is_file() for f in (*[f"{s}.pt" for s in SPLITS], CHECKSUM_FILE))
+
+
+def _update(h: "hashlib._Hash", tensor: torch.Tensor) -> None:
+    t = tensor.detach().cpu().contiguous()
+    h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+    h.update(memoryview(t.numpy()).cast("B"))
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    _update(h, tensor)
+    return h.hexdigest()
+
+
+def splits_sha256(splits: dict[str, torch.Tensor]) -> str:
+    """The dataset checksum: sha256 over train then val tensors."""
+    h = hashlib.sha256()
+    for split in SPLITS:
+        h.update(split.encode())
+        _update(h, splits[split])
+    return h.hexdigest()
+
+
+def write_prepared(directory: Path, splits: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    """Write the splits, checksum and metadata into a temporary folder, then rename it into place."""
+    checksum = splits_sha256(splits)
+    meta = {
+        **meta,
+        "checksum": checksum,
+        "splits": {s: {"shape": list(splits[s].shape), "sha256": tensor_sha256(splits[s])} for s in SPLITS},
+    }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    old = None
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the prepared folder is shared data
+        for split in SPLITS:
+            torch.save(splits[split].contiguous(), tmp / f"{split}.pt")
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        (tmp / CHECKSUM_FILE).write_text(checksum + "\n")
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old.{os.getpid()}")
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not directory.exists():
+            os.replace(old, directory)  # put the previous version back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return checksum
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    path = directory / META_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_checksum(directory: Path) -> str:
+    return (directory / CHECKSUM_FILE).read_text().strip()
+
+
+def read_split(directory: Path, split: str) -> torch.Tensor:
+    """Load one prepared split and check it against the sha256 recorded in meta.json."""
+    tensor = io.torch_load(directory / f"{split}.pt")
+    expected = read_meta(directory).get("splits", {}).get(split, {}).get("sha256")
+    if expected is not None and tensor_sha256(tensor) != expected:
+        raise CorruptPreparedDataError(
+            f"{directory / f'{split}.pt'} does not match its recorded sha256; delete {directory} and prepare again"
+        )
+    return tensor
+
+
+def verify_checksum(directory: Path) -> str:
+    """Recompute the dataset checksum from the prepared tensors and compare with checksum.txt."""
+    actual = splits_sha256({s: io.torch_load(directory / f"{s}.pt") for s in SPLITS})
+    recorded = read_checksum(directory)
+    if actual != recorded:
+        raise CorruptPreparedDataError(
+            f"{directory}: tensors hash to {actual[:12]}..., checksum.txt says {recorded[:12]}...; "
+            f"delete {directory} and prepare again"
+        )
+    return actual
