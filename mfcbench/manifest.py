@@ -1,0 +1,80 @@
+"""The manifest of a cell: everything needed to say which code, data and machine made a number."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from importlib import metadata
+import platform
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .config import config_hash
+
+# Distribution names; read from package metadata so recording them imports nothing heavy.
+VERSIONED = ("torch", "torchvision", "numpy", "mfcbench", "fvcore", "neuraloperator", "scikit-image",
+             "torchmetrics", "segment-anything")
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout holding mfcbench; (None, None) without git or a repo."""
+    cwd = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    sha = commit.stdout.strip() if commit.returncode == 0 else None
+    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return sha, dirty
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that can change a result, for those installed here."""
+    import torch
+
+    from . import __version__
+
+    out = {"python": platform.python_version(), "torch_runtime": torch.__version__, "mfcbench": __version__}
+    for name in VERSIONED:
+        try:
+            out.setdefault(name, metadata.version(name))
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def device_description(device) -> str:
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}"
+
+
+def build_manifest(*, config: dict[str, Any], seed: int, device, dataset: str | None,
+                   dataset_checksum: str | None, started_at: str, finished_at: str | None = None) -> dict[str, Any]:
+    import torch
+
+    commit, dirty = git_state()
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "versions": versions(),
+        "device": device_description(device),
+        "seed": seed,
+        "config_hash": config_hash(config),
+        "dataset": dataset,
+        "dataset_checksum": dataset_checksum,
+        "hostname": socket.gethostname(),
+        "threads": torch.get_num_threads(),
+        "started_at": started_at,
+        "finished_at": finished_at or now(),
+    }

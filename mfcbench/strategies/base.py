@@ -1,0 +1,128 @@
+"""The strategy interface: a strategy is a schedule of phases, each a list of independent draws.
+
+Every strategy in the paper fits one shape. A `Phase` runs `iterations` optimizer steps; each step
+draws one independent batch per `Draw` and evaluates it on one or two meshes:
+
+- `Draw(n, (j,))`      adds  + l(batch at level j)                       (SGD, coarsest msgd term)
+- `Draw(n, (j, j+1))`  adds  + l(batch at level j) - l(batch at level j+1)  (a telescoping term)
+
+so Algorithm 1 is the draws [(N_0,(0,1)), (N_1,(1,2)), ..., (N_{L-1},(L-1,))] and one backward.
+The same phases price the schedule in closed form (`mfcbench.workunits.schedule_wu`), while the
+`WorkCounter` counts what the forwards really processed: two routes that must agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Protocol
+
+import torch
+
+from ..restrict import restrict
+from ..tasks.base import Batch, Task
+from ..workunits import WorkCounter, level_cost
+
+
+@dataclass(frozen=True)
+class Draw:
+    batch: int
+    levels: tuple[int, ...]  # (j,) -> +l_j ; (j, k) -> +l_j - l_k, same images
+    fraction: Fraction = Fraction(1)  # input pixels before restriction / finest-mesh pixels (crops)
+
+
+@dataclass(frozen=True)
+class Phase:
+    level: int  # finest mesh this phase touches (0 = finest)
+    iterations: int
+    draws: tuple[Draw, ...]
+
+    @property
+    def wu_per_iteration(self) -> Fraction:
+        return sum((Fraction(d.batch) * d.fraction * sum(level_cost(j) for j in d.levels) for d in self.draws),
+                   Fraction(0))
+
+    @property
+    def images_per_iteration(self) -> int:
+        return sum(d.batch for d in self.draws)
+
+
+class Sampler(Protocol):
+    """What the runner hands a strategy: training images and seeded generators."""
+
+    def images(self, n: int) -> torch.Tensor: ...  # (n, C, H, W) clean finest-mesh images, CPU
+
+    def batch(self, images: torch.Tensor) -> Batch: ...  # task.make_batch, moved to the device
+
+    def generator(self, purpose: str) -> torch.Generator: ...  # seeded per purpose, checkpointed
+
+
+def level_batches(config: dict[str, Any]) -> list[int]:
+    """N_j, finest first: the explicit `level_batches` list or N0 * batch_growth**j (rounded)."""
+    if config.get("level_batches"):
+        return [int(b) for b in config["level_batches"]]
+    n0, growth = config["batch_size"], config["batch_growth"]
+    out = [round(Fraction(n0) * Fraction(growth) ** j) for j in range(config["levels"])]
+    if min(out) < 1:
+        raise ValueError(f"batch sizes must be >= 1, got {out}")
+    return out
+
+
+def telescoping_draws(batches: list[int], first_level: int) -> tuple[Draw, ...]:
+    """Algorithm 1 over meshes first_level .. first_level+len(batches)-1."""
+    last = first_level + len(batches) - 1
+    return tuple(Draw(n, (j,) if j == last else (j, j + 1)) for j, n in enumerate(batches, start=first_level))
+
+
+class Strategy:
+    """Base class: subclasses build `phases()`; the loss of a step is shared."""
+
+    name = "strategy"
+    phased = False  # True: iterations[i] runs at phase i (coarsest first); False: sum(iterations) steps
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = dict(config)
+        self.levels = int(config["levels"])
+        self.restriction = config.get("restriction", "pool")
+        if self.levels < 1:
+            raise ValueError(f"levels must be >= 1, got {self.levels}")
+        if len(config["iterations"]) != self.levels:
+            raise ValueError(f"iterations lists {len(config['iterations'])} values for {self.levels} levels")
+
+    # --- schedule ------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    @property
+    def reset_optimizer(self) -> bool:
+        """Reset optimizer state at each phase start (phased strategies, optimizer_state=reset)."""
+        return self.phased and self.config.get("optimizer_state", "carry") == "reset"
+
+    def phase_iterations(self) -> list[tuple[int, Any]]:
+        """(level, iterations) per phase, coarsest first, zero-iteration phases dropped."""
+        its = self.config["iterations"]
+        if not self.phased:
+            return [(0, sum(its))]
+        return [(self.levels - 1 - i, n) for i, n in enumerate(its) if n]
+
+    # --- one step ------------------------------------------------------------------------
+    def prepare_images(self, images: torch.Tensor, sampler: Sampler) -> torch.Tensor:
+        """Hook on clean images before the task's corruption (crops resizes here)."""
+        return images
+
+    def loss(self, model: torch.nn.Module, task: Task, phase: Phase, sampler: Sampler,
+             counter: WorkCounter) -> torch.Tensor:
+        total: torch.Tensor | float = 0.0
+        for draw in phase.draws:
+            batch = sampler.batch(self.prepare_images(sampler.images(draw.batch), sampler))
+            for sign, level in zip((1.0, -1.0), draw.levels):
+                total = total + sign * self.level_loss(model, task, batch, level, counter)
+        return total  # type: ignore[return-value]
+
+    def level_loss(self, model: torch.nn.Module, task: Task, batch: Batch, level: int,
+                   counter: WorkCounter) -> torch.Tensor:
+        inputs = restrict(batch.inputs, level, self.restriction)
+        targets = restrict(batch.targets, level, self.restriction)
+        counter.add(inputs)
+        prediction = model(inputs, cond=batch.cond)
+        return task.loss(prediction, Batch(inputs, targets, batch.cond))

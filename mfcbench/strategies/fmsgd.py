@@ -1,0 +1,26 @@
+"""Full-Multiscale-SGD (Algorithm 2): coarse to fine. Phase r (finest mesh r, coarsest first) runs
+Algorithm 1 over meshes r..L-1 for iterations[i] steps, warm-started from the previous phase, with
+the phase batch N0 * phase_batch_growth**r (App. C eq. 48). `optimizer_state` carry|reset."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from . import STRATEGIES
+from .base import Phase, Strategy, level_batches, telescoping_draws
+
+
+def phase_batches(config: dict, level: int) -> list[int]:
+    """Batches of the phase whose finest mesh is `level`: N_k * growth**level for k = 0..L-1-level."""
+    growth = Fraction(config.get("phase_batch_growth", 2)) ** level
+    return [max(1, round(n * growth)) for n in level_batches(config)[: config["levels"] - level]]
+
+
+@STRATEGIES.register("fmsgd")
+class FMSGD(Strategy):
+    name = "fmsgd"
+    phased = True
+
+    def phases(self) -> list[Phase]:
+        return [Phase(level, its, telescoping_draws(phase_batches(self.config, level), first_level=level))
+                for level, its in self.phase_iterations()]

@@ -1,0 +1,16 @@
+"""Multiscale-SGD (Algorithm 1): the telescoping loss over L meshes, an independent batch
+N_j = N0 * growth**j per level, one backward per step, sum(iterations) steps."""
+
+from __future__ import annotations
+
+from . import STRATEGIES
+from .base import Phase, Strategy, level_batches, telescoping_draws
+
+
+@STRATEGIES.register("msgd")
+class MSGD(Strategy):
+    name = "msgd"
+
+    def phases(self) -> list[Phase]:
+        draws = telescoping_draws(level_batches(self.config), first_level=0)
+        return [Phase(0, its, draws) for _, its in self.phase_iterations()]

@@ -1,0 +1,21 @@
+"""SGD: single scale on the finest mesh. Its batch is "matched" by default, the sum of the msgd
+level batches (App. C: 15 N0 for 4 levels, "seeing an equivalent amount of data"), or an int."""
+
+from __future__ import annotations
+
+from . import STRATEGIES
+from .base import Draw, Phase, Strategy, level_batches
+
+
+def single_scale_batch(config: dict) -> int:
+    value = config.get("sgd_batch", "matched")
+    return sum(level_batches(config)) if value == "matched" else int(value)
+
+
+@STRATEGIES.register("sgd")
+class SGD(Strategy):
+    name = "sgd"
+
+    def phases(self) -> list[Phase]:
+        n = single_scale_batch(self.config)
+        return [Phase(0, its, (Draw(n, (0,)),)) for _, its in self.phase_iterations()]

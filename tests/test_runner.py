@@ -1,0 +1,223 @@
+"""The cell runner: outputs, determinism, resume, divergence, early stop, and clear failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mfcbench import config as config_mod
+from mfcbench import runner
+from mfcbench.io import torch_load
+from mfcbench.models import MODELS
+from mfcbench.tasks import TASKS
+from mfcbench.tasks.base import Batch, Task
+
+MODEL, TASK, BROKEN, STATIC = "tiny_runner_test_net", "runner_test_denoise", "runner_test_nan", "runner_test_static"
+
+
+class TinyNet(nn.Module):
+    upscale = 1
+
+    def __init__(self, in_channels, out_channels, *, cond=False, upscale=1, width=4, size_divisor=1):
+        super().__init__()
+        self.size_divisor = size_divisor
+        self.body = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.Dropout(0.1),
+                                  nn.Conv2d(width, out_channels, 3, padding=1))
+        self.t = nn.Linear(1, out_channels) if cond else None
+
+    def forward(self, x, cond=None):
+        out = x + self.body(x)
+        return out if cond is None or self.t is None else out + self.t(cond[:, None])[:, :, None, None]
+
+
+class DenoiseLike(Task):
+    headline_metric = "val_mse"
+
+    def model_options(self, data_channels):
+        return {"in_channels": data_channels, "out_channels": data_channels, "cond": True, "upscale": 1}
+
+    def make_batch(self, images, generator):
+        t = torch.rand(images.shape[0], generator=generator)
+        return Batch(images + 0.2 * t.view(-1, 1, 1, 1) * torch.randn(images.shape, generator=generator), images, t)
+
+    def loss(self, prediction, batch):
+        return F.mse_loss(prediction, batch.targets)
+
+    @torch.no_grad()
+    def evaluate(self, model, batch, chunk=64):
+        mse = float(F.mse_loss(model(batch.inputs, cond=batch.cond), batch.targets))
+        return {"val_loss": mse, "val_mse": mse}
+
+
+class NaNTask(DenoiseLike):
+    def loss(self, prediction, batch):
+        return F.mse_loss(prediction, batch.targets) * float("nan")
+
+
+class StaticTask(Task):
+    trainable = False
+    headline_metric = "discrepancy"
+
+    def run(self, config, seed):
+        return {"metrics": {"discrepancy": 0.5 + seed}, "rows": [{"level": 0, "value": 1.0}]}
+
+
+for name, obj, registry in ((MODEL, TinyNet, MODELS), (TASK, DenoiseLike, TASKS), (BROKEN, NaNTask, TASKS),
+                            (STATIC, StaticTask, TASKS)):
+    if name not in registry:
+        registry.register(name)(obj)
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(24, 1, 16, 16, generator=g), torch.rand(6, 1, 16, 16, generator=g)
+
+
+TINY = {"image_size": 16, "levels": 3, "batch_size": 1, "iterations": [3, 2, 2], "val_size": 4,
+        "val_every": 2, "checkpoint_every": 2, "model": {"width": 4}}
+
+
+def cell(tmp_path, images, strategy="msgd", out="cell", task=TASK, **kw):
+    overrides = kw.pop("overrides", {})
+    return runner.run_cell({**TINY, **overrides}, task=task, arch=MODEL, strategy=strategy, seed=kw.pop("seed", 0),
+                           out_dir=tmp_path / out, device="cpu", train_images=images[0], val_images=images[1],
+                           progress=False, log=lambda msg: None, **kw)
+
+
+def test_cell_writes_the_documented_outputs(tmp_path, images):
+    record = cell(tmp_path, images, strategy="fmsgd")
+    out = tmp_path / "cell"
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["status"] == "ok" and on_disk["cell"]["strategy"] == "fmsgd"
+    for key in ("metrics", "headline_metric", "wu_closed_form", "wu_executed", "iterations", "seconds",
+                "params", "peak_memory_mb", "config", "manifest"):
+        assert key in on_disk, key
+    assert set(on_disk["metrics"]) == {"val_loss", "val_mse"}
+    assert on_disk["wu_executed"] == pytest.approx(on_disk["wu_closed_form"]) and on_disk["iterations"] == 7
+    for key in ("git_commit", "git_dirty", "versions", "device", "seed", "config_hash", "dataset",
+                "dataset_checksum", "hostname", "threads", "started_at", "finished_at"):
+        assert key in on_disk["manifest"], key
+    assert on_disk["manifest"]["config_hash"] == config_mod.config_hash(on_disk["config"])
+    rows = list(csv.DictReader((out / "curve.csv").open()))
+    assert list(rows[0]) == list(runner.CURVE_COLUMNS) and len(rows) == 7
+    assert [int(r["level"]) for r in rows] == [2, 2, 2, 1, 1, 0, 0]  # fmsgd: coarse -> fine
+    assert float(rows[-1]["val_metric"]) == pytest.approx(record["metrics"]["val_mse"])
+    assert float(rows[-1]["wu_executed"]) == pytest.approx(record["wu_executed"])
+    ckpt = torch_load(out / "checkpoint.pt")  # weights_only=True
+    assert ckpt["finished"] and ckpt["iteration"] == 7 and "model" in ckpt and "torch_rng" in ckpt
+
+
+def test_same_cell_twice_gives_identical_metrics(tmp_path, images):
+    a = cell(tmp_path, images, out="a")
+    b = cell(tmp_path, images, out="b")
+    assert a["metrics"] == b["metrics"]
+    c = cell(tmp_path, images, out="c", seed=1)
+    assert c["metrics"] != a["metrics"]
+
+
+@pytest.mark.parametrize("strategy,opt_state,crash_at", [("msgd", "carry", 5), ("fmsgd", "reset", 4),
+                                                          ("crops", "carry", 3)])
+def test_killed_cell_resumes_to_the_same_result(tmp_path, images, strategy, opt_state, crash_at):
+    overrides = {"optimizer_state": opt_state, "lr_schedule": "cosine"}
+    whole = cell(tmp_path, images, strategy=strategy, out="whole", overrides=overrides)
+    with pytest.raises(runner.SimulatedCrash):
+        cell(tmp_path, images, strategy=strategy, out="resumed", overrides=overrides, stop_after=crash_at)
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    assert torch_load(tmp_path / "resumed" / "checkpoint.pt")["iteration"] < crash_at + 1
+    resumed = cell(tmp_path, images, strategy=strategy, out="resumed", overrides=overrides)
+    assert resumed["metrics"] == whole["metrics"]
+    assert resumed["wu_executed"] == whole["wu_executed"]
+    strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(p.open())]  # noqa: E731
+    assert strip(tmp_path / "resumed" / "curve.csv") == strip(tmp_path / "whole" / "curve.csv")
+
+
+def test_finished_cell_is_a_no_op_unless_forced(tmp_path, images):
+    first = cell(tmp_path, images)
+    metrics = tmp_path / "cell" / "metrics.json"
+    stamp = metrics.stat().st_mtime_ns
+    assert cell(tmp_path, images) == first and metrics.stat().st_mtime_ns == stamp
+    forced = cell(tmp_path, images, force=True)
+    assert forced["metrics"] == first["metrics"] and metrics.stat().st_mtime_ns != stamp
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path, images):
+    with pytest.raises(runner.SimulatedCrash):
+        cell(tmp_path, images, stop_after=2)
+    with pytest.raises(ValueError, match="different cell or config"):
+        cell(tmp_path, images, overrides={"lr": 1e-2})
+
+
+def test_nan_loss_ends_the_cell_as_diverged(tmp_path, images):
+    record = cell(tmp_path, images, task=BROKEN)
+    assert record["status"] == "diverged" and record["iterations"] == 0
+    assert json.loads((tmp_path / "cell" / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_early_stop_on_a_plateau(tmp_path, images):
+    record = cell(tmp_path, images, strategy="sgd", overrides={
+        "iterations": [10, 10, 10], "val_every": 1, "early_stop": {"patience": 2, "min_delta": 10.0}})
+    assert record["stopped_early"] and record["iterations"] == 3  # best at 1, no 10.0 gain at 2 and 3
+
+
+def test_non_trainable_task_records_what_run_returns(tmp_path, images):
+    record = cell(tmp_path, images, task=STATIC, seed=2)
+    assert record["metrics"] == {"discrepancy": 2.5} and record["rows"] == [{"level": 0, "value": 1.0}]
+    assert "manifest" in json.loads((tmp_path / "cell" / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"image_size": 14}, "multiple of 4"),
+    ({"model": {"width": 4, "size_divisor": 8}}, "multiple of 32"),
+    ({"iterations": [1, 1]}, "3 non-negative ints"),
+    ({"batch_size": 0}, "must be >= 1"),
+    ({"levels": 0, "iterations": []}, "must be >= 1"),
+    ({"restriction": "cubic"}, "valid choices: pool, bilinear, nearest"),
+    ({"lr_schedule": 3}, "must be str"),
+    ({"bogus": 1}, "valid keys: image_size"),
+])
+def test_bad_cells_fail_before_training(tmp_path, images, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        cell(tmp_path, images, overrides=overrides)
+    assert not (tmp_path / "cell" / "checkpoint.pt").exists()
+
+
+def test_cli_fails_with_one_line_and_exit_code(tmp_path, capsys):
+    rc = runner.main(["--task", TASK, "--dataset", "x", "--arch", MODEL, "--strategy", "nope",
+                      "--out", str(tmp_path / "c"), "--set", "image_size=16"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "valid choices" in err and "Traceback" not in err
+    rc = runner.main(["--task", TASK, "--dataset", "x", "--arch", MODEL, "--strategy", "sgd",
+                      "--out", str(tmp_path / "c"), "--set", "levels=true"])
+    assert rc == 2 and "'levels' must be int" in capsys.readouterr().err
+
+
+def test_set_overrides_parse_yaml_and_nested_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("levels: 2\niterations: [5, 5]\nmodel: {width: 8}\n")
+    cfg = config_mod.resolve(path, ["lr=1e-3", "model.depth=2", "early_stop={patience: 3}"])
+    assert cfg["lr"] == 1e-3 and cfg["model"] == {"width": 8, "depth": 2}
+    assert cfg["early_stop"] == {"patience": 3, "min_delta": 0.0} and cfg["levels"] == 2
+    with pytest.raises(ValueError, match="key=value"):
+        config_mod.parse_overrides(["lr"])
+
+
+@pytest.mark.parametrize("task,strategy", [("denoise", "fmsgd"), ("superres", "crops")])
+def test_real_task_and_model_train_a_tiny_cell(tmp_path, task, strategy):
+    from mfcbench.models import model_names
+    from mfcbench.tasks import task_names
+
+    if task not in task_names() or "resnet" not in model_names():
+        pytest.skip("the real task/model modules are not in this checkout yet")
+    g = torch.Generator().manual_seed(0)
+    train, val = torch.rand(8, 3, 32, 32, generator=g), torch.rand(4, 3, 32, 32, generator=g)
+    record = runner.run_cell({**TINY, "image_size": 32, "iterations": [2, 1, 1], "model": {"width": 0.125}},
+                             task=task, arch="resnet", strategy=strategy, out_dir=tmp_path, device="cpu",
+                             train_images=train, val_images=val, progress=False, log=lambda m: None)
+    assert record["status"] == "ok" and record["wu_executed"] == pytest.approx(record["wu_closed_form"])
+    assert all(v is not None for v in record["metrics"].values())

@@ -1,0 +1,170 @@
+"""Strategies and work units: schedules, the telescoping loss, restriction, and #WU both ways."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mfcbench.restrict import restrict
+from mfcbench.strategies import build_strategy, strategy_names
+from mfcbench.strategies.base import Draw, Phase
+from mfcbench.tasks.base import Batch, Task
+from mfcbench.workunits import WorkCounter
+
+
+# --- tiny in-test model, task and sampler --------------------------------------------------------
+class SpyNet(nn.Module):
+    """A conv net that records every input shape and cond it sees."""
+
+    size_divisor, upscale = 1, 1
+
+    def __init__(self, channels: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.scale = nn.Parameter(torch.tensor(0.5))
+        self.seen: list[tuple[tuple[int, ...], torch.Tensor | None]] = []
+
+    def forward(self, x, cond=None):
+        self.seen.append((tuple(x.shape), cond))
+        out = self.conv(x)
+        return out if cond is None else out + self.scale * cond.view(-1, 1, 1, 1)
+
+
+class NoisyTask(Task):
+    name = "noisy_for_tests"
+    headline_metric = "val_mse"
+
+    def make_batch(self, images, generator):
+        t = torch.rand(images.shape[0], generator=generator)
+        noise = torch.randn(images.shape, generator=generator)
+        return Batch(images + 0.1 * t.view(-1, 1, 1, 1) * noise, images, t)
+
+    def loss(self, prediction, batch):
+        return F.mse_loss(prediction, batch.targets)
+
+    @torch.no_grad()
+    def evaluate(self, model, batch, chunk=64):
+        mse = float(F.mse_loss(model(batch.inputs, cond=batch.cond), batch.targets))
+        return {"val_loss": mse, "val_mse": mse}
+
+
+class ListSampler:
+    """Serves images from a fixed pool in order, so a test can replay the exact draws."""
+
+    def __init__(self, images, task, seed=0):
+        self.pool, self.task, self.pos, self.seed = images, task, 0, seed
+        self.gens: dict[str, torch.Generator] = {}
+
+    def generator(self, purpose):
+        return self.gens.setdefault(purpose, torch.Generator().manual_seed(self.seed))
+
+    def images(self, n):
+        idx = torch.arange(self.pos, self.pos + n) % len(self.pool)
+        self.pos += n
+        return self.pool[idx]
+
+    def batch(self, images):
+        return self.task.make_batch(images, self.generator("noise"))
+
+
+def cfg(**kw):
+    base = {"levels": 4, "batch_size": 1, "batch_growth": 2, "level_batches": None, "sgd_batch": "matched",
+            "iterations": [8, 4, 2, 1], "phase_batch_growth": 2, "optimizer_state": "carry",
+            "restriction": "pool", "image_size": 16, "crop_size": None, "crop_scale": [0.08, 1.0],
+            "crop_ratio": [0.75, 4 / 3]}
+    return {**base, **kw}
+
+
+# --- schedules -----------------------------------------------------------------------------------
+def test_msgd_draws_are_the_telescoping_terms():
+    (phase,) = build_strategy("msgd", cfg(batch_size=2)).phases()
+    assert phase.iterations == 15 and phase.level == 0
+    assert phase.draws == (Draw(2, (0, 1)), Draw(4, (1, 2)), Draw(8, (2, 3)), Draw(16, (3,)))
+    explicit = build_strategy("msgd", cfg(level_batches=[3, 3, 5, 7])).phases()[0]
+    assert [d.batch for d in explicit.draws] == [3, 3, 5, 7]
+
+
+def test_sgd_batch_is_matched_or_explicit():
+    assert build_strategy("sgd", cfg(batch_size=4)).phases()[0].draws == (Draw(60, (0,)),)
+    assert build_strategy("sgd", cfg(sgd_batch=7)).phases()[0].draws == (Draw(7, (0,)),)
+
+
+def test_fmsgd_phases_go_coarse_to_fine_with_growing_batches():
+    phases = build_strategy("fmsgd", cfg(batch_size=1)).phases()
+    assert [(p.level, p.iterations) for p in phases] == [(3, 8), (2, 4), (1, 2), (0, 1)]
+    assert phases[0].draws == (Draw(8, (3,)),)
+    assert phases[1].draws == (Draw(4, (2, 3)), Draw(8, (3,)))
+    assert phases[3].draws == (Draw(1, (0, 1)), Draw(2, (1, 2)), Draw(4, (2, 3)), Draw(8, (3,)))
+    assert build_strategy("fmsgd", cfg(optimizer_state="reset")).reset_optimizer
+    assert not build_strategy("fmsgd", cfg()).reset_optimizer
+
+
+def test_progressive_is_plain_sgd_on_fmsgd_schedule():
+    phases = build_strategy("progressive", cfg(batch_size=1)).phases()
+    assert [(p.level, p.iterations) for p in phases] == [(3, 8), (2, 4), (1, 2), (0, 1)]
+    assert [p.draws for p in phases] == [(Draw(8, (3,)),), (Draw(12, (2,)),), (Draw(14, (1,)),), (Draw(15, (0,)),)]
+
+
+def test_zero_iteration_phases_are_skipped():
+    phases = build_strategy("fmsgd", cfg(iterations=[0, 3, 0, 2])).phases()
+    assert [(p.level, p.iterations) for p in phases] == [(2, 3), (0, 2)]
+
+
+# --- the step ------------------------------------------------------------------------------------
+def test_msgd_loss_is_algorithm_1_and_restricts_inputs_and_targets_alike():
+    torch.manual_seed(0)
+    task, model = NoisyTask({}), SpyNet()
+    pool = torch.rand(40, 1, 16, 16)
+    (phase,) = build_strategy("msgd", cfg(batch_size=1)).phases()
+    strategy = build_strategy("msgd", cfg(batch_size=1))
+    loss = strategy.loss(model, task, phase, ListSampler(pool, task), WorkCounter(16 * 16))
+
+    replay, expected = ListSampler(pool, task), 0.0
+    for n, (fine, coarse) in ((1, (0, 1)), (2, (1, 2)), (4, (2, 3))):
+        b = replay.batch(replay.images(n))
+        for sign, lvl in ((1, fine), (-1, coarse)):
+            x, y = restrict(b.inputs, lvl, "pool"), restrict(b.targets, lvl, "pool")
+            expected += sign * F.mse_loss(model.conv(x) + model.scale * b.cond.view(-1, 1, 1, 1), y)
+    b = replay.batch(replay.images(8))
+    expected += F.mse_loss(model.conv(restrict(b.inputs, 3)) + model.scale * b.cond.view(-1, 1, 1, 1),
+                           restrict(b.targets, 3))
+    torch.testing.assert_close(loss, expected)
+    shapes = [s for s, _ in model.seen[:7]]
+    assert shapes == [(1, 1, 16, 16), (1, 1, 8, 8), (2, 1, 8, 8), (2, 1, 4, 4), (4, 1, 4, 4), (4, 1, 2, 2), (8, 1, 2, 2)]
+    assert all(c is not None and c.shape == (s[0],) for s, c in model.seen[:7])  # cond passes through
+
+
+def test_fine_and_coarse_terms_share_images():
+    task, model = NoisyTask({}), SpyNet()
+    strategy = build_strategy("msgd", cfg(levels=2, iterations=[1, 1], batch_size=2, restriction="nearest"))
+    (phase,) = strategy.phases()
+    seen_inputs = []
+    model.register_forward_hook(lambda m, args, out: seen_inputs.append(args[0]))
+    strategy.loss(model, task, phase, ListSampler(torch.rand(10, 1, 8, 8), task), WorkCounter(64))
+    torch.testing.assert_close(seen_inputs[1], seen_inputs[0][..., ::2, ::2])  # same images, coarser mesh
+    assert not torch.equal(seen_inputs[2][:2], seen_inputs[1])  # the coarsest term draws its own batch
+
+
+def test_crops_resize_clean_images_reproducibly():
+    task = NoisyTask({})
+    images = torch.rand(6, 1, 16, 16)
+    small = build_strategy("crops", cfg(crop_size=8, crop_scale=[0.25, 0.5]))
+    out1 = small.prepare_images(images, ListSampler(images, task, seed=3))
+    out2 = small.prepare_images(images, ListSampler(images, task, seed=3))
+    assert out1.shape == (6, 1, 8, 8) and torch.equal(out1, out2)
+    assert not torch.equal(out1, small.prepare_images(images, ListSampler(images, task, seed=4)))
+    assert small.phases()[0].wu_per_iteration == Fraction(15, 4)  # matched 15 images at 1/4 the pixels
+    full = build_strategy("crops", cfg())
+    assert full.prepare_images(images, ListSampler(images, task)).shape == images.shape
+
+
+def test_bad_schedules_fail_clearly():
+    with pytest.raises(ValueError, match="valid choices"):
+        build_strategy("nope", cfg())
+    with pytest.raises(ValueError, match="4 levels"):
+        build_strategy("msgd", cfg(iterations=[1, 2]))
+    assert isinstance(Phase(0, 1, ()).wu_per_iteration, Fraction)
