@@ -208,7 +208,7 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
         log(f"{out} is finished; nothing to do (use --force to rerun)")
         return json.loads(metrics_path.read_text())
 
-    task_obj = build_task(task, cfg["task_options"])
+    task_obj = build_task(task, cfg["task_options"], seed=int(seed))
     strat = build_strategy(strategy, cfg)
     dev = resolve_device(device)
     if cfg["threads"]:

@@ -10,9 +10,15 @@ from ..registry import Registry
 TASKS: Registry = Registry("task")
 
 
-def build_task(name: str, options: dict | None = None) -> Task:
+def build_task(name: str, options: dict | None = None, seed: int | None = None) -> Task:
+    """Build a task; options a task lists in `seeded_options` default to the cell seed."""
     _load_all()
-    return TASKS.get(name)(options or {})
+    cls = TASKS.get(name)
+    options = dict(options or {})
+    if seed is not None:
+        for key in getattr(cls, "seeded_options", ()):
+            options.setdefault(key, int(seed))
+    return cls(options)
 
 
 def task_names() -> list[str]:

@@ -33,6 +33,7 @@ class Task:
     trainable: bool = True
     headline_metric: str = "val_loss"
     higher_is_better: bool = False
+    seeded_options: tuple[str, ...] = ()  # options that default to the cell seed (e.g. a kernel draw)
 
     def __init__(self, options: dict[str, Any]):
         self.options = dict(options)
