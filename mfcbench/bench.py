@@ -1,0 +1,362 @@
+"""`python -m mfcbench.bench [--device cpu|cuda] [--quick] [--out reports/bench.csv]`.
+
+The performance benchmark (a benchmark, not a test): each comparison is measured side by side in
+one run, and every row carries the machine's description. Needs only torch and this package (no
+fvcore, pandas or snakemake on this path; CSV via the csv module).
+
+glibc's malloc returns large blocks to the OS after every free, so big-tensor timings on CPU are
+dominated by page faults (facts.md: 3x). Unless --allocator default is given, the bench re-execs
+itself once with MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set, and records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .layers.mfc import MeshFreeConv2d, mesh_free_symbol, wavenumbers
+from .measure import tables
+from .measure.timing import device_available, environment, measure, not_measured
+
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(10**12), "MALLOC_TRIM_THRESHOLD_": str(10**12)}
+REEXEC_FLAG = "MFCBENCH_BENCH_REEXEC"
+
+
+class Bench:
+    """Collects rows: one per measured variant, plus ratios against targets."""
+
+    def __init__(self, device: str, threads: int, quick: bool):
+        self.device, self.threads, self.quick = device, threads, quick
+        self.env = environment(device, threads)
+        self.rows: list[dict] = []
+
+    def time(self, fn: Callable[[], object], min_run_time: float | None = None) -> dict:
+        return measure(fn, device=self.device, threads=self.threads,
+                       min_run_time=min_run_time or (0.2 if self.quick else 1.5),
+                       cuda_repeats=20 if self.quick else 100)
+
+    def add(self, comparison: str, variant: str, result: dict | None = None, **fields) -> dict:
+        row = {"comparison": comparison, "variant": variant, "median_ms": "", "iqr_ms": "", "runs": "",
+               "status": "ok", "value": "", "target": "", "met": "", "notes": ""}
+        row.update(result or {})
+        row.update(fields)
+        row.update(self.env)
+        self.rows.append(row)
+        print(f"[bench] {comparison:<18} {variant:<34} {_fmt(row)}", file=sys.stderr, flush=True)
+        return row
+
+
+def _fmt(row: dict) -> str:
+    if row.get("status") != "ok":
+        return str(row["status"])
+    if row.get("median_ms") != "":
+        return f"{row['median_ms']:.2f} ms (iqr {row['iqr_ms']:.2f})"
+    return f"{row['value']} (target {row['target']}, met={row['met']}) {row['notes']}"
+
+
+def _ms(row: dict) -> float:
+    return float(row["median_ms"])
+
+
+def _fwd_bwd(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    x = x.detach().requires_grad_(True)
+
+    def run():
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        layer(x).sum().backward()
+
+    return run
+
+
+def _fwd(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def run():
+        with torch.no_grad():
+            layer(x)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+def bench_mfc_vs_conv(b: Bench) -> None:
+    """MFC pointwise vs Conv2d 3x3, forward+backward, batch 8, 32->32, 256^2 (quick: 64^2)."""
+    batch, channels, n = (8, 32, 64) if b.quick else (8, 32, 256)
+    shape = f"B{batch} C{channels} {n}^2"
+    x = torch.randn(batch, channels, n, n, device=b.device)
+    conv = nn.Conv2d(channels, channels, 3, padding=1).to(b.device)
+    mfc = MeshFreeConv2d(channels, channels, mixing="pointwise").to(b.device)
+    c = b.add("mfc_vs_conv3x3", f"conv3x3 fwd+bwd {shape}", b.time(_fwd_bwd(conv, x)))
+    m = b.add("mfc_vs_conv3x3", f"mfc_pointwise fwd+bwd {shape}", b.time(_fwd_bwd(mfc, x)))
+    b.add("mfc_vs_conv3x3", f"mfc_pointwise fwd {shape}", b.time(_fwd(mfc, x)))
+    b.add("mfc_vs_conv3x3", f"conv3x3 fwd {shape}", b.time(_fwd(conv, x)))
+    parts = _mfc_breakdown(b, mfc, x, shape)
+    if c["status"] == m["status"] == "ok":
+        ratio = _ms(m) / _ms(c)
+        total = sum(parts.values()) or 1.0
+        share = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in parts.items())
+        b.add("mfc_vs_conv3x3", "ratio mfc/conv3x3 (fwd+bwd)", value=round(ratio, 3), target="<= 1.0",
+              met=ratio <= 1.0, notes=f"forward shares: {share}")
+
+
+def _mfc_breakdown(b: Bench, mfc: MeshFreeConv2d, x: torch.Tensor, shape: str) -> dict[str, float]:
+    """Time each stage of the MFC forward alone, so a missed target says what bounds it."""
+    n = x.shape[-1]
+    with torch.no_grad():
+        mixed = mfc.mix(x)
+        ky, kx = wavenumbers(n, n, mfc.h, device=x.device)
+        symbol = mesh_free_symbol(mfc.tau(), mfc.alpha(), mfc.gamma, ky, kx)
+        spectrum = torch.fft.rfft2(mixed)
+        product = spectrum * symbol
+    stages = {
+        "1x1 conv": lambda: mfc.mix(x),
+        "rfft2": lambda: torch.fft.rfft2(mixed),
+        "symbol": lambda: mesh_free_symbol(mfc.tau(), mfc.alpha(), mfc.gamma, ky, kx),
+        "multiply": lambda: spectrum * symbol,
+        "irfft2": lambda: torch.fft.irfft2(product, s=(n, n)),
+    }
+    out = {}
+    for name, fn in stages.items():
+        row = b.add("mfc_breakdown", f"{name} fwd {shape}", b.time(_no_grad(fn), min_run_time=0.1 if b.quick else 0.5))
+        if row["status"] == "ok":
+            out[name] = _ms(row)
+    return out
+
+
+def _no_grad(fn):
+    def run():
+        with torch.no_grad():
+            fn()
+
+    return run
+
+
+def bench_traffic_floor(b: Bench) -> None:
+    """MFC forward vs its memory-traffic floor (bytes it must move / copy bandwidth, same run).
+
+    Bytes the op-by-op algorithm must move at least once: read x, write the 1x1-conv output,
+    read it for rfft2, write the half spectrum, read it back (symbol multiply fused into the
+    inverse), write the output: 4 real-sized passes + 2 complex half-spectrum passes.
+    """
+    batch, channels, n = (8, 32, 64) if b.quick else (8, 32, 256)
+    x = torch.randn(batch, channels, n, n, device=b.device)
+    mfc = MeshFreeConv2d(channels, channels, mixing="pointwise").to(b.device)
+    real_bytes = x.numel() * 4
+    spectrum_bytes = batch * channels * n * (n // 2 + 1) * 8
+    must_move = 4 * real_bytes + 2 * spectrum_bytes
+    src = torch.empty(max(must_move // 8, 2**20), dtype=torch.float32, device=b.device).uniform_()
+    dst = torch.empty_like(src)
+    copy = b.add("traffic_floor", f"copy {src.numel() * 4 / 2**20:.0f} MiB", b.time(lambda: dst.copy_(src)))
+    fwd = b.add("traffic_floor", f"mfc_pointwise fwd B{batch} C{channels} {n}^2", b.time(_fwd(mfc, x)))
+    if copy["status"] == fwd["status"] == "ok":
+        bandwidth = 2 * src.numel() * 4 / (_ms(copy) / 1e3)  # bytes read + written per second
+        floor_ms = must_move / bandwidth * 1e3
+        ratio = _ms(fwd) / floor_ms
+        b.add("traffic_floor", "ratio mfc fwd / traffic floor", value=round(ratio, 3), target="<= 2.5",
+              met=ratio <= 2.5, notes=f"floor {floor_ms:.2f} ms = {must_move / 2**20:.0f} MiB at "
+                                      f"{bandwidth / 1e9:.1f} GB/s copy bandwidth")
+
+
+class _CountFFT(torch.overrides.TorchFunctionMode):
+    """Counts torch.fft calls and the channels they transform (to show there is no FFT per pair)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[str, tuple]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("fft_rfft2", "fft_irfft2", "rfft2", "irfft2", "fft2", "ifft2"):
+            self.calls.append((name, tuple(args[0].shape)))
+        return func(*args, **(kwargs or {}))
+
+
+def bench_full_mixing(b: Bench) -> None:
+    """mixing="full" at two channel counts: measured time ratio beside the cost model's."""
+    batch, n = (2, 64) if b.quick else (8, 128)
+    results = {}
+    for channels in ((8, 16) if b.quick else (16, 32)):
+        layer = MeshFreeConv2d(channels, channels, mixing="full").to(b.device)
+        x = torch.randn(batch, channels, n, n, device=b.device)
+        with _CountFFT() as counter, torch.no_grad():
+            layer(x)
+        row = b.add("full_mixing", f"mfc_full fwd B{batch} C{channels} {n}^2", b.time(_fwd(layer, x)),
+                    notes=f"fft calls: {counter.calls}")
+        model = batch * 2 * channels * n * n * math.log2(n * n) + channels * channels * n * n * (batch + 1)
+        results[channels] = (row, model, len(counter.calls))
+    (r1, m1, f1), (r2, m2, f2) = results.values()
+    if r1["status"] == r2["status"] == "ok":
+        measured = _ms(r2) / _ms(r1)
+        predicted = m2 / m1
+        b.add("full_mixing", "time ratio 2x channels", value=round(measured, 3),
+              target=f"~{predicted:.2f} (cost model (Cin+Cout) n log n + Cin Cout n)",
+              met=f1 == f2 == 2 and measured <= 1.5 * predicted,
+              notes=f"2 FFT calls per forward at both widths: {f1 == f2 == 2}; 4x pairs would give <= 4.0, "
+                    "an FFT per pair 4.0 on the FFT term as well")
+
+
+def bench_msgd_vs_sgd(b: Bench) -> None:
+    """Table 15: one Multiscale-SGD step vs one SGD step (15 images) at 256^2 (quick: 64^2)."""
+    from .models import build_model, model_names
+
+    size = 64 if b.quick else 256
+    registered = model_names()
+    for name in ("resnet", "mfc_resnet"):
+        if name not in registered:
+            b.add("msgd_vs_sgd", f"{name}", status=f"not measured: model {name!r} is not registered")
+            continue
+        if not device_available(b.device):
+            b.add("msgd_vs_sgd", name, not_measured(b.device))
+            continue
+        too_big = _symbol_memory_gb(name, size)
+        if b.device == "cpu" and too_big > _available_gb() * 0.6:
+            b.add("msgd_vs_sgd", name, status=f"not measured: the full-mixing symbols alone need ~{too_big:.0f} GB "
+                                              f"(> 60% of {_available_gb():.0f} GB available)")
+            continue
+        rows = {}
+        for strategy in ("sgd", "msgd"):
+            torch.manual_seed(0)
+            model = build_model(name, 3, 3).to(b.device).train()
+            step = tables.training_step(model, strategy, size, b.device)
+            label = f"{tables.SGD_IMAGES}@{size}" if strategy == "sgd" else tables.describe_plan(size)
+            rows[strategy] = b.add("msgd_vs_sgd", f"{name} {strategy} step [{label}]",
+                                   b.time(step, min_run_time=0.5 if b.quick else 3.0))
+        if rows["sgd"]["status"] == rows["msgd"]["status"] == "ok":
+            ratio = _ms(rows["sgd"]) / _ms(rows["msgd"])
+            b.add("msgd_vs_sgd", f"{name} ratio sgd/msgd", value=round(ratio, 3), target=">= 6.0 (work units 6.49)",
+                  met=ratio >= 6.0, notes="msgd runs 7 model calls per step; per-call costs that do not scale "
+                                          "with pixels x batch (symbols, kernel launches) bound the ratio")
+
+
+def _symbol_memory_gb(name: str, size: int) -> float:
+    """Rough bytes of the complex full-mixing symbols and their autograd intermediates at `size`."""
+    from .models import build_model
+
+    model = build_model(name, 3, 3)
+    pairs = sum(m.in_channels * m.out_channels for m in model.modules()
+                if isinstance(m, MeshFreeConv2d) and m.mixing == "full")
+    return pairs * size * (size // 2 + 1) * 8 * 6 / 1e9
+
+
+def _available_gb() -> float:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("inf")
+
+
+def bench_fmsgd_vs_sgd(b: Bench) -> None:
+    """Wall-clock for Full-Multiscale-SGD to reach SGD's final validation metric on the embedded
+    denoising cell, and the peak memory of one training cell."""
+    try:
+        from .data import load_split
+        from .runner import run_cell
+    except ImportError as exc:
+        b.add("fmsgd_vs_sgd", "wall-clock to SGD's final val", status=f"skipped: cell runner absent ({exc})")
+        return
+    size, dataset, arch = 32, "fields", "resnet"
+    iterations = [4, 4, 4, 4] if b.quick else [200, 200, 200, 200]
+    overrides = [f"image_size={size}", f"iterations={iterations}", "val_every=2" if b.quick else "val_every=25",
+                 "val_size=16" if b.quick else "val_size=128", f"threads={b.threads}", "checkpoint_every=100000"]
+    records = {}
+    try:
+        train = load_split(dataset, "train", size)
+        val = load_split(dataset, "val", size)
+        with tempfile.TemporaryDirectory() as tmp:
+            for strategy in ("sgd", "fmsgd"):
+                record = run_cell(task="denoise", arch=arch, strategy=strategy, out_dir=os.path.join(tmp, strategy),
+                                  dataset=dataset, device=b.device, overrides=overrides, train_images=train,
+                                  val_images=val, progress=False, log=lambda msg: None)
+                curve = _read_curve(os.path.join(tmp, strategy, "curve.csv"))
+                records[strategy] = (record, curve)
+    except Exception as exc:  # noqa: BLE001 - the bench reports what stopped a comparison and goes on
+        b.add("fmsgd_vs_sgd", "wall-clock to SGD's final val", status=f"skipped: {type(exc).__name__}: {exc}")
+        return
+    sgd, sgd_curve = records["sgd"]
+    fm, fm_curve = records["fmsgd"]
+    headline = sgd["headline_metric"]
+    target = sgd["metrics"][headline]
+    reached = next((float(r["seconds"]) for r in fm_curve if r["val_metric"] not in ("", None)
+                    and float(r["val_metric"]) <= target), None)
+    cell = f"denoise/{dataset}/{arch} {size}^2 iterations {iterations}"
+    b.add("fmsgd_vs_sgd", f"sgd cell {cell}", value=round(sgd["seconds"], 3),
+          notes=f"final {headline} {target:.5g}")
+    b.add("fmsgd_vs_sgd", f"fmsgd cell {cell}", value=round(fm["seconds"], 3),
+          notes=f"final {headline} {fm['metrics'][headline]:.5g}")
+    if reached is None:
+        b.add("fmsgd_vs_sgd", "time ratio sgd/fmsgd to SGD's final val", value="", target="> 1.0", met=False,
+              notes="fmsgd never reached SGD's final validation metric")
+    else:
+        ratio = sgd["seconds"] / max(reached, 1e-9)
+        b.add("fmsgd_vs_sgd", "time ratio sgd/fmsgd to SGD's final val", value=round(ratio, 3), target="> 1.0",
+              met=ratio > 1.0, notes=f"fmsgd reached {target:.5g} after {reached:.2f} s")
+    b.add("peak_memory", f"training cell (sgd) {cell}", value=sgd.get("peak_memory_mb"),
+          notes="MB; CUDA: max_memory_allocated; CPU: the bench process's max RSS after the cell "
+                "(the cells run first, so it holds no larger earlier row)")
+
+
+def _read_curve(path: str) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# The training cells run first: on CPU their peak memory is the process's max RSS so far.
+COMPARISONS = {
+    "fmsgd_vs_sgd": bench_fmsgd_vs_sgd,
+    "mfc_vs_conv": bench_mfc_vs_conv,
+    "traffic_floor": bench_traffic_floor,
+    "full_mixing": bench_full_mixing,
+    "msgd_vs_sgd": bench_msgd_vs_sgd,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mfcbench.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--quick", action="store_true", help="small sizes and short timings (smoke test)")
+    parser.add_argument("--out", default="reports/bench.csv")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--only", default=",".join(COMPARISONS),
+                        help=f"comma-separated comparisons (default all: {', '.join(COMPARISONS)})")
+    parser.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
+                        help="tuned: re-exec with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ = 1e12")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    chosen = [c for c in args.only.split(",") if c]
+    unknown = [c for c in chosen if c not in COMPARISONS]
+    if unknown:
+        raise ValueError(f"unknown comparison(s) {unknown}; valid choices: {', '.join(COMPARISONS)}")
+    if args.allocator == "tuned" and not os.environ.get(REEXEC_FLAG) and any(k not in os.environ for k in MALLOC_ENV):
+        env = {**os.environ, **MALLOC_ENV, REEXEC_FLAG: "1"}
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "mfcbench.bench", *argv], env)
+    torch.manual_seed(0)
+    bench = Bench(args.device, args.threads, args.quick)
+    started = time.perf_counter()
+    for name in chosen:
+        COMPARISONS[name](bench)
+    tables.write_rows(args.out, bench.rows)
+    print(f"[bench] {len(bench.rows)} rows in {time.perf_counter() - started:.0f} s -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

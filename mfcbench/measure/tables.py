@@ -1,0 +1,235 @@
+"""The rows of each measured table: Table 11 (FLOPs), FLOPs per model, Figure 7 and Table 15 (time).
+
+Every function returns tidy rows (list of dicts, one measurement per row); `write_rows` writes
+them atomically with the csv module, so nothing here needs pandas. FLOP tables import fvcore
+lazily; timing tables need only torch. Published values are never written here.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..io import atomic_path
+from ..layers.mfc import MeshFreeConv2d
+from .timing import device_available, environment, measure, not_measured
+
+TABLE11_SIZES = (32, 64, 128, 256)
+TABLE11_KERNELS = (5, 7, 9, 11, 13, 15)
+MIXINGS = ("pointwise", "full")
+FIG7_KERNELS = (3, 5, 7, 9, 13)
+FIG7_SIZES = (32, 64, 128, 256, 512)
+FIG7_CHANNELS = (3, 32)
+FIG7_TAU = 0.1
+# Table 15: Multiscale-SGD with 4 levels, (images, level) per telescoping term: 2^l images at
+# level l paired with the same images at level l+1; the coarsest level stands alone.
+MSGD_LEVELS = 4
+SGD_IMAGES = 15
+
+
+def write_rows(path, rows: list[dict]) -> None:
+    """Write rows as CSV atomically; the header is the union of keys in first-seen order."""
+    header: list[str] = []
+    for row in rows:
+        header.extend(k for k in row if k not in header)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs
+def table11_rows(sizes: Iterable[int] = TABLE11_SIZES, kernels: Iterable[int] = TABLE11_KERNELS, channels: int = 32):
+    """Conv2d(C, C, k, same padding) beside the MFC C->C in both mixing modes, batch 1, per (n, k)."""
+    from .flops import count_flops
+
+    rows = []
+    for n in sizes:
+        x = torch.randn(1, channels, n, n)
+        mfc = {mix: count_flops(MeshFreeConv2d(channels, channels, mixing=mix), (x,), strict=True) for mix in MIXINGS}
+        for k in kernels:
+            conv = count_flops(nn.Conv2d(channels, channels, k, padding=k // 2), (x,), strict=True)
+            rows.append(_flop_row(n, k, "conv2d", channels, conv.total))
+            for mix in MIXINGS:
+                rows.append(_flop_row(n, k, f"mfc_{mix}", channels, mfc[mix].total))
+    return rows
+
+
+def _flop_row(n: int, k: int, op: str, channels: int, flops: int) -> dict:
+    return {"table": "table11", "n": n, "k": k, "op": op, "channels_in": channels, "channels_out": channels,
+            "batch": 1, "flops": flops, "unit": "MAC"}
+
+
+def model_resolution(name: str, model: nn.Module) -> int:
+    """Input side for a model's FLOP count: 64 (denoising tables), 32 for x2 SR models (LR input)."""
+    return 32 if getattr(model, "upscale", 1) > 1 else 64
+
+
+def flops_models_rows(names: Iterable[str] | None = None, in_channels: int = 3) -> list[dict]:
+    """FLOPs and parameter count of every registered model at its table's resolution."""
+    from ..models import build_model, model_names
+    from .flops import count_flops
+
+    rows = []
+    for name in names if names is not None else model_names():
+        model = build_model(name, in_channels, in_channels)
+        n = model_resolution(name, model)
+        result = count_flops(model, (torch.randn(1, in_channels, n, n),))
+        rows.append({
+            "table": "flops_models", "model": name, "n": n, "batch": 1, "in_channels": in_channels,
+            "params": sum(p.numel() for p in model.parameters()), "flops": result.total, "unit": "MAC",
+            "uncounted_ops": ";".join(f"{k}x{v}" for k, v in sorted(result.unsupported.items())),
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure 7: one layer, forward, batch 1
+def fig7_mfc(channels: int, tau: float = FIG7_TAU) -> MeshFreeConv2d:
+    """The MFC of Figure 7 with every channel's tau set to `tau` in our units (unit square,
+    k = 2 pi m). The paper's tau unit is not stated; the work (and so the time) of an MFC does not
+    depend on tau, only the symbol's values do."""
+    layer = MeshFreeConv2d(channels, channels, mixing="pointwise")
+    with torch.no_grad():
+        layer.log_tau.fill_(math.log(tau))
+    return layer
+
+
+def fig7_rows(device: str = "cpu", threads: int = 2, quick: bool = False, sizes: Iterable[int] | None = None,
+              kernels: Iterable[int] | None = None, channel_counts: Iterable[int] = FIG7_CHANNELS) -> list[dict]:
+    """Forward time, batch 1, of each Conv2d kernel size and of the MFC, per (channels, n)."""
+    sizes = sizes or (FIG7_SIZES[:3] if quick else FIG7_SIZES)
+    kernels = kernels or (FIG7_KERNELS[:2] if quick else FIG7_KERNELS)
+    min_run_time = 0.05 if quick else 0.5
+    env = environment(device, threads)
+    rows = []
+    for channels in channel_counts:
+        layers = [(f"conv{k}x{k}", k, lambda k=k, c=channels: nn.Conv2d(c, c, k, padding=k // 2)) for k in kernels]
+        layers.append(("mfc_pointwise", "", lambda c=channels: fig7_mfc(c)))
+        for n in sizes:
+            for op, k, build in layers:
+                row = {"figure": "fig7", "op": op, "k": k, "n": n, "channels": channels, "batch": 1,
+                       "pass": "forward", "tau": FIG7_TAU if op.startswith("mfc") else ""}
+                row.update(_time_forward(build, (1, channels, n, n), device, threads, min_run_time))
+                row.update(env)
+                rows.append(row)
+    return rows
+
+
+def _time_forward(build: Callable[[], nn.Module], shape, device: str, threads: int, min_run_time: float) -> dict:
+    if not device_available(device):
+        return not_measured(device)
+    layer = build().to(device).eval()
+    x = torch.randn(shape, device=device)
+
+    def forward():
+        with torch.no_grad():
+            layer(x)
+
+    return measure(forward, device=device, threads=threads, min_run_time=min_run_time)
+
+
+# ---------------------------------------------------------------------------------------------
+# Table 15: one training iteration, SGD (15 images) vs Multiscale-SGD (1/2/4/8 over 4 levels)
+def msgd_plan(levels: int = MSGD_LEVELS) -> list[tuple[int, int, int | None]]:
+    """(images, fine level, coarse level or None) per telescoping term: 1@l0+l1, 2@l1+l2, ..."""
+    return [(2**l, l, l + 1 if l + 1 < levels else None) for l in range(levels)]
+
+
+def describe_plan(size: int, levels: int = MSGD_LEVELS) -> str:
+    parts = []
+    for images, fine, coarse in msgd_plan(levels):
+        parts.append(f"{images}@{size >> fine}" + (f"+{size >> coarse}" if coarse is not None else ""))
+    return ", ".join(parts)
+
+
+def _restrict(x: torch.Tensor, level: int) -> torch.Tensor:
+    return x if level == 0 else F.avg_pool2d(x, 2**level)
+
+
+def sgd_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(model(x), y)
+
+
+def msgd_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, levels: int = MSGD_LEVELS) -> torch.Tensor:
+    """The telescoping Multiscale-SGD loss: sum_l [f_l - f_{l+1}] on 2^l images, f on the coarsest.
+
+    x, y hold at least 2^(levels-1) images on the finest mesh; term l uses the first 2^l of them
+    (the benchmark's images are random, so which ones does not change the work).
+    """
+    total = x.new_zeros(())
+    for images, fine, coarse in msgd_plan(levels):
+        xs, ys = x[:images], y[:images]
+        total = total + F.mse_loss(model(_restrict(xs, fine)), _restrict(ys, fine))
+        if coarse is not None:
+            total = total - F.mse_loss(model(_restrict(xs, coarse)), _restrict(ys, coarse))
+    return total
+
+
+def training_step(model: nn.Module, strategy: str, size: int, device: str, levels: int = MSGD_LEVELS,
+                  channels: int = 3, seed: int = 0) -> Callable[[], None]:
+    """A closure running one iteration (zero_grad, forward, backward, Adam step) of `strategy`.
+
+    Images are random: the time of an iteration does not depend on their content.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    images = SGD_IMAGES if strategy == "sgd" else 2 ** (levels - 1)
+    upscale = getattr(model, "upscale", 1)
+    x = torch.rand(images, channels, size, size, generator=generator).to(device)
+    y = torch.rand(images, channels, size * upscale, size * upscale, generator=generator).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    if strategy == "sgd":
+        loss_fn = lambda: sgd_loss(model, x, y)  # noqa: E731
+    elif strategy == "msgd":
+        loss_fn = lambda: msgd_loss(model, x, y, levels)  # noqa: E731
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; valid choices: sgd, msgd")
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn().backward()
+        optimizer.step()
+
+    return step
+
+
+def table15_rows(models: Iterable[str] = ("resnet", "mfc_resnet"), devices: Iterable[str] = ("cpu", "cuda"),
+                 size: int = 256, threads: int = 2, quick: bool = False) -> list[dict]:
+    """ms per training iteration of SGD (15 images) and Multiscale-SGD (4 levels), per model and device."""
+    from ..models import model_names
+
+    registered = model_names()
+    size = 64 if quick else size
+    rows = []
+    for device in devices:
+        env = environment(device, threads)
+        for name in models:
+            for strategy, images in (("sgd", f"{SGD_IMAGES}@{size}"), ("msgd", describe_plan(size))):
+                row = {"table": "table15", "model": name, "strategy": strategy, "images": images, "size": size,
+                       "optimizer": "adam", "pass": "forward+backward+step"}
+                if name not in registered:
+                    row.update({"median_ms": "", "iqr_ms": "", "runs": 0,
+                                "status": f"not measured: model {name!r} is not registered"})
+                elif not device_available(device):
+                    row.update(not_measured(device))
+                else:
+                    row.update(time_training_step(name, strategy, size, device, threads, quick))
+                row.update(env)
+                rows.append(row)
+    return rows
+
+
+def time_training_step(name: str, strategy: str, size: int, device: str, threads: int, quick: bool) -> dict:
+    from ..models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, 3, 3).to(device).train()
+    step = training_step(model, strategy, size, device)
+    return measure(step, device=device, threads=threads, min_run_time=0.2 if quick else 2.0,
+                   warmup=1 if quick else 2, cuda_repeats=10 if quick else 50)

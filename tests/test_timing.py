@@ -1,0 +1,98 @@
+"""Timing: measurement fields, missing devices, the Multiscale-SGD plan and telescoping loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mfcbench.measure import tables, timing
+
+
+def test_measure_cpu_reports_positive_median_and_runs():
+    x = torch.randn(64, 64)
+    result = timing.measure(lambda: x @ x, threads=1, min_run_time=0.02, warmup=1)
+    assert result["status"] == "ok"
+    assert result["median_ms"] > 0 and result["iqr_ms"] >= 0 and result["runs"] >= 1
+
+
+def test_measure_orders_cheap_and_expensive_work():
+    small, big = torch.randn(16, 16), torch.randn(256, 256)
+    fast = timing.measure(lambda: small @ small, threads=1, min_run_time=0.02)["median_ms"]
+    slow = timing.measure(lambda: big @ big @ big, threads=1, min_run_time=0.02)["median_ms"]
+    assert slow > fast
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+def test_cuda_without_device_is_marked_not_measured():
+    result = timing.measure(lambda: None, device="cuda")
+    assert result["status"] == timing.NO_CUDA and result["median_ms"] == ""
+    env = timing.environment("cuda")
+    assert env["device_description"] == "none"
+
+
+def test_unknown_device_lists_choices():
+    with pytest.raises(ValueError, match="cpu, cuda"):
+        timing.device_available("tpu")
+
+
+def test_environment_records_threads_versions_allocator(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000")
+    env = timing.environment("cpu", threads=2)
+    assert env["threads"] == 2 and env["torch_version"] == torch.__version__
+    assert "MALLOC_TRIM_THRESHOLD_=1000" in env["allocator_env"]
+    assert env["device_description"]
+
+
+def test_msgd_plan_matches_table15_setting():
+    assert tables.msgd_plan(4) == [(1, 0, 1), (2, 1, 2), (4, 2, 3), (8, 3, None)]
+    assert tables.describe_plan(256) == "1@256+128, 2@128+64, 4@64+32, 8@32"
+
+
+def test_msgd_loss_is_the_explicit_telescoping_sum():
+    torch.manual_seed(0)
+    model = nn.Conv2d(1, 1, 3, padding=1)
+    x, y = torch.randn(8, 1, 16, 16), torch.randn(8, 1, 16, 16)
+
+    def f(images, level):
+        factor = 2**level
+        xs, ys = x[:images], y[:images]
+        if factor > 1:
+            xs, ys = F.avg_pool2d(xs, factor), F.avg_pool2d(ys, factor)
+        return F.mse_loss(model(xs), ys)
+
+    expected = f(1, 0) - f(1, 1) + f(2, 1) - f(2, 2) + f(4, 2) - f(4, 3) + f(8, 3)
+    assert torch.allclose(tables.msgd_loss(model, x, y, 4), expected)
+    assert torch.allclose(tables.msgd_loss(model, x, y, 1), f(1, 0))
+
+
+@pytest.mark.parametrize("strategy", ["sgd", "msgd"])
+def test_training_step_updates_parameters(strategy):
+    model = nn.Conv2d(3, 3, 3, padding=1)
+    before = model.weight.detach().clone()
+    tables.training_step(model, strategy, 16, "cpu")()
+    assert not torch.equal(before, model.weight)
+    with pytest.raises(ValueError, match="sgd, msgd"):
+        tables.training_step(model, "adamw", 16, "cpu")
+
+
+def test_fig7_rows_time_conv_and_mfc(tmp_path):
+    rows = tables.fig7_rows(threads=1, quick=True, sizes=(16,), kernels=(3,), channel_counts=(3,))
+    assert [r["op"] for r in rows] == ["conv3x3", "mfc_pointwise"]
+    assert all(r["status"] == "ok" and r["median_ms"] > 0 and r["threads"] == 1 for r in rows)
+    out = tmp_path / "fig7.csv"
+    tables.write_rows(out, rows)
+    assert out.read_text().splitlines()[0].startswith("figure,op,k,n")
+
+
+def test_fig7_mfc_sets_tau():
+    layer = tables.fig7_mfc(3, tau=0.1)
+    assert torch.allclose(layer.tau(), torch.full((3,), 0.1))
+
+
+def test_table15_missing_model_and_missing_device_rows():
+    devices = ("cuda",) if not torch.cuda.is_available() else ()
+    rows = tables.table15_rows(models=("no_such_model",), devices=("cpu",) + devices, quick=True)
+    assert all("not registered" in r["status"] for r in rows)
+    assert {r["strategy"] for r in rows} == {"sgd", "msgd"}
