@@ -209,7 +209,6 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
         return json.loads(metrics_path.read_text())
 
     task_obj = build_task(task, cfg["task_options"], seed=int(seed))
-    strat = build_strategy(strategy, cfg)
     dev = resolve_device(device)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
@@ -237,6 +236,7 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
         torch_save({"version": CHECKPOINT_VERSION, "finished": True, "cell": cell}, ckpt_path)
         return record
 
+    strat = build_strategy(strategy, cfg)
     check_sizes(cfg, task_obj, None, strat)
     if train_images is None or val_images is None:
         train_images, val_images, checksum = load_images(dataset, cfg["image_size"], cfg["data_root"])

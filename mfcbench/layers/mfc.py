@@ -155,10 +155,82 @@ class MeshFreeConv2d(nn.Module):
     def _full(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         ky, kx = wavenumbers(height, width, self.h, device=x.device, dtype=x.dtype)
-        symbol = mesh_free_symbol(self.tau(), self.alpha(), self.gamma, ky, kx)  # (Co, Ci, H, Wr)
         x_hat = torch.fft.rfft2(x)  # (B, Ci, H, Wr)
-        y_hat = torch.einsum("bihw,oihw->bohw", x_hat, symbol)
+        y_hat = _PairwiseSymbolContraction.apply(x_hat, self.tau(), self.alpha(), self.gamma, ky, kx)
         return torch.fft.irfft2(y_hat, s=(height, width))
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, mixing={self.mixing!r}, bias={self.bias is not None}"
+
+
+def _frequency_basis(ky: torch.Tensor, kx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-frequency monomials (F, 3) and (F, 2) the symbol and its parameter gradients are built from."""
+    kyf = ky.expand(ky.shape[0], kx.shape[1]).reshape(-1)
+    kxf = kx.expand(ky.shape[0], kx.shape[1]).reshape(-1)
+    return {"quad": torch.stack((kxf * kxf, 2 * kxf * kyf, kyf * kyf), dim=1), "lin": torch.stack((kxf, kyf), dim=1)}
+
+
+def _pair_symbol(tau, alpha, gamma, basis):
+    """Frequency-major decay exp(-tau q) and odd factor gx kx + gy ky, each (F, P) for P pairs."""
+    decay = torch.exp_((basis["quad"] @ alpha.T).mul_(-tau))
+    odd = basis["lin"] @ gamma[:, 1:].T
+    return decay, odd
+
+
+def _complex_symbol(g0, decay, odd):
+    """(g0 + i odd) * decay written straight into an interleaved buffer: one pass, no temporaries."""
+    out = torch.empty(*decay.shape, 2, dtype=decay.dtype, device=decay.device)
+    torch.mul(decay, g0, out=out[..., 0])
+    torch.mul(decay, odd, out=out[..., 1])
+    return torch.view_as_complex(out)
+
+
+class _PairwiseSymbolContraction(torch.autograd.Function):
+    """y_hat[b, o, f] = sum_i S[o, i, f] x_hat[b, i, f] with S the MFC symbol of pair (o, i).
+
+    Autograd through the symbol would keep half a dozen (Cout, Cin, F) temporaries and reduce
+    each of them; here the symbol is rebuilt in backward, frequency-major so the batched matmuls
+    need no transposes, and the 7 parameter gradients come from one complex batched matmul plus
+    small real matmuls against frequency monomials:
+    dL/dp = sum_f Re(conj(G) dS/dp) with G = grad_y x_hat^H per frequency.
+    """
+
+    @staticmethod
+    def forward(ctx, x_hat, tau, alpha, gamma, ky, kx):
+        cout, cin = tau.shape
+        batch, _, height, wr = x_hat.shape
+        basis = _frequency_basis(ky, kx)
+        g = gamma.reshape(-1, 3)
+        decay, odd = _pair_symbol(tau.reshape(-1), alpha.reshape(-1, 3), g, basis)
+        symbol = _complex_symbol(g[:, 0], decay, odd).reshape(-1, cout, cin)  # (F, Co, Ci)
+        xf = x_hat.reshape(batch, cin, -1).permute(2, 1, 0).contiguous()  # (F, Ci, B)
+        y = torch.matmul(symbol, xf)  # (F, Co, B)
+        ctx.save_for_backward(x_hat, tau, alpha, gamma, ky, kx)
+        return y.permute(2, 1, 0).reshape(batch, cout, height, wr)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x_hat, tau, alpha, gamma, ky, kx = ctx.saved_tensors
+        cout, cin = tau.shape
+        batch, _, height, wr = x_hat.shape
+        basis = _frequency_basis(ky, kx)
+        t, a, g = tau.reshape(-1), alpha.reshape(-1, 3), gamma.reshape(-1, 3)
+        decay, odd = _pair_symbol(t, a, g, basis)
+        gy = grad_y.reshape(batch, cout, -1).permute(2, 1, 0).contiguous()  # (F, Co, B)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            symbol_h = _complex_symbol(g[:, 0], decay, odd.neg()).reshape(-1, cout, cin).transpose(1, 2)
+            grad_x = torch.matmul(symbol_h.contiguous(), gy)  # conj(S)^T grad_y: (F, Ci, B)
+            grad_x = grad_x.permute(2, 1, 0).reshape(batch, cin, height, wr)
+        xh = x_hat.reshape(batch, cin, -1).permute(2, 0, 1).conj().resolve_conj()  # (F, B, Ci)
+        G = torch.matmul(gy, xh).reshape(-1, cout * cin)  # grad_y x^H: (F, P)
+        w_re = G.real * decay  # Re(conj(G) decay)
+        w_im = G.imag.neg().mul_(decay)  # Im(conj(G) decay)
+        lin = basis["lin"]
+        grad_gamma = torch.stack((w_re.sum(0), -(lin[:, 0] @ w_im), -(lin[:, 1] @ w_im)), dim=-1)
+        r = w_re.mul_(g[:, 0]).sub_(w_im.mul_(odd))  # Re(conj(G) S)
+        m = basis["quad"].T @ r  # (3, P): sums of r kx^2, 2 r kx ky, r ky^2
+        grad_alpha = -t[:, None] * m.T
+        grad_tau = -(a * m.T).sum(-1)
+        return (grad_x, grad_tau.reshape(cout, cin), grad_alpha.reshape(cout, cin, 3),
+                grad_gamma.reshape(cout, cin, 3), None, None)

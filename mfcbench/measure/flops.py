@@ -235,6 +235,18 @@ def _sdpa(inputs: list, outputs: list) -> float:
     return float(math.prod(batch) * length * source * (2 * embed + 1))
 
 
+def _pairwise_symbol_contraction(inputs: list, outputs: list) -> float:
+    """MeshFreeConv2d(mixing="full")'s custom op: per frequency a complex (Co x Ci) @ (Ci x B)
+    product (4 real MACs each) plus building the pair symbols (about 9 real ops per pair and
+    frequency: 3-term quadratic form, scale, exp, 2-term odd factor, 2 multiplies)."""
+    x, tau = _shape(inputs[0]), _shape(inputs[1])
+    if x is None or tau is None:
+        return 0.0
+    batch, cin, height, wr = x
+    pairs_times_freqs = tau[0] * cin * height * wr
+    return float(4 * batch * pairs_times_freqs + 9 * pairs_times_freqs)
+
+
 def _zero(inputs: list, outputs: list) -> float:
     return 0.0
 
@@ -261,6 +273,7 @@ def flop_handles() -> dict[str, Handle]:
         handles[f"aten::{name}"] = _per_input
     handles.update(_fft_handles())
     handles["aten::einsum"] = _einsum
+    handles["prim::PythonOp._PairwiseSymbolContraction"] = _pairwise_symbol_contraction
     handles["aten::scaled_dot_product_attention"] = _sdpa
     for name in UNCOUNTED_OK:
         handles[name] = _zero

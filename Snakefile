@@ -1,0 +1,23 @@
+# mfcbench: regenerate the paper's tables and figures from code.
+#   snakemake --cores all                                     embedded default (no network, CPU)
+#   snakemake -n --configfile workflow/config/paper.yaml      the paper grid: cells and #WU
+# The profile config is the only place settings live; see workflow/schemas/config.schema.yaml.
+
+# A --configfile replaces the default instead of being merged into it (snakemake merges dicts,
+# which would leak the default's tables and overrides into the paper profile).
+if not workflow.overwrite_configfiles:
+
+    configfile: "workflow/config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/measure.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_reports(),

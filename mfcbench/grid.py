@@ -1,0 +1,290 @@
+"""Expand a profile's tables into cells: the one place that knows the grid and the results layout.
+
+The Snakefile, `snakemake -n` summaries, `mfcbench gather` and the tests all use this module, so a
+cell's path, its resolved training config and its closed-form work units are computed one way.
+
+A profile config (`workflow/config/*.yaml`, schema `workflow/schemas/config.schema.yaml`) holds
+tables as data: task, dataset, archs x strategies x seeds (x named variants). A cell's training
+config is merged, later winning:
+schema defaults < `defaults` < `arch_overrides[arch]` < `strategy_overrides[strategy]`
+< table `overrides` < table `strategy_overrides[strategy]` < `variants[variant]`;
+`image_size` comes from the dataset entry and `threads` from `threads_per_cell`.
+Run `python -m mfcbench.grid --config workflow/config/paper.yaml` for a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+BASE_VARIANT = "base"
+NO_DATASET = "none"
+VARIANT_SEP = "+"  # a non-base variant lives in "<strategy>+<variant>/"
+
+
+class ConfigError(ValueError):
+    """The profile config is invalid; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    table: str
+    task: str
+    dataset: str  # NO_DATASET for tasks without data (discrepancy)
+    arch: str
+    strategy: str
+    variant: str
+    seed: int
+    config: Mapping[str, Any] = field(compare=False, hash=False, repr=False)
+
+    @property
+    def strategy_dir(self) -> str:
+        return self.strategy if self.variant == BASE_VARIANT else f"{self.strategy}{VARIANT_SEP}{self.variant}"
+
+    def relpath(self) -> str:
+        """`<table>/<task>/<dataset>/<arch>/<strategy>[+variant]/seed<k>` (docs/architecture.md)."""
+        return "/".join((self.table, self.task, self.dataset, self.arch, self.strategy_dir, f"seed{self.seed}"))
+
+    def coordinates(self) -> dict[str, Any]:
+        return {"table": self.table, "task": self.task, "dataset": self.dataset, "arch": self.arch,
+                "strategy": self.strategy, "variant": self.variant, "seed": self.seed}
+
+
+def parse_cell_dir(path: str | Path) -> dict[str, Any]:
+    """Inverse of `Cell.relpath`: coordinates from the last six parts of a cell directory."""
+    parts = Path(path).parts
+    if len(parts) < 6 or not parts[-1].startswith("seed") or not parts[-1][4:].isdigit():
+        raise ValueError(f"not a cell directory (.../<table>/<task>/<dataset>/<arch>/<strategy>/seed<k>): {path}")
+    table, task, dataset, arch, strategy_dir, seed = parts[-6:]
+    strategy, _, variant = strategy_dir.partition(VARIANT_SEP)
+    return {"table": table, "task": task, "dataset": dataset, "arch": arch, "strategy": strategy,
+            "variant": variant or BASE_VARIANT, "seed": int(seed[4:])}
+
+
+# ----------------------------------------------------------------------------- config + schema
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _deref(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref")
+    if not ref:
+        return schema
+    node: Any = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _error_message(error) -> str:
+    where = "/".join(str(p) for p in error.absolute_path) or "<top level>"
+    schema = error.schema
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"config error at {where}: unknown key(s) {', '.join(map(repr, extra))}{hint}"
+    if error.validator == "enum":
+        return f"config error at {where}: {error.instance!r} is not allowed; valid choices: {', '.join(map(str, error.validator_value))}"
+    expected = schema.get("description", "")
+    return f"config error at {where}: {error.message}" + (f" ({expected})" if expected else "")
+
+
+def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> None:
+    """Raise ConfigError naming the first (deepest) offending key and what is allowed."""
+    import jsonschema
+
+    schema = load_schema() if schema is None else schema
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
+        raise ConfigError(_error_message(best))
+
+
+def apply_defaults(config: dict, schema: dict | None = None) -> dict:
+    """Fill schema defaults into the top level and the `defaults` block only.
+
+    Table `overrides` and `variants` are deliberately left sparse: they change only what they
+    name (snakemake's own default-filling would write every default into them)."""
+    schema = load_schema() if schema is None else schema
+
+    def fill(instance: dict, node: dict) -> None:
+        for key, sub in node.get("properties", {}).items():
+            sub = _deref(sub, schema)
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key != "tables" and isinstance(instance.get(key), dict) and "properties" in sub:
+                fill(instance[key], sub)
+
+    fill(config, schema)
+    return config
+
+
+def load_config(path: str | Path, schema: dict | None = None) -> dict:
+    """Read, validate and default a profile config (what the Snakefile does, for Python callers)."""
+    schema = load_schema() if schema is None else schema
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    validate_config(config, schema)
+    return apply_defaults(config, schema)
+
+
+# ----------------------------------------------------------------------------- expansion
+def _merge(base: dict, update: Mapping[str, Any] | None) -> dict:
+    """Dicts merge key by key; anything else (lists included) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def cell_config(config: Mapping[str, Any], table: str, arch: str, strategy: str, variant: str = BASE_VARIANT) -> dict:
+    """The resolved training options of one cell (written to its cell.yaml)."""
+    spec = config["tables"][table]
+    variants = spec.get("variants") or {}
+    if variant != BASE_VARIANT and variant not in variants:
+        raise ConfigError(f"table {table}: unknown variant {variant!r}; valid choices: {', '.join(variants) or BASE_VARIANT}")
+    out = _merge(config.get("defaults", {}), config.get("arch_overrides", {}).get(arch))
+    out = _merge(out, config.get("strategy_overrides", {}).get(strategy))
+    out = _merge(out, spec.get("overrides"))
+    out = _merge(out, (spec.get("strategy_overrides") or {}).get(strategy))
+    out = _merge(out, variants.get(variant))
+    dataset = spec.get("dataset")
+    if dataset:
+        size = config["datasets"][dataset]["image_size"]
+        if out.get("image_size", size) != size and "image_size" in _explicit_keys(config, spec, arch, strategy, variant):
+            raise ConfigError(
+                f"table {table}: image_size {out['image_size']} differs from datasets.{dataset}.image_size {size}; "
+                f"set it on the dataset entry (one prepared size per dataset and profile)")
+        out["image_size"] = size
+    out["data_root"] = config.get("data_root", out.get("data_root", "data"))
+    out["threads"] = config.get("threads_per_cell", out.get("threads"))
+    return out
+
+
+def _explicit_keys(config, spec, arch, strategy, variant) -> set[str]:
+    keys: set[str] = set()
+    for block in (config.get("arch_overrides", {}).get(arch), config.get("strategy_overrides", {}).get(strategy),
+                  spec.get("overrides"), (spec.get("strategy_overrides") or {}).get(strategy),
+                  (spec.get("variants") or {}).get(variant)):
+        keys |= set(block or {})
+    return keys
+
+
+def table_variants(spec: Mapping[str, Any]) -> list[str]:
+    return list(spec.get("variants") or {}) or [BASE_VARIANT]
+
+
+def iter_cells(config: Mapping[str, Any], tables: list[str] | None = None) -> Iterator[Cell]:
+    """Every cell of the named tables (all tables by default), in config order."""
+    all_tables = config.get("tables", {})
+    for name in tables or list(all_tables):
+        if name not in all_tables:
+            raise ConfigError(f"unknown table {name!r}; valid choices: {', '.join(all_tables)}")
+        spec = all_tables[name]
+        dataset = spec.get("dataset") or NO_DATASET
+        if dataset != NO_DATASET and dataset not in config.get("datasets", {}):
+            raise ConfigError(f"table {name}: dataset {dataset!r} has no entry under datasets; "
+                              f"defined: {', '.join(config.get('datasets', {})) or 'none'}")
+        for variant in table_variants(spec):
+            for arch in spec["archs"]:
+                for strategy in spec["strategies"]:
+                    cfg = cell_config(config, name, arch, strategy, variant)
+                    for seed in spec["seeds"]:
+                        yield Cell(name, spec["task"], dataset, arch, strategy, variant, int(seed), cfg)
+
+
+def expand(config: Mapping[str, Any], tables: list[str] | None = None) -> list[Cell]:
+    return list(iter_cells(config, tables))
+
+
+def index(config: Mapping[str, Any]) -> dict[str, Cell]:
+    """relpath -> Cell, for looking a cell up from a rule's wildcards."""
+    cells = {cell.relpath(): cell for cell in iter_cells(config)}
+    return cells
+
+
+def datasets_needed(config: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(dataset, image_size) pairs the profile's tables train on, in first-use order."""
+    seen: dict[tuple[str, int], None] = {}
+    for spec in config.get("tables", {}).values():
+        if spec.get("dataset"):
+            seen[(spec["dataset"], config["datasets"][spec["dataset"]]["image_size"])] = None
+    return list(seen)
+
+
+def config_hash(cfg: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- work units
+def cell_work_units(cell: Cell) -> float | None:
+    """Closed-form #WU of a cell's schedule (App. C), from `mfcbench.workunits`; None if unknown."""
+    if cell.strategy == "none":
+        return 0.0
+    try:
+        from mfcbench.strategies import build_strategy
+        from mfcbench.workunits import schedule_wu
+    except ImportError:
+        return None
+    try:
+        return float(schedule_wu(build_strategy(cell.strategy, dict(cell.config)).phases()))
+    except Exception:  # unsupported strategy/schedule: the summary says n/a, the runner reports the error
+        return None
+
+
+def summarize(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per table: cells and total closed-form #WU (None when any cell's WU is unknown)."""
+    rows = []
+    for name in config.get("tables", {}):
+        cells = expand(config, [name])
+        wus = [cell_work_units(c) for c in cells]
+        total = None if any(w is None for w in wus) else sum(wus)
+        rows.append({"table": name, "task": config["tables"][name]["task"], "cells": len(cells), "wu_closed_form": total})
+    return rows
+
+
+def format_summary(config: Mapping[str, Any]) -> str:
+    rows = summarize(config)
+    cells = sum(r["cells"] for r in rows)
+    known = [r["wu_closed_form"] for r in rows]
+    total = "n/a" if any(w is None for w in known) else f"{sum(known):,.0f}"
+    lines = [f"mfcbench profile {config.get('profile', '?')!r}: {cells} cells, closed-form #WU {total}"]
+    for r in rows:
+        wu = "n/a" if r["wu_closed_form"] is None else f"{r['wu_closed_form']:,.0f}"
+        lines.append(f"  {r['table']:<8} {r['task']:<12} {r['cells']:>4} cells  {wu:>16} WU")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mfcbench.grid", description="summarise a profile's grid")
+    parser.add_argument("--config", default=str(ROOT / "workflow" / "config" / "default.yaml"))
+    parser.add_argument("--cells", action="store_true", help="also list every cell directory")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"mfcbench.grid: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(config))
+    if args.cells:
+        for cell in iter_cells(config):
+            print(cell.relpath())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The grid (profile config -> cells), its schema, `snakemake -n`, and gather. Fast: no training."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mfcbench import grid
+from mfcbench.gather import gather, main as gather_main
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "workflow" / "config"
+PAPER_TABLES = {f"table{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 10, 12)}
+
+
+def raw(name: str) -> dict:
+    return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["default", "paper", "tiny"])
+def test_profiles_validate_and_expand(name):
+    config = grid.load_config(CONFIGS / f"{name}.yaml")
+    cells = grid.expand(config)
+    assert cells and config["profile"] == name
+    assert len({c.relpath() for c in cells}) == len(cells)  # every cell has its own folder
+    for cell in cells:
+        if cell.dataset != grid.NO_DATASET:
+            assert cell.config["image_size"] == config["datasets"][cell.dataset]["image_size"]
+        assert cell.config["threads"] == config["threads_per_cell"]
+
+
+@pytest.mark.parametrize("name", ["default", "paper"])
+def test_profiles_cover_the_papers_tables(name):
+    config = grid.load_config(CONFIGS / f"{name}.yaml")
+    assert set(config["tables"]) == PAPER_TABLES
+    t = config["tables"]
+    assert t["table1"]["task"] == t["table2"]["task"] == "discrepancy"
+    assert set(t["table4"]["archs"]) == {"unet", "resnet", "mfc_unet", "mfc_resnet"}
+    assert set(t["table7"]["archs"]) == {"resnet18", "resnet50", "mfc_resnet18", "mfc_resnet50", "unet5", "mfc_unet5"}
+    assert set(t["table8"]["archs"]) == {"espcn", "mfc_espcn", "fno_espcn"}
+    assert "crops" in t["table12"]["strategies"]
+
+
+def test_default_profile_is_embedded_and_cheap():
+    config = grid.load_config(CONFIGS / "default.yaml")
+    assert set(config["datasets"]) <= {"skimage", "fields", "digits"}  # no network
+    assert config["gpu"] is False
+    for cell in grid.expand(config):
+        assert sum(cell.config["iterations"]) <= 400
+        assert cell.dataset == grid.NO_DATASET or cell.config["image_size"] <= 32
+        assert cell.config["val_size"] <= 64
+
+
+def test_paper_profile_settings():
+    config = grid.load_config(CONFIGS / "paper.yaml")
+    by = {(c.table, c.arch, c.strategy, c.seed): c.config for c in grid.expand(config)}
+    assert by[("table4", "unet", "sgd", 0)]["iterations"] == [2000] * 4
+    assert by[("table4", "unet", "fmsgd", 0)]["iterations"] == [2000, 1000, 500, 250]
+    assert by[("table4", "unet", "sgd", 0)]["lr"] == 5e-4 and by[("table5", "espcn", "sgd", 0)]["lr"] == 1e-3
+    assert by[("table4", "unet", "sgd", 0)]["image_size"] == 64 and by[("table4", "unet", "sgd", 0)]["val_size"] == 512
+    assert by[("table10", "resnet18", "sgd", 0)]["iterations"] == [4000] * 4
+    assert len(config["tables"]["table4"]["seeds"]) > 1
+
+
+def test_merge_order_and_variants():
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    config["strategy_overrides"] = {"msgd": {"lr": 0.1, "model": {"dropout": 0.0}}}
+    table = config["tables"]["table4"]
+    table["overrides"] = {"lr": 0.2}
+    table["strategy_overrides"] = {"msgd": {"lr": 0.3}}
+    table["variants"] = {"nearest": {"restriction": "nearest"}, "bilinear": {"restriction": "bilinear"}}
+    cells = {c.relpath(): c for c in grid.expand(config, ["table4"])}
+    assert len(cells) == 2 * 2  # 2 strategies x 2 variants
+    msgd = cells["table4/denoise/skimage/resnet/msgd+nearest/seed0"]
+    assert msgd.config["lr"] == 0.3 and msgd.config["restriction"] == "nearest"
+    assert msgd.config["model"] == {"width": 0.25, "dropout": 0.0}  # dicts merge key by key
+    assert cells["table4/denoise/skimage/resnet/sgd+bilinear/seed0"].config["lr"] == 0.2
+    assert grid.parse_cell_dir(f"results/tiny/{msgd.relpath()}") == msgd.coordinates()
+
+
+def test_parse_cell_dir_rejects_other_paths():
+    with pytest.raises(ValueError, match="not a cell directory"):
+        grid.parse_cell_dir("results/tiny/table4.csv")
+
+
+def test_table_may_not_change_the_prepared_size():
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    config["tables"]["table4"]["overrides"] = {"image_size": 64}
+    with pytest.raises(grid.ConfigError, match="datasets.skimage.image_size"):
+        grid.expand(config)
+
+
+def test_unknown_dataset_is_named():
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    config["tables"]["table4"]["dataset"] = "stl10"
+    with pytest.raises(grid.ConfigError, match="'stl10' has no entry under datasets"):
+        grid.expand(config)
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c["defaults"].update(lrr=1.0), r"defaults: unknown key\(s\) 'lrr'; allowed keys: .*\blr\b"),
+    (lambda c: c["tables"]["table4"]["overrides"].update(iteratons=[1, 1]), r"table4/overrides.*'iteratons' is not allowed; valid choices: .*iterations"),
+    (lambda c: c["defaults"].update(iterations="many"), r"defaults/iterations: 'many' is not of type 'array'"),
+    (lambda c: c["tables"]["table4"].update(strategies=["sgd", "fast"]), r"strategies/1: 'fast' is not allowed; valid choices: sgd, msgd"),
+    (lambda c: c["tables"]["table4"]["overrides"].update(lr="big"), r"table4/overrides/lr"),
+    (lambda c: c.update(tabels={}), r"unknown key\(s\) 'tabels'"),
+    (lambda c: c["tables"].update(t4=c["tables"]["table4"]), r"tables"),
+])
+def test_schema_rejects_typos_and_wrong_types(mutate, expected):
+    config = raw("tiny")
+    config["tables"]["table4"].setdefault("overrides", {})
+    mutate(config)
+    with pytest.raises(grid.ConfigError, match=expected):
+        grid.validate_config(config)
+
+
+def test_schema_documents_every_key():
+    schema = grid.load_schema()
+
+    def walk(node, path):
+        for key, sub in node.get("properties", {}).items():
+            sub = grid._deref(sub, schema) if "description" not in sub else sub
+            assert "description" in sub, f"{path}{key} has no description"
+            if path.startswith("$defs/training/") or path == "":
+                assert "default" in sub or key == "tables", f"{path}{key} has no default"
+            walk(sub, f"{path}{key}/")
+
+    walk(schema, "")
+    walk(schema["$defs"]["training"], "$defs/training/")
+    assert schema["additionalProperties"] is False and schema["$defs"]["training"]["additionalProperties"] is False
+
+
+def test_schema_training_options_match_the_runner():
+    config = pytest.importorskip("mfcbench.config")
+    schema = grid.load_schema()
+    training = schema["$defs"]["training"]["properties"]
+    assert set(training) == set(config.OPTIONS)
+    for key, option in config.OPTIONS.items():
+        assert training[key]["default"] == pytest.approx(option.default) if isinstance(option.default, (int, float)) \
+            else training[key]["default"] == option.default, key
+    allowed = set(schema["$defs"]["training_overrides"]["propertyNames"]["enum"])
+    assert allowed == set(config.OPTIONS) - {"data_root", "threads"}
+    # every cell config the grid writes is accepted by the runner's own validation
+    for cell in grid.expand(grid.load_config(CONFIGS / "paper.yaml")):
+        if cell.strategy != "none":
+            config.validate(dict(cell.config))
+
+
+def test_closed_form_work_units_in_summary():
+    pytest.importorskip("mfcbench.workunits")
+    config = grid.load_config(CONFIGS / "paper.yaml")
+    rows = {r["table"]: r for r in grid.summarize(config)}
+    assert rows["table4"]["cells"] == 4 * 3 * len(config["tables"]["table4"]["seeds"])
+    # Table 4 per arch and seed: sgd 15*N0*I + msgd 37/16*N0*I with N0*I = 4*8000, fmsgd priced on its schedule
+    per = rows["table4"]["wu_closed_form"] / (4 * len(config["tables"]["table4"]["seeds"]))
+    assert per > 480_000 + 74_000
+    assert "closed-form #WU" in grid.format_summary(config)
+
+
+# ----------------------------------------------------------------------------- snakemake -n
+def _snakemake(*args, cwd=ROOT):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    """A copy of the workflow files only (dry runs must not touch the shared checkout)."""
+    for name in ("Snakefile", "dvc.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "workflow", tmp_path / "workflow")
+    shutil.copytree(ROOT / "mfcbench", tmp_path / "mfcbench", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_snakemake_dry_run_on_the_paper_grid(workdir):
+    proc = _snakemake("-n", "--configfile", "workflow/config/paper.yaml", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    n = len(grid.expand(grid.load_config(CONFIGS / "paper.yaml")))
+    assert f"mfcbench profile 'paper': {n} cells, closed-form #WU" in out
+    assert "train" in out and "report_markdown" in out
+    assert "skimage" not in out  # the default profile's tables do not leak into the paper's
+
+
+def test_snakemake_dry_run_table4_default(workdir):
+    proc = _snakemake("-n", "reports/table4.csv", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "results/default/table4/denoise/skimage/mfc_resnet/fmsgd/seed0/metrics.json" in out
+    assert "results/default/table5/" not in out
+
+
+def test_snakemake_stops_on_a_typo_before_any_job(workdir):
+    bad = raw("tiny")
+    bad["defaults"]["learning_rate"] = 0.1
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(bad))
+    proc = _snakemake("-n", "--configfile", "bad.yaml", cwd=workdir)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "'learning_rate'" in out and "allowed keys" in out
+    assert "Job stats" not in out
+
+
+# ----------------------------------------------------------------------------- gather
+def _fake_cell(root: Path, rel: str, *, rows=None, curve=True, mse=0.1) -> Path:
+    d = root / "results" / "tiny" / rel
+    d.mkdir(parents=True)
+    coords = grid.parse_cell_dir(d)
+    metrics = {"status": "ok", "cell": {k: coords[k] for k in ("task", "dataset", "arch", "strategy", "seed")},
+               "metrics": {"val_loss": mse, "val_mse": mse}, "headline_metric": "val_mse",
+               "wu_closed_form": 57.0, "wu_executed": 57.0, "iterations": 6, "seconds": 1.5, "params": 1234,
+               "peak_memory_mb": 10.0, "config": {}, "manifest": {"git_commit": "abc", "device": "cpu",
+                                                                   "config_hash": "h", "versions": {"torch": "2"}}}
+    if rows is not None:
+        metrics["rows"] = rows
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    if curve:
+        (d / "curve.csv").write_text("iteration,level,wu_executed,seconds,train_loss,grad_norm,val_metric\n"
+                                     "1,0,10,0.1,0.5,1.0,\n2,0,20,0.2,0.4,0.9,0.3\n")
+    return d
+
+
+def test_gather_one_row_per_cell_with_provenance(tmp_path):
+    a = _fake_cell(tmp_path, "table4/denoise/skimage/resnet/sgd/seed0", mse=0.2)
+    b = _fake_cell(tmp_path, "table4/denoise/skimage/resnet/msgd+nearest/seed3", mse=0.1)
+    out, curves_out = tmp_path / "t4.csv", tmp_path / "c4.csv"
+    assert gather_main([str(a), str(b), "--out", str(out), "--curves-out", str(curves_out),
+                        "--profile", "tiny", "--table", "table4"]) == 0
+    import pandas as pd
+
+    frame = pd.read_csv(out)
+    assert list(frame["strategy"]) == ["sgd", "msgd"] and list(frame["variant"]) == ["base", "nearest"]
+    assert list(frame["val_mse"]) == [0.2, 0.1] and list(frame["seed"]) == [0, 3]
+    for col in ("table", "task", "dataset", "arch", "status", "wu_closed_form", "wu_executed", "iterations",
+                "seconds", "params", "device", "git_commit", "config_hash", "profile"):
+        assert col in frame.columns, col
+    curves = pd.read_csv(curves_out)
+    assert len(curves) == 4 and set(curves["strategy"]) == {"sgd", "msgd"}
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_gather_expands_rows_of_non_trainable_cells(tmp_path):
+    rows = [{"conv": c, "input": i, "resolution": "1/32", "n": 32, "discrepancy": v}
+            for c, v in (("standard", 1.0), ("mfc", 2.0)) for i in ("smooth", "noisy")]
+    d = _fake_cell(tmp_path, "table1/discrepancy/none/standard/none/seed0", rows=rows, curve=False)
+    cells, curves = gather([d], "tiny", "table1")
+    assert len(cells) == 2 and set(cells["conv"]) == {"standard"} and set(cells["input"]) == {"smooth", "noisy"}
+    assert curves.empty
+
+
+def test_gather_fails_clearly(tmp_path, capsys):
+    missing = tmp_path / "results/tiny/table4/denoise/skimage/resnet/sgd/seed0"
+    missing.mkdir(parents=True)
+    assert gather_main([str(missing), "--out", str(tmp_path / "x.csv")]) == 1
+    assert "has not finished" in capsys.readouterr().err
+    other = _fake_cell(tmp_path, "table3/blur/fields/blur_conv/sgd/seed0")
+    with pytest.raises(ValueError, match="table3"):
+        gather([other], "tiny", "table4")

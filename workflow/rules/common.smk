@@ -1,0 +1,104 @@
+# Shared helpers: the config is validated once here, then every rule asks these helpers for
+# paths and params (never literals scattered in rules).
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # import this checkout's mfcbench even when not installed
+from mfcbench import grid
+
+try:  # defaults are filled by grid.apply_defaults: overrides stay sparse, null objects stay null
+    validate(config, schema="../schemas/config.schema.yaml", set_default=False)
+except Exception as exc:  # restate jsonschema's verbose error as "key: what is allowed"
+    try:
+        grid.validate_config(config)
+    except grid.ConfigError as concise:
+        raise ValueError(str(concise)) from None
+    raise
+grid.apply_defaults(config)
+
+PROFILE = config["profile"]
+RESULTS = f"{config['results_dir']}/{PROFILE}"
+REPORTS = config["reports_dir"]
+LOGS = f"{config['logs_dir']}/{PROFILE}"
+DATA = config["data_root"]
+CELLS = grid.index(config)  # relpath -> Cell
+TABLES = list(config["tables"])
+TRAINABLE = [t for t in TABLES if config["tables"][t]["strategies"] != ["none"]]
+MEASURED = ["table11", "table13", "table15"]  # tables produced by measurement commands, not cells
+PY = "python -m mfcbench"
+
+print(grid.format_summary(config), file=sys.stderr)  # `snakemake -n` shows cells and closed-form #WU
+
+
+wildcard_constraints:
+    table="|".join(TABLES),
+    strategy_dir=r"[^/]+",
+    seed=r"\d+",
+
+
+def param(*keys, default=None):
+    """The one lookup helper for config values used by rules: param("measure", "quick")."""
+    node = config
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def cell_of(wildcards):
+    """The grid cell a training rule's wildcards name (KeyError = not in this profile's grid)."""
+    rel = "/".join((wildcards.table, wildcards.task, wildcards.dataset, wildcards.arch,
+                    wildcards.strategy_dir, f"seed{wildcards.seed}"))
+    try:
+        return CELLS[rel]
+    except KeyError:
+        raise ValueError(f"{rel} is not a cell of profile {PROFILE!r}") from None
+
+
+def cell_dirs(table):
+    return [f"{RESULTS}/{rel}" for rel, cell in CELLS.items() if cell.table == table]
+
+
+def prepared(dataset, size=None):
+    size = size or config["datasets"][dataset]["image_size"]
+    return f"{DATA}/prepared/{dataset}/{size}/checksum.txt"
+
+
+def dvc_profile():
+    """The profile dvc.yaml's stages prepare (its first `vars` file), or None."""
+    import yaml
+
+    try:
+        dvc = yaml.safe_load(Path("dvc.yaml").read_text())
+        source = dvc["vars"][0].split(":")[0]
+        return yaml.safe_load(Path(source).read_text()).get("profile", "default")
+    except Exception:
+        return None
+
+
+def use_dvc():
+    """Fetch data through DVC only when run directly (inside a DVC stage DVC holds our outputs)."""
+    return (param("use_dvc") == "auto" and shutil.which("dvc") is not None and Path(".dvc").is_dir()
+            and Path(".git").exists()  # DVC repos live in git repos
+            and not os.environ.get("DVC_STAGE") and dvc_profile() == PROFILE)
+
+
+def extras():
+    return param("extras", default=[])
+
+
+def all_reports():
+    targets = [f"{REPORTS}/{t}.csv" for t in TABLES]
+    targets += [f"{REPORTS}/{t}.csv" for t in MEASURED if t in extras()]
+    targets += [f"{REPORTS}/{f}.png" for f in ("fig3", "fig7") if f in extras()]
+    if "fig4" in extras() and "table3" in TRAINABLE:
+        targets.append(f"{REPORTS}/fig4.png")
+    if "fig5" in extras() and "table4" in TRAINABLE:
+        targets.append(f"{REPORTS}/fig5.png")
+    targets += [f"{REPORTS}/claims.csv", f"{REPORTS}/REPORT.md"]
+    return targets

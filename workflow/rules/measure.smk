@@ -1,0 +1,85 @@
+# Measurements and small experiments: no training, one CSV each under results/<profile>/.
+
+
+def quick_flag():
+    return "--quick" if param("measure", "quick") else ""
+
+
+rule measure_table11:
+    output:
+        f"{RESULTS}/table11.csv",
+    log:
+        f"{LOGS}/measure/table11.log",
+    message:
+        "FLOPs: conv vs MFC (Table 11)"
+    shell:
+        "{PY} measure table11 --out {output} > {log} 2>&1"
+
+
+rule measure_flops_models:
+    output:
+        f"{RESULTS}/flops_models.csv",
+    log:
+        f"{LOGS}/measure/flops_models.log",
+    shell:
+        "{PY} measure flops-models --out {output} > {log} 2>&1"
+
+
+rule measure_fig7:
+    output:
+        f"{RESULTS}/fig7.csv",
+    log:
+        f"{LOGS}/measure/fig7.log",
+    message:
+        "timing: conv vs MFC forward (Figure 7)"
+    threads: workflow.cores  # timings run alone on the machine
+    resources:
+        gpu=1 if param("gpu") else 0,
+    params:
+        quick=quick_flag(),
+        device=param("device"),
+    shell:
+        "{PY} measure fig7 --out {output} {params.quick} > {log} 2>&1"
+
+
+rule measure_table15:
+    output:
+        f"{RESULTS}/table15.csv",
+    log:
+        f"{LOGS}/measure/table15.log",
+    message:
+        "timing: SGD vs Multiscale-SGD iteration (Table 15)"
+    threads: workflow.cores
+    resources:
+        gpu=1 if param("gpu") else 0,
+    params:
+        quick=quick_flag(),
+    shell:
+        "{PY} measure table15 --out {output} {params.quick} > {log} 2>&1"
+
+
+rule models_table13:
+    output:
+        f"{RESULTS}/table13.csv",
+    log:
+        f"{LOGS}/measure/table13.log",
+    message:
+        "parameter counts (Table 13)"
+    shell:
+        "{PY} models --format csv > {output} 2> {log}"
+
+
+EXPERIMENTS = {"fig3": "kernels", "lemma4": "lemma4"}  # output name -> `mfcbench experiment` name
+
+
+rule experiment:
+    output:
+        f"{RESULTS}/{{experiment}}.csv",
+    log:
+        f"{LOGS}/experiment/{{experiment}}.log",
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    params:
+        name=lambda wc: EXPERIMENTS[wc.experiment],
+    shell:
+        "{PY} experiment {params.name} --out {output} > {log} 2>&1"

@@ -1,0 +1,69 @@
+# Reports read result files only: paper-layout tables, figures, claims, REPORT.md.
+
+
+def results_inputs():
+    """Every results file of this profile: the claims and REPORT.md read them all."""
+    files = [f"{RESULTS}/{t}.csv" for t in TABLES]
+    files += [f"{RESULTS}/curves_{t}.csv" for t in TRAINABLE]
+    files += [f"{RESULTS}/{x}.csv" for x in ("table11", "table13", "table15", "flops_models", "fig3", "fig7", "lemma4")
+              if x in extras()]
+    return files
+
+
+FIGURE_INPUTS = {
+    "fig3": [f"{RESULTS}/fig3.csv"],
+    "fig4": [f"{RESULTS}/curves_table3.csv"],  # blur: loss and gradient norm across levels
+    "fig5": [f"{RESULTS}/curves_table4.csv"],  # denoise: loss against #WU and seconds
+    "fig7": [f"{RESULTS}/fig7.csv"],
+}
+
+
+rule report_table:
+    input:
+        f"{RESULTS}/{{name}}.csv",
+    output:
+        f"{REPORTS}/{{name}}.csv",
+    log:
+        f"{LOGS}/report/{{name}}.log",
+    wildcard_constraints:
+        name="|".join(TABLES + MEASURED),
+    shell:
+        "{PY} report table --name {wildcards.name} --input {input} --out {output} > {log} 2>&1"
+
+
+rule report_figure:
+    input:
+        lambda wc: FIGURE_INPUTS[wc.fig],
+    output:
+        png=f"{REPORTS}/{{fig}}.png",
+        data=f"{REPORTS}/{{fig}}.csv",
+    log:
+        f"{LOGS}/report/{{fig}}.log",
+    wildcard_constraints:
+        fig="|".join(FIGURE_INPUTS),
+    shell:
+        "{PY} report figure --name {wildcards.fig} --input {input} --out {output.png} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        results_inputs(),
+    output:
+        f"{REPORTS}/claims.csv",
+    log:
+        f"{LOGS}/report/claims.log",
+    shell:
+        "{PY} report claims --results-dir {RESULTS} --out {output} > {log} 2>&1"
+
+
+rule report_markdown:
+    input:
+        results_inputs(),
+        [t for t in all_reports() if not t.endswith("REPORT.md")],
+    output:
+        f"{REPORTS}/REPORT.md",
+    log:
+        f"{LOGS}/report/markdown.log",
+    shell:
+        "{PY} report markdown --results-dir {RESULTS} --reports-dir {REPORTS} --profile {PROFILE} "
+        "--out {output} > {log} 2>&1"

@@ -1,0 +1,63 @@
+# Cells: results/<profile>/<table>/<task>/<dataset>/<arch>/<strategy>[+variant]/seed<k>/
+# Each cell's resolved training options are written to cell.yaml (rewritten only when they change,
+# which then retrains the cell); the runner writes metrics.json, curve.csv and checkpoint.pt.
+CELL = "{table}/{task}/{dataset}/{arch}/{strategy_dir}/seed{seed}"
+
+
+def data_input(wildcards):
+    """The prepared dataset a cell reads; ancient(): DVC restores files without their mtimes."""
+    cell = cell_of(wildcards)
+    return [] if cell.dataset == grid.NO_DATASET else [ancient(prepared(cell.dataset))]
+
+
+rule cell_config:
+    output:
+        f"{RESULTS}/{CELL}/cell.yaml",
+    log:
+        f"{LOGS}/{CELL}/cell_config.log",
+    params:
+        options=lambda wc: dict(cell_of(wc).config),
+    run:
+        import yaml
+        from mfcbench.io import write_text
+
+        write_text(output[0], yaml.safe_dump(params.options, sort_keys=True))
+        Path(log[0]).write_text(f"wrote {output[0]}\n")
+
+
+rule train:
+    input:
+        config=rules.cell_config.output[0],
+        data=data_input,
+    output:
+        metrics=f"{RESULTS}/{CELL}/metrics.json",
+    log:
+        f"{LOGS}/{CELL}/train.log",
+    message:
+        "train {wildcards.table}: {wildcards.arch} {wildcards.strategy_dir} seed {wildcards.seed}"
+    threads: param("threads_per_cell", default=1)
+    resources:
+        gpu=1 if param("gpu") else 0,
+    params:
+        strategy=lambda wc: cell_of(wc).strategy,
+        out=lambda wc, output: os.path.dirname(output.metrics),
+        device=param("device"),
+    shell:
+        "{PY} train --task {wildcards.task} --dataset {wildcards.dataset} --arch {wildcards.arch} "
+        "--strategy {params.strategy} --seed {wildcards.seed} --config {input.config} "
+        "--out {params.out} --device {params.device} > {log} 2>&1"
+
+
+rule gather:
+    input:
+        lambda wc: [f"{d}/metrics.json" for d in cell_dirs(wc.table)],
+    output:
+        table=f"{RESULTS}/{{table}}.csv",
+        curves=f"{RESULTS}/curves_{{table}}.csv",
+    log:
+        f"{LOGS}/gather/{{table}}.log",
+    params:
+        cells=lambda wc: cell_dirs(wc.table),
+    shell:
+        "{PY} gather --profile {PROFILE} --table {wildcards.table} --out {output.table} "
+        "--curves-out {output.curves} {params.cells} > {log} 2>&1"
