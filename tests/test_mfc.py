@@ -165,9 +165,14 @@ def test_symbol_shape_broadcasts_over_parameter_batch():
     assert s.shape == (2, 3, 8, 5) and s.is_complex()
 
 
-def test_full_mixing_custom_backward_passes_gradcheck():
-    """The pairwise contraction has a hand-written backward: check it against finite differences."""
+@pytest.mark.parametrize("chunk_elements", [1 << 23, 7])  # one chunk; one frequency per chunk
+def test_full_mixing_custom_backward_passes_gradcheck(monkeypatch, chunk_elements):
+    """The pairwise contraction has a hand-written, frequency-chunked backward: check it against
+    the autograd einsum and finite differences."""
+    from mfcbench.layers import mfc
     from mfcbench.layers.mfc import _PairwiseSymbolContraction
+
+    monkeypatch.setattr(mfc, "_CHUNK_ELEMENTS", chunk_elements)
 
     ky, kx = wavenumbers(6, 8, dtype=torch.float64)
     x_hat = torch.fft.rfft2(torch.randn(2, 2, 6, 8, dtype=torch.float64)).requires_grad_()

@@ -185,14 +185,26 @@ def _complex_symbol(g0, decay, odd):
     return torch.view_as_complex(out)
 
 
+_CHUNK_ELEMENTS = 1 << 23  # pair-symbol entries built at once: bounds memory at ~100 MB
+
+
+def _frequency_chunks(num_freqs: int, num_pairs: int):
+    step = max(1, _CHUNK_ELEMENTS // max(1, num_pairs))
+    return [slice(start, min(start + step, num_freqs)) for start in range(0, num_freqs, step)]
+
+
+def _chunk_basis(basis: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
+    return {key: value[rows] for key, value in basis.items()}
+
+
 class _PairwiseSymbolContraction(torch.autograd.Function):
     """y_hat[b, o, f] = sum_i S[o, i, f] x_hat[b, i, f] with S the MFC symbol of pair (o, i).
 
     Autograd through the symbol would keep half a dozen (Cout, Cin, F) temporaries and reduce
-    each of them; here the symbol is rebuilt in backward, frequency-major so the batched matmuls
-    need no transposes, and the 7 parameter gradients come from one complex batched matmul plus
-    small real matmuls against frequency monomials:
-    dL/dp = sum_f Re(conj(G) dS/dp) with G = grad_y x_hat^H per frequency.
+    each of them; here the symbol is never stored: it is built frequency-major, a chunk of
+    frequencies at a time (bounded memory at any mesh), in forward and again in backward, and the
+    7 parameter gradients come from one complex batched matmul plus small real matmuls against
+    frequency monomials: dL/dp = sum_f Re(conj(G) dS/dp) with G = grad_y x_hat^H per frequency.
     """
 
     @staticmethod
@@ -200,11 +212,13 @@ class _PairwiseSymbolContraction(torch.autograd.Function):
         cout, cin = tau.shape
         batch, _, height, wr = x_hat.shape
         basis = _frequency_basis(ky, kx)
-        g = gamma.reshape(-1, 3)
-        decay, odd = _pair_symbol(tau.reshape(-1), alpha.reshape(-1, 3), g, basis)
-        symbol = _complex_symbol(g[:, 0], decay, odd).reshape(-1, cout, cin)  # (F, Co, Ci)
+        t, a, g = tau.reshape(-1), alpha.reshape(-1, 3), gamma.reshape(-1, 3)
         xf = x_hat.reshape(batch, cin, -1).permute(2, 1, 0).contiguous()  # (F, Ci, B)
-        y = torch.matmul(symbol, xf)  # (F, Co, B)
+        y = torch.empty(xf.shape[0], cout, batch, dtype=x_hat.dtype, device=x_hat.device)
+        for rows in _frequency_chunks(xf.shape[0], t.numel()):
+            decay, odd = _pair_symbol(t, a, g, _chunk_basis(basis, rows))
+            symbol = _complex_symbol(g[:, 0], decay, odd).reshape(-1, cout, cin)  # (f, Co, Ci)
+            torch.matmul(symbol, xf[rows], out=y[rows])
         ctx.save_for_backward(x_hat, tau, alpha, gamma, ky, kx)
         return y.permute(2, 1, 0).reshape(batch, cout, height, wr)
 
@@ -215,22 +229,28 @@ class _PairwiseSymbolContraction(torch.autograd.Function):
         batch, _, height, wr = x_hat.shape
         basis = _frequency_basis(ky, kx)
         t, a, g = tau.reshape(-1), alpha.reshape(-1, 3), gamma.reshape(-1, 3)
-        decay, odd = _pair_symbol(t, a, g, basis)
         gy = grad_y.reshape(batch, cout, -1).permute(2, 1, 0).contiguous()  # (F, Co, B)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            symbol_h = _complex_symbol(g[:, 0], decay, odd.neg()).reshape(-1, cout, cin).transpose(1, 2)
-            grad_x = torch.matmul(symbol_h.contiguous(), gy)  # conj(S)^T grad_y: (F, Ci, B)
-            grad_x = grad_x.permute(2, 1, 0).reshape(batch, cin, height, wr)
         xh = x_hat.reshape(batch, cin, -1).permute(2, 0, 1).conj().resolve_conj()  # (F, B, Ci)
-        G = torch.matmul(gy, xh).reshape(-1, cout * cin)  # grad_y x^H: (F, P)
-        w_re = G.real * decay  # Re(conj(G) decay)
-        w_im = G.imag.neg().mul_(decay)  # Im(conj(G) decay)
-        lin = basis["lin"]
-        grad_gamma = torch.stack((w_re.sum(0), -(lin[:, 0] @ w_im), -(lin[:, 1] @ w_im)), dim=-1)
-        r = w_re.mul_(g[:, 0]).sub_(w_im.mul_(odd))  # Re(conj(G) S)
-        m = basis["quad"].T @ r  # (3, P): sums of r kx^2, 2 r kx ky, r ky^2
-        grad_alpha = -t[:, None] * m.T
-        grad_tau = -(a * m.T).sum(-1)
+        want_x = ctx.needs_input_grad[0]
+        grad_x = torch.empty(gy.shape[0], cin, batch, dtype=gy.dtype, device=gy.device) if want_x else None
+        sums = torch.zeros(6, t.numel(), dtype=t.dtype, device=t.device)  # gamma (3) and quadratic (3) moments
+        for rows in _frequency_chunks(gy.shape[0], t.numel()):
+            chunk = _chunk_basis(basis, rows)
+            decay, odd = _pair_symbol(t, a, g, chunk)
+            if want_x:
+                symbol_h = _complex_symbol(g[:, 0], decay, odd.neg()).reshape(-1, cout, cin).transpose(1, 2)
+                torch.matmul(symbol_h, gy[rows], out=grad_x[rows])  # conj(S)^T grad_y
+            G = torch.matmul(gy[rows], xh[rows]).reshape(-1, cout * cin)  # grad_y x^H: (f, P)
+            w_re = G.real * decay  # Re(conj(G) decay)
+            w_im = G.imag.neg().mul_(decay)  # Im(conj(G) decay)
+            sums[0] += w_re.sum(0)
+            sums[1:3] -= chunk["lin"].T @ w_im
+            r = w_re.mul_(g[:, 0]).sub_(w_im.mul_(odd))  # Re(conj(G) S)
+            sums[3:] += chunk["quad"].T @ r  # sums of r kx^2, 2 r kx ky, r ky^2
+        m = sums[3:].T
+        grad_alpha = -t[:, None] * m
+        grad_tau = -(a * m).sum(-1)
+        if want_x:
+            grad_x = grad_x.permute(2, 1, 0).reshape(batch, cin, height, wr)
         return (grad_x, grad_tau.reshape(cout, cin), grad_alpha.reshape(cout, cin, 3),
-                grad_gamma.reshape(cout, cin, 3), None, None)
+                sums[:3].T.reshape(cout, cin, 3), None, None)
