@@ -105,10 +105,11 @@ def test_image_to_image_models_serve_super_resolution(name):
         build_model(name, 3, 3, upscale=0)
 
 
-def test_unet5_runs_below_its_size_divisor():
+@pytest.mark.parametrize("size", [4, 8, 12])
+def test_unet5_runs_on_meshes_smaller_than_its_depth(size):
     model, _ = tiny("unet5")
-    assert model.size_divisor == 16
-    assert model(torch.randn(1, 3, 8, 8), torch.rand(1)).shape == (1, 3, 8, 8)
+    assert model.size_divisor == 1
+    assert model(torch.randn(1, 3, size, size), torch.rand(1)).shape == (1, 3, size, size)
 
 
 @pytest.mark.parametrize("name", ["unet", "resnet", "mfc_resnet"])

@@ -84,16 +84,16 @@ class Up(nn.Module):
 
 
 class UNet(nn.Module):
-    """Noise-conditioned UNet; `channel_mult` sets the levels (size_divisor = 2**(levels-1)).
+    """Noise-conditioned UNet; `channel_mult` sets the levels.
 
-    Sizes that are not multiples of size_divisor also run (coarse levels round up, the decoder
-    upsamples to each skip's size), so a 5-level UNet still accepts 8x8 inputs.
+    Any size runs (coarse levels round up, the decoder upsamples to each skip's size), so
+    size_divisor is 1 and a 5-level UNet still trains on the 4x4 coarsest mesh of a 32px image.
     """
 
     def __init__(self, in_channels, out_channels, *, cond=False, base=32, channel_mult=(1, 2, 4), dropout=0.5):
         super().__init__()
         self.conditioned, self.upscale = bool(cond), 1
-        self.size_divisor = 2 ** (len(channel_mult) - 1)
+        self.size_divisor = 1
         emb_dim = 4 * base if cond else None
         self.embed = MLPEmbedding(base, emb_dim) if cond else None
         self.stem = nn.Conv2d(in_channels, base, 3, padding=1)
