@@ -188,8 +188,13 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
              out_dir: str | Path, dataset: str = "memory", seed: int = 0, device: str = "auto",
              overrides: Any = (), train_images: torch.Tensor | None = None,
              val_images: torch.Tensor | None = None, force: bool = False, stop_after: int | None = None,
-             progress: bool | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train one cell (or resume it) and return its metrics.json content."""
+             progress: bool | None = None, log: Callable[[str], None] | None = None,
+             on_stale: str = "error") -> dict[str, Any]:
+    """Train one cell (or resume it) and return its metrics.json content.
+
+    A checkpoint written under another config is an error, or with on_stale="restart" (what the
+    pipeline passes: it reruns a cell because its config changed) it is discarded.
+    """
     from .models import build_model
     from .strategies import build_strategy
     from .tasks import build_task
@@ -267,10 +272,14 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
     st: dict[str, Any] = {"phase": 0, "phase_iter": 0, "step": 0, "curve": [], "seconds": 0.0,
                           "best": None, "bad": 0, "stopped_early": False, "last_val": None, "last_val_step": -1}
 
-    if ckpt_path.exists():
-        ck = torch_load(ckpt_path)
-        if ck.get("config_hash") != chash or ck.get("cell") != cell:
+    ck = torch_load(ckpt_path) if ckpt_path.exists() else None
+    if ck is not None and (ck.get("config_hash") != chash or ck.get("cell") != cell):
+        if on_stale != "restart":
             raise ValueError(f"{ckpt_path} was written for a different cell or config; rerun with --force")
+        log(f"{ckpt_path} belongs to another config: starting the cell afresh")
+        ckpt_path.unlink()
+        ck = None
+    if ck is not None:
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         counter.load_state_dict(ck["wu"])
@@ -401,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     p.add_argument("--force", action="store_true", help="rerun a finished cell from scratch")
+    p.add_argument("--on-stale", choices=("error", "restart"), default="error",
+                   help="a checkpoint from another config: stop (default) or start the cell afresh")
     return p
 
 
@@ -410,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_cell(args.config, task=args.task, dataset=args.dataset, arch=args.arch, strategy=args.strategy,
                  seed=args.seed, out_dir=args.out, device=args.device, overrides=args.overrides,
-                 force=args.force, stop_after=int(env_stop) if env_stop else None)
+                 force=args.force, on_stale=args.on_stale, stop_after=int(env_stop) if env_stop else None)
     except KeyboardInterrupt:
         print("mfcbench train: interrupted", file=sys.stderr)
         return 130

@@ -153,6 +153,15 @@ def test_checkpoint_of_another_config_is_refused(tmp_path, images):
         cell(tmp_path, images, overrides={"lr": 1e-2})
 
 
+def test_stale_checkpoint_restarts_when_asked(tmp_path, images):
+    """The pipeline reruns a cell whose config changed: its old checkpoint must not block it."""
+    with pytest.raises(runner.SimulatedCrash):
+        cell(tmp_path, images, stop_after=2)
+    restarted = cell(tmp_path, images, overrides={"lr": 1e-2}, on_stale="restart")
+    fresh = cell(tmp_path / "fresh", images, overrides={"lr": 1e-2})
+    assert restarted["metrics"] == fresh["metrics"]
+
+
 def test_nan_loss_ends_the_cell_as_diverged(tmp_path, images):
     record = cell(tmp_path, images, task=BROKEN)
     assert record["status"] == "diverged" and record["iterations"] == 0

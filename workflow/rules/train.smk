@@ -45,7 +45,7 @@ rule train:
     shell:
         "{PY} train --task {wildcards.task} --dataset {wildcards.dataset} --arch {wildcards.arch} "
         "--strategy {params.strategy} --seed {wildcards.seed} --config {input.config} "
-        "--out {params.out} --device {params.device} > {log} 2>&1"
+        "--out {params.out} --device {params.device} --on-stale restart > {log} 2>&1"
 
 
 rule gather:
