@@ -46,6 +46,8 @@ OPTIONS: dict[str, Option] = {
     "val_every": Option(500, (int,), "validate every this many iterations (and at the end)"),
     "checkpoint_every": Option(500, (int,), "checkpoint every this many iterations (and at phase ends)"),
     "early_stop": Option(None, (dict, type(None)), "{patience, min_delta} on the headline val metric"),
+    "augment": Option("none", (str,), "clean-image augmentation for any strategy: none | crops (RandomResizedCrop, App. D.8)",
+                      ("none", "crops")),
     "crop_size": Option(None, (int, type(None)), "crops: output side of RandomResizedCrop (null = image_size)"),
     "crop_scale": Option([0.08, 1.0], (list,), "crops: area fraction range (torchvision default)"),
     "crop_ratio": Option([0.75, 4 / 3], (list,), "crops: aspect-ratio range (torchvision default)"),
@@ -115,6 +117,9 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"'sgd_batch' must be a positive int, got {cfg['sgd_batch']}")
     if cfg["crop_size"] is not None and cfg["crop_size"] < 1:
         raise ValueError(f"'crop_size' must be positive, got {cfg['crop_size']}")
+    if cfg["augment"] == "crops" and cfg["crop_size"] not in (None, cfg["image_size"]):
+        raise ValueError("'augment: crops' keeps the training mesh: crop_size must be null or image_size "
+                         "(a smaller crop_size is the single-scale `crops` strategy's cheaper variant)")
     for key in ("crop_scale", "crop_ratio"):
         pair = cfg[key]
         if len(pair) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in pair) or pair[0] > pair[1]:

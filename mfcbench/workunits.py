@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="I (App. C), or a comma list of per-level iterations coarse -> fine")
     parser.add_argument("--growth", type=float, default=2, help="batch growth per coarser level")
     parser.add_argument("--phase-growth", type=float, default=2, help="fmsgd phase batch growth")
+    parser.add_argument("--out", help="also write the rows as CSV (strategy, wu_closed_form, coefficient, ...)")
     args = parser.parse_args(argv)
     try:
         its: int | list[int] = [int(v) for v in args.iterations.split(",")] if "," in args.iterations else int(args.iterations)
@@ -165,10 +166,27 @@ def main(argv: list[str] | None = None) -> int:
          str(wu / scale) if (wu / scale).denominator < 10**4 else f"{float(wu / scale):.4f}")
         for name, wu in rows
     ]
+    if args.out:
+        _write_csv(args.out, [{"strategy": name, "levels": args.levels, "n0": args.batch, "iterations": args.iterations,
+                               "wu_closed_form": float(wu), "coefficient": float(wu / scale), "exact": str(wu / scale)}
+                              for name, wu in rows])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     return 0
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
+    import csv
+    import io
+
+    from .io import write_text
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def test_profiles_cover_the_papers_tables(name):
     assert set(t["table4"]["archs"]) == {"unet", "resnet", "mfc_unet", "mfc_resnet"}
     assert set(t["table7"]["archs"]) == {"resnet18", "resnet50", "mfc_resnet18", "mfc_resnet50", "unet5", "mfc_unet5"}
     assert set(t["table8"]["archs"]) == {"espcn", "mfc_espcn", "fno_espcn"}
-    assert "crops" in t["table12"]["strategies"]
+    assert set(t["table12"]["strategies"]) == {"sgd", "msgd", "fmsgd"}
+    assert t["table12"]["variants"]["crops"] == {"augment": "crops"} and "base" in t["table12"]["variants"]
 
 
 def test_default_profile_is_embedded_and_cheap():

@@ -132,7 +132,8 @@ def test_claim_rows_and_columns(scored):
     ("table11_conv_formula", "REPRODUCED"), ("table11_conv_column", "REPRODUCED"),
     ("table11_mfc_column", "DEVIATES"), ("table11_crossover", "REPRODUCED"), ("table13_params", "REPRODUCED"),
     ("table15_gpu_speedup", "NOT_RUN"), ("table15_speedup_any_device", "REPRODUCED"),
-    ("lemma4_residual", "REPRODUCED"), ("table9_sam", "NOT_RUN"), ("appc_sgd_coefficient", "NOT_RUN"),
+    ("lemma4_residual", "REPRODUCED"), ("table9_sam", "NOT_RUN"), ("appc_sgd_coefficient", "REPRODUCED"),
+    ("appc_fmsgd_coefficient", "REPRODUCED"),  # fixture workunits.csv: python -m mfcbench wu --out
 ])
 def test_fixture_verdicts(scored, claim_id, verdict):
     assert scored.loc[claim_id, "verdict"] == verdict, scored.loc[claim_id, "reason"]

@@ -18,6 +18,7 @@ import seaborn as sns  # noqa: E402
 
 from ..io import atomic_path, write_csv  # noqa: E402
 from ..registry import Registry  # noqa: E402
+from .tables import harmonise  # noqa: E402
 
 Plot = Callable[[pd.DataFrame], tuple[plt.Figure, pd.DataFrame]]
 FIGURES: Registry[Plot] = Registry("figure")
@@ -116,7 +117,7 @@ def fig7(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 def render(name: str, inputs: list[str | Path], out: str | Path) -> Path:
     """Read inputs, draw figure `name` to `out` (PNG) and its data to `out` with .csv."""
     plot = FIGURES.get(name)
-    frames = [pd.read_csv(p) for p in inputs if Path(p).is_file()]
+    frames = [harmonise(pd.read_csv(p)) for p in inputs if Path(p).is_file()]
     if not frames:
         raise FileNotFoundError(f"{name}: none of the inputs exist: {', '.join(map(str, inputs))}")
     frame = pd.concat(frames, ignore_index=True, sort=False)

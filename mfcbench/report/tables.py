@@ -44,6 +44,18 @@ def normalise(value: Any, column: str | None = None, aliases: dict | None = None
     return text
 
 
+MEASUREMENT_COLUMNS = {"median_ms": "ms_median", "iqr_ms": "ms_iqr"}
+
+
+def harmonise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Measurement CSVs name timings median_ms/iqr_ms and convolutions conv2d/conv3x3 (the kernel
+    size has its own column k): map them onto the names layouts and claims match on."""
+    frame = frame.rename(columns={k: v for k, v in MEASUREMENT_COLUMNS.items() if v not in frame.columns})
+    if "op" in frame.columns:
+        frame = frame.assign(op=frame["op"].astype(str).str.replace(r"^conv(2d|\d+x\d+)$", "conv", regex=True))
+    return frame
+
+
 def read_results(paths: Iterable[str | Path]) -> tuple[pd.DataFrame | None, list[str]]:
     """Concatenate the CSVs that exist; return (frame or None, notes about missing/unreadable files)."""
     frames, notes = [], []
@@ -53,7 +65,7 @@ def read_results(paths: Iterable[str | Path]) -> tuple[pd.DataFrame | None, list
             notes.append(f"{path.name} missing")
             continue
         try:
-            frames.append(pd.read_csv(path, dtype={"resolution": str}))
+            frames.append(harmonise(pd.read_csv(path, dtype={"resolution": str})))
         except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
             notes.append(f"{path.name} unreadable ({error.__class__.__name__})")
     if not frames:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ._augment import build_augmentation
 from ..restrict import restrict
 from ..tasks.base import Batch, Task
 from ..workunits import WorkCounter, level_cost
@@ -88,6 +89,7 @@ class Strategy:
             raise ValueError(f"levels must be >= 1, got {self.levels}")
         if len(config["iterations"]) != self.levels:
             raise ValueError(f"iterations lists {len(config['iterations'])} values for {self.levels} levels")
+        self.augmentation = build_augmentation(self.config)
 
     # --- schedule ------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -107,8 +109,10 @@ class Strategy:
 
     # --- one step ------------------------------------------------------------------------
     def prepare_images(self, images: torch.Tensor, sampler: Sampler) -> torch.Tensor:
-        """Hook on clean images before the task's corruption (crops resizes here)."""
-        return images
+        """Clean images before the task's corruption: the configured augmentation, if any."""
+        if self.augmentation is None:
+            return images
+        return self.augmentation(images, sampler.generator("crops"))
 
     def loss(self, model: torch.nn.Module, task: Task, phase: Phase, sampler: Sampler,
              counter: WorkCounter) -> torch.Tensor:

@@ -58,6 +58,16 @@ rule measure_table15:
         "{PY} measure table15 --out {output} {params.quick} > {log} 2>&1"
 
 
+rule workunits:
+    """App. C's closed forms (#WU per N0*I, 4 levels, growth 2) for the claims."""
+    output:
+        f"{RESULTS}/workunits.csv",
+    log:
+        f"{LOGS}/measure/workunits.log",
+    shell:
+        "{PY} wu --strategy all --levels 4 --batch 1 --iterations 1 --out {output} > {log} 2>&1"
+
+
 rule models_table13:
     output:
         f"{RESULTS}/table13.csv",

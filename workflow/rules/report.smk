@@ -3,7 +3,7 @@
 
 def results_inputs():
     """Every results file of this profile: the claims and REPORT.md read them all."""
-    files = [f"{RESULTS}/{t}.csv" for t in TABLES]
+    files = [f"{RESULTS}/{t}.csv" for t in TABLES] + [f"{RESULTS}/workunits.csv"]
     files += [f"{RESULTS}/curves_{t}.csv" for t in TRAINABLE]
     files += [f"{RESULTS}/{x}.csv" for x in ("table11", "table13", "table15", "flops_models", "fig3", "fig7", "lemma4")
               if x in extras()]
@@ -18,17 +18,27 @@ FIGURE_INPUTS = {
 }
 
 
+def table_inputs(name):
+    """The result CSVs a paper table reads (published.yaml's `results`, e.g. Table 10 reads Table 7's SGD cells too)."""
+    from mfcbench.report.published import load_published
+
+    files = load_published()["tables"].get(name, {}).get("results") or [f"{name}.csv"]
+    return [f"{RESULTS}/{f}" for f in files]
+
+
 rule report_table:
     input:
-        f"{RESULTS}/{{name}}.csv",
+        lambda wc: table_inputs(wc.name),
     output:
         f"{REPORTS}/{{name}}.csv",
     log:
         f"{LOGS}/report/{{name}}.log",
     wildcard_constraints:
         name="|".join(TABLES + MEASURED),
+    params:
+        inputs=lambda wc, input: " ".join(f"--input {f}" for f in input),
     shell:
-        "{PY} report table --name {wildcards.name} --input {input} --out {output} > {log} 2>&1"
+        "{PY} report table --name {wildcards.name} {params.inputs} --out {output} > {log} 2>&1"
 
 
 rule report_figure:
