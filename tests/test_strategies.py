@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mfcbench.config import resolve
 from mfcbench.restrict import restrict
 from mfcbench.strategies import build_strategy, strategy_names
 from mfcbench.strategies.base import Draw, Phase
@@ -72,11 +73,8 @@ class ListSampler:
 
 
 def cfg(**kw):
-    base = {"levels": 4, "batch_size": 1, "batch_growth": 2, "level_batches": None, "sgd_batch": "matched",
-            "iterations": [8, 4, 2, 1], "phase_batch_growth": 2, "optimizer_state": "carry",
-            "restriction": "pool", "image_size": 16, "crop_size": None, "crop_scale": [0.08, 1.0],
-            "crop_ratio": [0.75, 4 / 3]}
-    return {**base, **kw}
+    """The runner's validated defaults on App. C's shape: 4 levels, N0 = 1, I = 8/4/2/1."""
+    return resolve({"levels": 4, "batch_size": 1, "iterations": [8, 4, 2, 1], "image_size": 16, **kw})
 
 
 # --- schedules -----------------------------------------------------------------------------------
@@ -166,5 +164,5 @@ def test_bad_schedules_fail_clearly():
     with pytest.raises(ValueError, match="valid choices"):
         build_strategy("nope", cfg())
     with pytest.raises(ValueError, match="4 levels"):
-        build_strategy("msgd", cfg(iterations=[1, 2]))
+        build_strategy("msgd", {**cfg(), "iterations": [1, 2]})  # past config validation: the strategy checks too
     assert isinstance(Phase(0, 1, ()).wu_per_iteration, Fraction)

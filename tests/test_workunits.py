@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mfcbench import workunits
+from mfcbench.config import resolve
 from mfcbench.strategies import build_strategy, strategy_names
 from mfcbench.tasks.base import Batch, Task
 from mfcbench.workunits import WorkCounter, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
@@ -47,11 +48,8 @@ class Sampler:
 
 
 def cfg(**kw):
-    base = {"levels": 4, "batch_size": 1, "batch_growth": 2, "level_batches": None, "sgd_batch": "matched",
-            "iterations": [8, 4, 2, 1], "phase_batch_growth": 2, "optimizer_state": "carry",
-            "restriction": "pool", "image_size": 16, "crop_size": None, "crop_scale": [0.08, 1.0],
-            "crop_ratio": [0.75, 4 / 3]}
-    return {**base, **kw}
+    """The runner's validated defaults on App. C's shape: 4 levels, N0 = 1, I = 8/4/2/1."""
+    return resolve({"levels": 4, "batch_size": 1, "iterations": [8, 4, 2, 1], "image_size": 16, **kw})
 
 
 # --- closed forms (App. C) -----------------------------------------------------------------------

@@ -34,3 +34,12 @@ def chunked_predictions(model: torch.nn.Module, batch: Batch, chunk: int):
             yield model(part.inputs, cond=part.cond), part
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def validation_mse(model: torch.nn.Module, batch: Batch, chunk: int) -> float:
+    """Mean squared error over the whole validation batch, evaluated in chunks."""
+    total = 0.0
+    for prediction, part in chunked_predictions(model, batch, chunk):
+        total += torch.nn.functional.mse_loss(prediction, part.targets, reduction="sum").item()
+    return total / batch.targets.numel()

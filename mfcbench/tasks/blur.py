@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from . import TASKS
-from ._common import chunked_predictions, randn_like
+from ._common import randn_like, validation_mse
 from .base import Batch, Task
 
 KERNELS = ("gaussian", "uniform")
@@ -88,10 +88,7 @@ class BlurEstimation(Task):
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batch: Batch, chunk: int = 64) -> dict[str, float]:
-        total = 0.0
-        for prediction, part in chunked_predictions(model, batch, chunk):
-            total += F.mse_loss(prediction, part.targets, reduction="sum").item()
-        mse = total / batch.targets.numel()
+        mse = validation_mse(model, batch, chunk)
         metrics = {"val_loss": 0.5 * mse, "val_mse": mse}
         if self.kernel_error:
             metrics["val_kernel_error"] = self.operator_error(model, batch.inputs[:1])

@@ -17,7 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from . import TASKS
-from ._common import chunked_predictions, rand, randn_like
+from ._common import rand, randn_like, validation_mse
 from .base import Batch, Task
 
 IMAGE_RANGES = ("symmetric", "unit")
@@ -57,8 +57,5 @@ class Denoise(Task):
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batch: Batch, chunk: int = 64) -> dict[str, float]:
-        total = 0.0
-        for prediction, part in chunked_predictions(model, batch, chunk):
-            total += F.mse_loss(prediction, part.targets, reduction="sum").item()
-        mse = total / batch.targets.numel()
+        mse = validation_mse(model, batch, chunk)
         return {"val_loss": mse, "val_mse": mse}
