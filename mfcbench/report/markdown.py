@@ -109,6 +109,19 @@ def provenance_section(results_dir: Path, results: dict[str, pd.DataFrame], prof
     return "\n".join(out) + "\n"
 
 
+def scale_line(results_dir: Path) -> str:
+    """One line on the scale the numbers come from (from the pipeline's manifest.json), so quality
+    verdicts are read for what they are: a toy-scale profile is not the paper's training budget."""
+    path = results_dir / "manifest.json"
+    if not path.is_file():
+        return ""
+    manifest = json.loads(path.read_text())
+    datasets = ", ".join(f"{name} at {size}px" for name, size in (manifest.get("datasets") or {}).items())
+    return (f"**Scale of these results:** {manifest.get('scale', 'not recorded')}; data: {datasets or 'none'}; "
+            f"commit `{str(manifest.get('git_commit'))[:12]}`{' (dirty)' if manifest.get('git_dirty') else ''}. "
+            "Verdicts on quality hold for this scale only; see Provenance.\n")
+
+
 def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str, config: dict | None = None) -> str:
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     results = load_results_dir(results_dir)
@@ -117,6 +130,7 @@ def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str,
         f"# mfcbench reproduction report — profile `{profile}`\n",
         "Reproduced numbers come from the result files below; published numbers are the paper's, "
         "shown for comparison only. NOT_RUN means the inputs were missing, with the reason given.\n",
+        scale_line(results_dir),
         summary_section(claims),
         "## Tables (reproduced | published | difference)\n",
     ]

@@ -66,14 +66,44 @@ rule claims:
         "{PY} report claims --results-dir {RESULTS} --out {output} > {log} 2>&1"
 
 
+rule run_manifest:
+    """What produced this profile's results: the resolved config, commit, versions, the scale."""
+    input:
+        results_inputs(),
+    output:
+        manifest=f"{RESULTS}/manifest.json",
+        config=f"{RESULTS}/config.yaml",
+    log:
+        f"{LOGS}/report/manifest.log",
+    run:
+        import yaml
+        from mfcbench.io import write_json, write_text
+        from mfcbench.manifest import git_state, now, versions
+
+        commit, dirty = git_state()
+        d = config["defaults"]
+        write_text(output.config, yaml.safe_dump(dict(config), sort_keys=False))
+        write_json(output.manifest, {
+            "profile": PROFILE, "generated_at": now(), "git_commit": commit, "git_dirty": dirty,
+            "versions": versions(), "device_setting": config["device"],
+            "datasets": {name: spec["image_size"] for name, spec in config["datasets"].items()},
+            "scale": f"{d['levels']} levels, N0 {d['batch_size']}, iterations {d['iterations']} per level "
+                     f"(per-table overrides in config.yaml), val_size {d['val_size']}",
+            "seeds": {table: spec["seeds"] for table, spec in config["tables"].items()},
+        })
+        Path(log[0]).write_text(f"wrote {output.manifest} and {output.config}\n")
+
+
 rule report_markdown:
     input:
         results_inputs(),
         [t for t in all_reports() if not t.endswith("REPORT.md")],
+        manifest=rules.run_manifest.output.manifest,
+        config=rules.run_manifest.output.config,
     output:
         f"{REPORTS}/REPORT.md",
     log:
         f"{LOGS}/report/markdown.log",
     shell:
         "{PY} report markdown --results-dir {RESULTS} --reports-dir {REPORTS} --profile {PROFILE} "
-        "--out {output} > {log} 2>&1"
+        "--config {input.config} --out {output} > {log} 2>&1"
