@@ -96,3 +96,16 @@ def test_table15_missing_model_and_missing_device_rows():
     rows = tables.table15_rows(models=("no_such_model",), devices=("cpu",) + devices, quick=True)
     assert all("not registered" in r["status"] for r in rows)
     assert {r["strategy"] for r in rows} == {"sgd", "msgd"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+def test_bench_on_absent_cuda_writes_not_measured_rows(tmp_path):
+    import csv
+
+    from mfcbench import bench
+
+    out = tmp_path / "bench.csv"
+    assert bench.main(["--device", "cuda", "--quick", "--allocator", "default", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["comparison"] for r in rows} == set(bench.COMPARISONS)
+    assert all(r["status"] == "not measured: no CUDA device" and r["median_ms"] == "" for r in rows)
