@@ -17,6 +17,8 @@ from torch.nn import functional as F
 
 from ..io import atomic_path
 from ..layers.mfc import MeshFreeConv2d
+from ..restrict import restrict
+from ..strategies.base import telescoping_draws
 from .timing import device_available, environment, measure, not_measured
 
 TABLE11_SIZES = (32, 64, 128, 256)
@@ -138,8 +140,10 @@ def _time_forward(build: Callable[[], nn.Module], shape, device: str, threads: i
 # ---------------------------------------------------------------------------------------------
 # Table 15: one training iteration, SGD (15 images) vs Multiscale-SGD (1/2/4/8 over 4 levels)
 def msgd_plan(levels: int = MSGD_LEVELS) -> list[tuple[int, int, int | None]]:
-    """(images, fine level, coarse level or None) per telescoping term: 1@l0+l1, 2@l1+l2, ..."""
-    return [(2**l, l, l + 1 if l + 1 < levels else None) for l in range(levels)]
+    """(images, fine level, coarse level or None) per telescoping term: 1@l0+l1, 2@l1+l2, ...
+    (the strategies' own Algorithm 1 draws with N_j = 2^j)."""
+    draws = telescoping_draws([2**level for level in range(levels)], 0)
+    return [(d.batch, d.levels[0], d.levels[1] if len(d.levels) > 1 else None) for d in draws]
 
 
 def describe_plan(size: int, levels: int = MSGD_LEVELS) -> str:
@@ -150,7 +154,7 @@ def describe_plan(size: int, levels: int = MSGD_LEVELS) -> str:
 
 
 def _restrict(x: torch.Tensor, level: int) -> torch.Tensor:
-    return x if level == 0 else F.avg_pool2d(x, 2**level)
+    return restrict(x, level, "pool")
 
 
 def sgd_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
