@@ -341,8 +341,8 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
                 log(f"loss is {loss_value} at iteration {st['step'] + 1}: cell diverged")
                 break
             loss.backward()
-            norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
-            grad_norm = float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
             optimizer.step()
             st["step"] += 1
             st["phase_iter"] += 1
