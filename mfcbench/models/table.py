@@ -1,7 +1,7 @@
 """`python -m mfcbench models`: every registered model's parameter count beside Table 13.
 
-Counts are computed by building each model here; the published counts below are the paper's
-Table 13 figures (used only for the comparison column, never as a result).
+Counts are computed by building each model here; the published counts are read from the one
+file of published values (mfcbench/report/published.yaml, Table 13) for the comparison column only.
 """
 
 from __future__ import annotations
@@ -13,8 +13,17 @@ import sys
 from . import build_model, model_names
 from .convert import count_parameters
 
-#: Published in the paper, Table 13 (3 in/out channels, noise-conditioned denoisers).
-PUBLISHED_TABLE13 = {"unet": 2_537_187, "resnet": 597_699, "mfc_unet": 2_307_411, "mfc_resnet": 532_163}
+
+def _published_table13() -> dict[str, int]:
+    """Table 13's parameter counts by model name (3 in/out channels, noise-conditioned denoisers)."""
+    from ..report.published import load_published
+
+    block = next(b for b in load_published()["tables"]["table13"]["blocks"] if b["name"] == "params")
+    return {row["model"]: int(value[0]) for row, value in zip(block["rows"], block["value"])}
+
+
+#: Published in the paper, Table 13 (from published.yaml).
+PUBLISHED_TABLE13 = _published_table13()
 
 #: Channels the paper uses for models that are not 3-channel image models.
 CHANNELS = {"blur_conv": 1, "blur_mfc": 1}
