@@ -1,17 +1,16 @@
-"""`python -m mfcbench.bench [--device cpu|cuda] [--quick] [--out reports/bench.csv]`.
+"""The performance benchmark behind `python -m mfcbench bench [--device cpu|cuda] [--quick] [--out reports/bench.csv]`.
 
 The performance benchmark (a benchmark, not a test): each comparison is measured side by side in
 one run, and every row carries the machine's description. Needs only torch and this package (no
 fvcore, pandas or snakemake on this path; CSV via the csv module).
 
 glibc's malloc returns large blocks to the OS after every free, so big-tensor timings on CPU are
-dominated by page faults (facts.md: 3x). Unless --allocator default is given, the bench re-execs
-itself once with MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set, and records them.
+dominated by page faults (up to 3x measured on the 2-core CI machine); every mfcbench program
+starts with MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set (mfcbench.cli) and the rows record them.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -23,11 +22,8 @@ import torch
 from torch import nn
 
 from .layers.mfc import MeshFreeConv2d, mesh_free_symbol, wavenumbers
-from .measure import tables
+from .measure import suites
 from .measure.timing import device_available, environment, measure, not_measured
-
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(10**12), "MALLOC_TRIM_THRESHOLD_": str(10**12)}
-REEXEC_FLAG = "MFCBENCH_BENCH_REEXEC"
 
 
 class Bench:
@@ -225,8 +221,8 @@ def bench_msgd_vs_sgd(b: Bench) -> None:
         for strategy in ("sgd", "msgd"):
             torch.manual_seed(0)
             model = build_model(name, 3, 3, **options).to(b.device).train()
-            step = tables.training_step(model, strategy, size, b.device)
-            label = f"{tables.SGD_IMAGES}@{size}" if strategy == "sgd" else tables.describe_plan(size)
+            step = suites.training_step(model, strategy, size, b.device)
+            label = f"{suites.SGD_IMAGES}@{size}" if strategy == "sgd" else suites.describe_plan(size)
             rows[strategy] = b.add("msgd_vs_sgd", f"{label_name} {strategy} step [{label}]",
                                    b.time(step, min_run_time=0.5 if b.quick else 3.0))
         if rows["sgd"]["status"] == rows["msgd"]["status"] == "ok":
@@ -303,45 +299,3 @@ COMPARISONS = {
     "full_mixing": bench_full_mixing,
     "msgd_vs_sgd": bench_msgd_vs_sgd,
 }
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mfcbench.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--quick", action="store_true", help="small sizes and short timings (smoke test)")
-    parser.add_argument("--out", default="reports/bench.csv")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    parser.add_argument("--only", default=",".join(COMPARISONS),
-                        help=f"comma-separated comparisons (default all: {', '.join(COMPARISONS)})")
-    parser.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
-                        help="tuned: re-exec with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ = 1e12")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    chosen = [c for c in args.only.split(",") if c]
-    unknown = [c for c in chosen if c not in COMPARISONS]
-    if unknown:
-        raise ValueError(f"unknown comparison(s) {unknown}; valid choices: {', '.join(COMPARISONS)}")
-    if args.allocator == "tuned" and not os.environ.get(REEXEC_FLAG) and any(k not in os.environ for k in MALLOC_ENV):
-        env = {**os.environ, **MALLOC_ENV, REEXEC_FLAG: "1"}
-        sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, "-m", "mfcbench.bench", *argv], env)
-    torch.manual_seed(0)
-    bench = Bench(args.device, args.threads, args.quick)
-    started = time.perf_counter()
-    for name in chosen:
-        if device_available(args.device):
-            COMPARISONS[name](bench)
-        else:  # one honest row per comparison; a CPU number never stands in for the GPU
-            bench.add(name, f"all rows on {args.device}", not_measured(args.device))
-    tables.write_rows(args.out, bench.rows)
-    print(f"[bench] {len(bench.rows)} rows in {time.perf_counter() - started:.0f} s -> {args.out}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

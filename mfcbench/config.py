@@ -1,8 +1,9 @@
-"""Cell-config defaults and validation: one table is the documentation of every training option.
+"""Cell-config defaults and validation: the one declaration of every training option.
 
 A config is a flat dict (plus the free-form `model`, `task_options` and `early_stop` dicts).
 `resolve()` fills defaults, applies `--set key=value` overrides and checks every key and type
-before any training starts, so a typo fails in a second instead of after an hour.
+before any training starts, so a typo fails in a second instead of after an hour. The profile
+schema's training keys are generated from the same declarations (`training_schema`).
 """
 
 from __future__ import annotations
@@ -10,73 +11,113 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-
-@dataclass(frozen=True)
-class Option:
-    default: Any
-    types: tuple[type, ...]
-    help: str
-    choices: tuple[Any, ...] | None = None
+from .options import INT_MIN1, NUMBER_MIN1, Option
 
 
 # Paper defaults (Table 13 / App. C) unless noted; "authors' code" marks where their code differs.
+# Options only one strategy reads are declared on its class (mfcbench/strategies/*.py `options`).
+_LIST_POS = {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "exclusiveMinimum": 0}}
 OPTIONS: dict[str, Option] = {
-    "image_size": Option(64, (int,), "finest-mesh side length of the training images"),
-    "levels": Option(4, (int,), "number of meshes L (level 0 finest, level L-1 coarsest)"),
-    "batch_size": Option(4, (int,), "N0: the batch at the finest level of a multiscale step"),
-    "batch_growth": Option(2, (int, float), "N_j = N0 * batch_growth**j (App. C uses 2)"),
-    "level_batches": Option(None, (list, type(None)), "explicit N_j list, finest first (overrides batch_growth)"),
-    "sgd_batch": Option("matched", (str, int), "'matched' = sum of the msgd level batches (App. C), or an int"),
-    "iterations": Option([2000, 2000, 2000, 2000], (list,), "per-level iterations, coarse -> fine"),
-    "phase_batch_growth": Option(2, (int, float), "fmsgd phase r batch N0 * growth**r (App. C eq. 48)"),
-    "optimizer_state": Option("carry", (str,), "fmsgd/progressive: keep or reset Adam state per phase", ("carry", "reset")),
-    "restriction": Option("pool", (str,), "restriction operator", ("pool", "bilinear", "nearest")),
-    "optimizer": Option("adam", (str,), "optimizer", ("adam", "adamw", "sgd")),
-    "lr": Option(5e-4, (int, float), "learning rate (Table 13)"),
-    "weight_decay": Option(0.0, (int, float), "weight decay"),
-    "momentum": Option(0.9, (int, float), "momentum (optimizer sgd only)"),
-    "lr_schedule": Option("constant", (str,), "constant (paper) or cosine over all iterations (authors' code)", ("constant", "cosine")),
-    "val_size": Option(512, (int,), "images in the fixed validation batch"),
-    "val_every": Option(500, (int,), "validate every this many iterations (and at the end)"),
-    "checkpoint_every": Option(500, (int,), "checkpoint every this many iterations (and at phase ends)"),
-    "early_stop": Option(None, (dict, type(None)), "{patience, min_delta} on the headline val metric"),
-    "augment": Option("none", (str,), "clean-image augmentation for any strategy: none | crops (RandomResizedCrop, App. D.8)",
-                      ("none", "crops")),
-    "crop_size": Option(None, (int, type(None)), "crops: output side of RandomResizedCrop (null = image_size)"),
-    "crop_scale": Option([0.08, 1.0], (list,), "crops: area fraction range (torchvision default)"),
-    "crop_ratio": Option([0.75, 4 / 3], (list,), "crops: aspect-ratio range (torchvision default)"),
-    "model": Option({}, (dict,), "options passed to build_model"),
-    "task_options": Option({}, (dict,), "options passed to the task"),
-    "data_root": Option("data", (str,), "root of the prepared datasets"),
-    "threads": Option(None, (int, type(None)), "torch CPU threads (null = torch's default)"),
+    "image_size": Option(64, {"type": "integer", "minimum": 4},
+                         "finest-mesh side length (set on the profile's dataset entry; a table may not change it)"),
+    "levels": Option(4, INT_MIN1, "number of meshes L (level 0 finest, level L-1 coarsest)"),
+    "batch_size": Option(4, INT_MIN1, "N0: the batch at the finest level of a multiscale step"),
+    "batch_growth": Option(2, NUMBER_MIN1, "N_j = N0 * batch_growth**j (App. C uses 2)"),
+    "level_batches": Option(None, {"type": ["array", "null"], "items": INT_MIN1},
+                            "explicit N_j list, finest first (overrides batch_growth)"),
+    "iterations": Option([2000, 2000, 2000, 2000], {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
+                         "per-level iterations, coarse -> fine (one per level)"),
+    "restriction": Option("pool", {"enum": ["pool", "bilinear", "nearest"]}, "restriction operator"),
+    "optimizer": Option("adam", {"enum": ["adam", "adamw", "sgd"]}, "optimizer"),
+    "lr": Option(5e-4, {"type": "number", "exclusiveMinimum": 0}, "learning rate (Table 13)"),
+    "weight_decay": Option(0.0, {"type": "number", "minimum": 0}, "weight decay"),
+    "momentum": Option(0.9, {"type": "number", "minimum": 0}, "momentum (optimizer sgd only)"),
+    "lr_schedule": Option("constant", {"enum": ["constant", "cosine"]},
+                          "constant (paper) or cosine over all iterations (authors' code)"),
+    "val_size": Option(512, INT_MIN1, "images in the fixed validation batch"),
+    "val_every": Option(500, INT_MIN1, "validate every this many iterations (and at the end)"),
+    "checkpoint_every": Option(500, INT_MIN1, "checkpoint every this many iterations (and at phase ends)"),
+    "early_stop": Option(None, {"type": ["object", "null"], "additionalProperties": False, "required": ["patience"],
+                                "properties": {
+                                    "patience": {**INT_MIN1, "default": 5,
+                                                 "description": "validations without improvement before stopping"},
+                                    "min_delta": {"type": "number", "minimum": 0, "default": 0.0,
+                                                  "description": "smallest improvement that counts"}}},
+                         "{patience, min_delta} on the headline val metric (blur estimation stops on a plateau)"),
+    "augment": Option("none", {"enum": ["none", "crops"]},
+                      "clean-image augmentation for any strategy: none | crops (RandomResizedCrop, App. D.8; Table 12)"),
+    "crop_size": Option(None, {"type": ["integer", "null"], "minimum": 1},
+                        "crops: output side of RandomResizedCrop (null = image_size)"),
+    "crop_scale": Option([0.08, 1.0], _LIST_POS, "crops: area fraction range (torchvision default)"),
+    "crop_ratio": Option([0.75, 4 / 3], _LIST_POS, "crops: aspect-ratio range (torchvision default)"),
+    "model": Option({}, {"type": "object"}, "options passed to build_model (e.g. width, mixing)"),
+    "task_options": Option({}, {"type": "object"}, "options passed to the task"),
+    "data_root": Option("data", {"type": "string"}, "root of the prepared datasets (set from the profile's data_root)"),
+    "threads": Option(None, {"type": ["integer", "null"], "minimum": 1},
+                      "torch CPU threads, null = torch's default (set from the profile's threads_per_cell)"),
 }
+SET_BY_PROFILE = ("data_root", "threads")  # a table cannot override these: the profile's top level sets them
 
-EARLY_STOP_KEYS = {"patience": (int,), "min_delta": (int, float)}
+
+def all_options() -> dict[str, Option]:
+    """The common OPTIONS plus every registered strategy's own `options` (one declaration each)."""
+    from .strategies import STRATEGIES, strategy_names
+
+    out = dict(OPTIONS)
+    for name in strategy_names():
+        for key, opt in STRATEGIES.get(name).options.items():
+            if key in out and out[key] is not opt:
+                raise RuntimeError(f"option {key!r} is declared twice with different definitions (strategy {name})")
+            out[key] = opt
+    return out
 
 
 def defaults() -> dict[str, Any]:
-    return {name: copy.deepcopy(opt.default) for name, opt in OPTIONS.items()}
+    return {name: copy.deepcopy(opt.default) for name, opt in all_options().items()}
 
 
-def _type_name(types: Iterable[type]) -> str:
-    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
+def training_schema(with_defaults: bool = True) -> dict:
+    """JSON schema of a cell's training options, generated from the options (the profile schema's
+    `$defs/training`; without defaults and profile-set keys it is `$defs/training_overrides`)."""
+    options = all_options()
+    props = {k: o.json_schema(with_defaults) for k, o in options.items() if with_defaults or k not in SET_BY_PROFILE}
+    return {"type": "object", "additionalProperties": False, "properties": props}
 
 
-def _check_type(key: str, value: Any, types: tuple[type, ...]) -> None:
-    # bool is an int subclass; a YAML `true` must not pass as an iteration count.
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise ValueError(f"config key {key!r} must be {_type_name(types)}, got {value!r}")
+def schema_error_message(error) -> str:
+    """One line for a jsonschema error: where, what is wrong, what is allowed."""
+    where = "/".join(str(p) for p in error.absolute_path) or "<top level>"
+    schema = error.schema
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"config error at {where}: unknown key(s) {', '.join(map(repr, extra))}{hint}"
+    if error.validator == "enum":
+        return f"config error at {where}: {error.instance!r} is not allowed; valid choices: {', '.join(map(str, error.validator_value))}"
+    expected = schema.get("description", "")
+    return f"config error at {where}: {error.message}" + (f" ({expected})" if expected else "")
 
 
-def _coerce_float(value: Any, types: tuple[type, ...]) -> Any:
-    """PyYAML reads `5e-4` (no dot) as a string; accept it where a float is expected."""
-    if float in types and isinstance(value, str):
+def strict_validator(schema: dict):
+    """A Draft 2020-12 validator whose "integer" is a Python int (JSON Schema would take 4.0 and YAML's
+    `true` is no count): the runner and the profile check types alike."""
+    import jsonschema
+
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)(schema)
+
+
+def _coerce_float(value: Any, schema: dict) -> Any:
+    """PyYAML reads `5e-4` (no dot) as a string; accept it where a number is expected."""
+    if "number" in (schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]) \
+            and isinstance(value, str):
         try:
             return float(value)
         except ValueError:
@@ -85,60 +126,41 @@ def _coerce_float(value: Any, types: tuple[type, ...]) -> Any:
 
 
 def validate(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Check keys, types, choices and the schedule's shape; return a plain dict copy."""
-    unknown = sorted(set(config) - set(OPTIONS))
+    """Check keys, types and choices (the generated schema), then the schedule's shape; return a copy."""
+    options = all_options()
+    unknown = sorted(set(config) - set(options))
     if unknown:
-        raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(OPTIONS)}")
+        raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(options)}")
     cfg = {**defaults(), **copy.deepcopy(dict(config))}
-    for key, opt in OPTIONS.items():
-        cfg[key] = _coerce_float(cfg[key], opt.types)
-        _check_type(key, cfg[key], opt.types)
-        if opt.choices and cfg[key] not in opt.choices:
-            raise ValueError(f"config key {key!r} = {cfg[key]!r}; valid choices: {', '.join(opt.choices)}")
-    for key in ("image_size", "levels", "batch_size", "val_size", "val_every", "checkpoint_every"):
-        if cfg[key] < 1:
-            raise ValueError(f"config key {key!r} must be >= 1, got {cfg[key]}")
-    for key in ("batch_growth", "phase_batch_growth"):
-        if cfg[key] < 1:
-            raise ValueError(f"config key {key!r} must be >= 1 (batches grow toward coarse meshes), got {cfg[key]}")
-    levels = cfg["levels"]
-    its = cfg["iterations"]
-    if len(its) != levels or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in its):
+    for key, opt in options.items():
+        cfg[key] = _coerce_float(cfg[key], opt.schema)
+    if isinstance(cfg.get("early_stop"), dict) and "min_delta" in cfg["early_stop"]:
+        cfg["early_stop"]["min_delta"] = _coerce_float(cfg["early_stop"]["min_delta"], {"type": "number"})
+    errors = sorted(strict_validator(training_schema()).iter_errors(cfg), key=lambda e: list(e.path))
+    if errors:
+        raise ValueError(schema_error_message(errors[0]))
+    _check_schedule(cfg)
+    if cfg["early_stop"] is not None:
+        cfg["early_stop"] = {"patience": cfg["early_stop"]["patience"],
+                             "min_delta": float(cfg["early_stop"].get("min_delta", 0.0))}
+    return cfg
+
+
+def _check_schedule(cfg: dict[str, Any]) -> None:
+    """What one key's schema cannot say: lengths that depend on `levels`, pairs, combinations."""
+    levels, its = cfg["levels"], cfg["iterations"]
+    if len(its) != levels:
         raise ValueError(f"'iterations' must be a list of {levels} non-negative ints (one per level, coarse -> fine), got {its!r}")
     if sum(its) < 1:
         raise ValueError("'iterations' must sum to at least 1")
-    if cfg["level_batches"] is not None:
-        lb = cfg["level_batches"]
-        if len(lb) != levels or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in lb):
-            raise ValueError(f"'level_batches' must be a list of {levels} positive ints (finest first), got {lb!r}")
-    if isinstance(cfg["sgd_batch"], str) and cfg["sgd_batch"] != "matched":
-        raise ValueError(f"'sgd_batch' must be 'matched' or a positive int, got {cfg['sgd_batch']!r}")
-    if isinstance(cfg["sgd_batch"], int) and cfg["sgd_batch"] < 1:
-        raise ValueError(f"'sgd_batch' must be a positive int, got {cfg['sgd_batch']}")
-    if cfg["crop_size"] is not None and cfg["crop_size"] < 1:
-        raise ValueError(f"'crop_size' must be positive, got {cfg['crop_size']}")
+    if cfg["level_batches"] is not None and len(cfg["level_batches"]) != levels:
+        raise ValueError(f"'level_batches' must be a list of {levels} positive ints (finest first), got {cfg['level_batches']!r}")
     if cfg["augment"] == "crops" and cfg["crop_size"] not in (None, cfg["image_size"]):
         raise ValueError("'augment: crops' keeps the training mesh: crop_size must be null or image_size "
                          "(a smaller crop_size is the single-scale `crops` strategy's cheaper variant)")
     for key in ("crop_scale", "crop_ratio"):
-        pair = cfg[key]
-        if len(pair) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in pair) or pair[0] > pair[1]:
-            raise ValueError(f"{key!r} must be [low, high] with 0 < low <= high, got {pair!r}")
-    if cfg["early_stop"] is not None:
-        es = cfg["early_stop"]
-        bad = sorted(set(es) - set(EARLY_STOP_KEYS))
-        if bad or "patience" not in es:
-            raise ValueError(f"'early_stop' takes keys {', '.join(EARLY_STOP_KEYS)} (patience required), got {sorted(es)}")
-        for k, types in EARLY_STOP_KEYS.items():
-            if k in es:
-                es[k] = _coerce_float(es[k], types)
-                _check_type(f"early_stop.{k}", es[k], types)
-        if es["patience"] < 1:
-            raise ValueError("'early_stop.patience' must be >= 1")
-        cfg["early_stop"] = {"patience": es["patience"], "min_delta": float(es.get("min_delta", 0.0))}
-    if cfg["threads"] is not None and cfg["threads"] < 1:
-        raise ValueError("'threads' must be >= 1 or null")
-    return cfg
+        if cfg[key][0] > cfg[key][1]:
+            raise ValueError(f"{key!r} must be [low, high] with 0 < low <= high, got {cfg[key]!r}")
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
@@ -159,13 +181,15 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict, extra: Mapping) -> dict:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            base[key] = _merge(dict(base[key]), value)
+def merge(base: Mapping[str, Any], update: Mapping[str, Any] | None) -> dict:
+    """A new dict: mappings merge key by key, anything else (lists included) is replaced."""
+    out = copy.deepcopy(dict(base))
+    for key, value in (update or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
         else:
-            base[key] = value
-    return base
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -184,7 +208,7 @@ def resolve(config: Mapping[str, Any] | str | Path | None = None, overrides: Ite
     else:
         base = copy.deepcopy(dict(config))
     extra = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    return validate(_merge(base, extra))
+    return validate(merge(base, extra))
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -1,5 +1,5 @@
-"""`python -m mfcbench gather`: a table's cells -> one tidy CSV (one row per cell, or per row a
-non-trainable cell returned), plus the cells' training curves in one long CSV.
+"""Gather (`python -m mfcbench gather`): a table's cells -> one tidy CSV (one row per cell), plus
+the cells' training curves in one long CSV.
 
 The cell's coordinates come from its directory (`mfcbench.grid.parse_cell_dir`), everything else
 from its metrics.json, so the CSV holds only what ran. Reports read these files, never the cells.
@@ -7,14 +7,11 @@ from its metrics.json, so the CSV holds only what ran. Reports read these files,
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Iterable
 
 from .grid import parse_cell_dir
-from .io import write_csv
 
 MANIFEST_KEYS = ("device", "git_commit", "git_dirty", "config_hash", "dataset_checksum", "hostname", "threads",
                  "started_at", "finished_at")
@@ -44,19 +41,6 @@ def cell_record(cell_dir: str | Path, profile: str | None = None) -> dict[str, A
     return record
 
 
-def cell_rows(cell_dir: str | Path, profile: str | None = None) -> list[dict[str, Any]]:
-    """One row per cell, or one per entry of the cell's `rows` (non-trainable tasks such as the
-    gradient discrepancy return a table); such rows keep only those matching the cell's arch
-    when they carry a `conv` column (Table 1 = standard, Table 2 = mfc)."""
-    record = cell_record(cell_dir, profile)
-    rows = json.loads((Path(cell_dir) / "metrics.json").read_text()).get("rows")
-    if not rows:
-        return [record]
-    if all("conv" in r for r in rows) and any(r["conv"] == record["arch"] for r in rows):
-        rows = [r for r in rows if r["conv"] == record["arch"]]
-    return [{**record, **row} for row in rows]
-
-
 def curve_rows(cell_dir: str | Path, profile: str | None = None):
     """The cell's curve.csv with its coordinates prepended (None when the cell wrote no curve)."""
     import pandas as pd
@@ -78,7 +62,7 @@ def gather(cell_dirs: Iterable[str | Path], profile: str | None = None, table: s
     import pandas as pd
 
     cell_dirs = list(cell_dirs)
-    rows = [row for d in cell_dirs for row in cell_rows(d, profile)]
+    rows = [cell_record(d, profile) for d in cell_dirs]
     if table is not None:
         wrong = sorted({r["table"] for r in rows} - {table})
         if wrong:
@@ -88,27 +72,3 @@ def gather(cell_dirs: Iterable[str | Path], profile: str | None = None, table: s
     curves_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
         columns=["table", "task", "dataset", "arch", "strategy", "variant", "seed", "iteration"])
     return cells, curves_frame
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mfcbench gather", description=__doc__.split("\n\n")[0])
-    parser.add_argument("cells", nargs="+", help="cell directories (…/<table>/<task>/<dataset>/<arch>/<strategy>/seed<k>)")
-    parser.add_argument("--out", required=True, help="tidy CSV, one row per cell")
-    parser.add_argument("--curves-out", help="long CSV of every cell's curve.csv (optional)")
-    parser.add_argument("--profile", help="profile name recorded in a `profile` column")
-    parser.add_argument("--table", help="check that every cell belongs to this table")
-    args = parser.parse_args(argv)
-    try:
-        cells, curves = gather(args.cells, args.profile, args.table)
-    except (FileNotFoundError, ValueError, json.JSONDecodeError) as exc:
-        print(f"mfcbench gather: {exc}", file=sys.stderr)
-        return 1
-    write_csv(args.out, cells)
-    if args.curves_out:
-        write_csv(args.curves_out, curves)
-    print(f"gathered {len(args.cells)} cells ({len(cells)} rows) -> {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

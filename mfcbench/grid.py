@@ -9,26 +9,23 @@ config is merged, later winning:
 schema defaults < `defaults` < `arch_overrides[arch]` < `strategy_overrides[strategy]`
 < table `overrides` < table `strategy_overrides[strategy]` < `variants[variant]`;
 `image_size` comes from the dataset entry and `threads` from `threads_per_cell`.
-Run `python -m mfcbench.grid --config workflow/config/paper.yaml` for a summary.
+Run `python -m mfcbench grid --config workflow/config/paper.yaml` for a summary.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import hashlib
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import yaml
 
+from .config import merge, schema_error_message, strict_validator, training_schema
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 BASE_VARIANT = "base"
-NO_DATASET = "none"
 VARIANT_SEP = "+"  # a non-base variant lives in "<strategy>+<variant>/"
 
 
@@ -40,7 +37,7 @@ class ConfigError(ValueError):
 class Cell:
     table: str
     task: str
-    dataset: str  # NO_DATASET for tasks without data (discrepancy)
+    dataset: str
     arch: str
     strategy: str
     variant: str
@@ -73,7 +70,21 @@ def parse_cell_dir(path: str | Path) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- config + schema
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    """The profile schema with its generated parts filled in: the training options (from
+    mfcbench.config, one declaration each) and the task and strategy names (from the registries)."""
+    from .strategies import strategy_names
+    from .tasks import task_names
+
+    schema = yaml.safe_load(Path(path).read_text())
+    defs = schema["$defs"]
+    defs["training"] = training_schema()
+    overrides = training_schema(with_defaults=False)
+    overrides.update(description="a subset of the training options (see $defs/training for each key)", default={})
+    defs["training_overrides"] = overrides
+    table = defs["table"]["properties"]
+    table["task"]["enum"] = task_names()
+    table["strategies"]["items"]["enum"] = strategy_names()
+    return schema
 
 
 def _deref(schema: dict, root: dict) -> dict:
@@ -86,30 +97,15 @@ def _deref(schema: dict, root: dict) -> dict:
     return node
 
 
-def _error_message(error) -> str:
-    where = "/".join(str(p) for p in error.absolute_path) or "<top level>"
-    schema = error.schema
-    if error.validator == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return f"config error at {where}: unknown key(s) {', '.join(map(repr, extra))}{hint}"
-    if error.validator == "enum":
-        return f"config error at {where}: {error.instance!r} is not allowed; valid choices: {', '.join(map(str, error.validator_value))}"
-    expected = schema.get("description", "")
-    return f"config error at {where}: {error.message}" + (f" ({expected})" if expected else "")
-
-
 def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> None:
     """Raise ConfigError naming the first (deepest) offending key and what is allowed."""
     import jsonschema
 
     schema = load_schema() if schema is None else schema
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    errors = sorted(strict_validator(schema).iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
     if errors:
         best = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
-        raise ConfigError(_error_message(best))
+        raise ConfigError(schema_error_message(best))
 
 
 def apply_defaults(config: dict, schema: dict | None = None) -> dict:
@@ -140,30 +136,19 @@ def load_config(path: str | Path, schema: dict | None = None) -> dict:
 
 
 # ----------------------------------------------------------------------------- expansion
-def _merge(base: dict, update: Mapping[str, Any] | None) -> dict:
-    """Dicts merge key by key; anything else (lists included) is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in (update or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def cell_config(config: Mapping[str, Any], table: str, arch: str, strategy: str, variant: str = BASE_VARIANT) -> dict:
     """The resolved training options of one cell (written to its cell.yaml)."""
     spec = config["tables"][table]
     variants = spec.get("variants") or {}
     if variant != BASE_VARIANT and variant not in variants:
         raise ConfigError(f"table {table}: unknown variant {variant!r}; valid choices: {', '.join(variants) or BASE_VARIANT}")
-    out = _merge(config.get("defaults", {}), config.get("arch_overrides", {}).get(arch))
-    out = _merge(out, config.get("strategy_overrides", {}).get(strategy))
-    out = _merge(out, spec.get("overrides"))
-    out = _merge(out, (spec.get("strategy_overrides") or {}).get(strategy))
-    out = _merge(out, variants.get(variant))
-    dataset = spec.get("dataset")
-    if dataset:
+    out = merge(config.get("defaults", {}), config.get("arch_overrides", {}).get(arch))
+    out = merge(out, config.get("strategy_overrides", {}).get(strategy))
+    out = merge(out, spec.get("overrides"))
+    out = merge(out, (spec.get("strategy_overrides") or {}).get(strategy))
+    out = merge(out, variants.get(variant))
+    dataset = spec["dataset"]
+    if dataset in config.get("datasets", {}):
         size = config["datasets"][dataset]["image_size"]
         if out.get("image_size", size) != size and "image_size" in _explicit_keys(config, spec, arch, strategy, variant):
             raise ConfigError(
@@ -195,8 +180,8 @@ def iter_cells(config: Mapping[str, Any], tables: list[str] | None = None) -> It
         if name not in all_tables:
             raise ConfigError(f"unknown table {name!r}; valid choices: {', '.join(all_tables)}")
         spec = all_tables[name]
-        dataset = spec.get("dataset") or NO_DATASET
-        if dataset != NO_DATASET and dataset not in config.get("datasets", {}):
+        dataset = spec["dataset"]
+        if dataset not in config.get("datasets", {}):
             raise ConfigError(f"table {name}: dataset {dataset!r} has no entry under datasets; "
                               f"defined: {', '.join(config.get('datasets', {})) or 'none'}")
         for variant in table_variants(spec):
@@ -221,20 +206,14 @@ def datasets_needed(config: Mapping[str, Any]) -> list[tuple[str, int]]:
     """(dataset, image_size) pairs the profile's tables train on, in first-use order."""
     seen: dict[tuple[str, int], None] = {}
     for spec in config.get("tables", {}).values():
-        if spec.get("dataset"):
+        if spec.get("dataset") in config.get("datasets", {}):
             seen[(spec["dataset"], config["datasets"][spec["dataset"]]["image_size"])] = None
     return list(seen)
-
-
-def config_hash(cfg: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- work units
 def cell_work_units(cell: Cell) -> float | None:
     """Closed-form #WU of a cell's schedule (App. C), from `mfcbench.workunits`; None if unknown."""
-    if cell.strategy == "none":
-        return 0.0
     try:
         from mfcbench.strategies import build_strategy
         from mfcbench.workunits import schedule_wu
@@ -267,24 +246,3 @@ def format_summary(config: Mapping[str, Any]) -> str:
         wu = "n/a" if r["wu_closed_form"] is None else f"{r['wu_closed_form']:,.0f}"
         lines.append(f"  {r['table']:<8} {r['task']:<12} {r['cells']:>4} cells  {wu:>16} WU")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mfcbench.grid", description="summarise a profile's grid")
-    parser.add_argument("--config", default=str(ROOT / "workflow" / "config" / "default.yaml"))
-    parser.add_argument("--cells", action="store_true", help="also list every cell directory")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"mfcbench.grid: {exc}", file=sys.stderr)
-        return 2
-    print(format_summary(config))
-    if args.cells:
-        for cell in iter_cells(config):
-            print(cell.relpath())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, Iterable, TypeVar
+import contextlib
+from typing import Callable, Dict, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -26,6 +27,18 @@ class Registry(Generic[T]):
             return obj
 
         return decorator
+
+    def unregister(self, name: str) -> None:
+        self._items.pop(name, None)
+
+    @contextlib.contextmanager
+    def temporarily(self, name: str, obj: T) -> Iterator[T]:
+        """Register `obj` for the duration of a block (tests), then remove it."""
+        self.register(name)(obj)
+        try:
+            yield obj
+        finally:
+            self.unregister(name)
 
     def get(self, name: str) -> T:
         try:

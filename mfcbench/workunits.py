@@ -5,13 +5,12 @@ A level-j image costs 4**-j. Two independent routes, so each checks the other:
   and `schedule_wu`, the sum of per-iteration costs of any strategy's phase schedule;
 - `WorkCounter`: what the strategy's forwards actually processed, counted from tensor shapes.
 
-`python -m mfcbench wu --strategy msgd --levels 4 --batch 4 --iterations 8000` prints 74000.
+`python -m mfcbench wu --strategy msgd --levels 4 --batch 4 --iterations 8000` prints 74000
+(`mfcbench.strategies.closed_form` prices any registered strategy's schedule).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from fractions import Fraction
 from typing import Iterable, Sequence
 
@@ -97,97 +96,3 @@ class WorkCounter:
     def load_state_dict(self, state: dict) -> None:
         self.reference_pixels = int(state["reference_pixels"])
         self.total = Fraction(int(state["numerator"]), int(state["denominator"]))
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-PAPER_FORMS = {"sgd": wu_sgd, "msgd": wu_msgd}
-
-
-def closed_form(strategy: str, n0: int, iterations: int | Sequence[int], levels: int,
-                growth: Number = 2, phase_growth: Number = 2, **extra) -> Fraction:
-    """Closed-form #WU of a strategy. An int `iterations` is App. C's I (total steps for sgd/msgd/
-    crops; coarsest-phase steps for fmsgd/progressive, halved per finer phase); a list is the exact
-    per-level schedule, coarse -> fine, priced through the strategy's own phases."""
-    from .strategies import build_strategy, strategy_names
-
-    if strategy not in strategy_names():
-        raise ValueError(f"unknown strategy {strategy!r}; valid choices: {', '.join(strategy_names())}")
-    if isinstance(iterations, int):
-        if strategy == "fmsgd" and not extra:
-            return wu_fmsgd(n0, iterations, levels, growth, phase_growth)
-        if strategy in PAPER_FORMS and not extra:
-            return PAPER_FORMS[strategy](n0, iterations, levels, growth)
-        from .strategies import STRATEGIES
-
-        phased = STRATEGIES.get(strategy).phased
-        schedule = fmsgd_schedule(iterations, levels) if phased else [Fraction(iterations)] + [0] * (levels - 1)
-    else:
-        schedule = [Fraction(i) for i in iterations]
-    config = {"levels": levels, "batch_size": n0, "batch_growth": growth, "phase_batch_growth": phase_growth,
-              "iterations": schedule, "level_batches": None, "sgd_batch": "matched", "restriction": "pool",
-              "optimizer_state": "carry", **extra}
-    return schedule_wu(build_strategy(strategy, config).phases())
-
-
-def _format_number(x: Fraction) -> str:
-    return str(x.numerator) if x.denominator == 1 else f"{float(x):.4f}".rstrip("0").rstrip(".")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .strategies import strategy_names
-
-    parser = argparse.ArgumentParser(prog="python -m mfcbench wu", description=__doc__.splitlines()[0])
-    parser.add_argument("--strategy", default="all", help=f"one of {', '.join(strategy_names())}, or all")
-    parser.add_argument("--levels", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=4, help="N0, the finest-level batch")
-    parser.add_argument("--iterations", default="8000",
-                        help="I (App. C), or a comma list of per-level iterations coarse -> fine")
-    parser.add_argument("--growth", type=float, default=2, help="batch growth per coarser level")
-    parser.add_argument("--phase-growth", type=float, default=2, help="fmsgd phase batch growth")
-    parser.add_argument("--out", help="also write the rows as CSV (strategy, wu_closed_form, coefficient, ...)")
-    args = parser.parse_args(argv)
-    try:
-        its: int | list[int] = [int(v) for v in args.iterations.split(",")] if "," in args.iterations else int(args.iterations)
-        if args.levels < 1 or args.batch < 1:
-            raise ValueError("--levels and --batch must be >= 1")
-        if isinstance(its, list) and len(its) != args.levels:
-            raise ValueError(f"--iterations lists {len(its)} values for {args.levels} levels")
-        growth = Fraction(args.growth).limit_denominator(1000)
-        phase_growth = Fraction(args.phase_growth).limit_denominator(1000)
-        names = strategy_names() if args.strategy == "all" else [args.strategy]
-        rows = [(name, closed_form(name, args.batch, its, args.levels, growth, phase_growth)) for name in names]
-    except ValueError as exc:
-        print(f"mfcbench wu: error: {exc}", file=sys.stderr)
-        return 2
-    scale = args.batch * (its if isinstance(its, int) else sum(its))
-    header = ("strategy", "levels", "N0", "iterations", "#WU", "#WU / (N0*I)")
-    table = [header] + [
-        (name, str(args.levels), str(args.batch), args.iterations, _format_number(wu),
-         str(wu / scale) if (wu / scale).denominator < 10**4 else f"{float(wu / scale):.4f}")
-        for name, wu in rows
-    ]
-    if args.out:
-        _write_csv(args.out, [{"strategy": name, "levels": args.levels, "n0": args.batch, "iterations": args.iterations,
-                               "wu_closed_form": float(wu), "coefficient": float(wu / scale), "exact": str(wu / scale)}
-                              for name, wu in rows])
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for r in table:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-    return 0
-
-
-def _write_csv(path: str, rows: list[dict]) -> None:
-    import csv
-    import io
-
-    from .io import write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

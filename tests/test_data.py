@@ -19,7 +19,7 @@ from mfcbench.data import (
     prepared_dir,
 )
 from mfcbench.data.fields import random_fields
-from mfcbench.data.prepare import main as prepare_main
+from mfcbench.cli.prepare import main as prepare_main
 from mfcbench.data.skimage_images import TRAIN_IMAGES, VAL_IMAGES, load_image
 from mfcbench.data.transforms import tile
 from mfcbench.registry import UnknownNameError

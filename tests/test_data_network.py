@@ -25,7 +25,7 @@ from mfcbench.data import (
     prepared_dir,
 )
 from mfcbench.data.fetch import download, safe_extract
-from mfcbench.data.prepare import main as prepare_main
+from mfcbench.cli.prepare import main as prepare_main
 
 RNG = np.random.default_rng(0)
 

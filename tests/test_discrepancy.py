@@ -9,19 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from mfcbench.experiments.discrepancy import RESTRICTIONS_1D, conv_loss, gradient, mfc_loss, run_discrepancy
 from mfcbench.registry import UnknownNameError
-from mfcbench.tasks import build_task
-from mfcbench.tasks.discrepancy import RESTRICTIONS_1D, conv_loss, gradient, mfc_loss
 
 RESOLUTIONS = ["1/1024", "1/512", "1/256", "1/128", "1/64", "1/32"]
 
 
 @pytest.fixture(scope="module")
 def result():
-    task = build_task("discrepancy")
-    assert task.trainable is False
     start = time.perf_counter()
-    out = task.run({}, seed=0)
+    out = run_discrepancy({}, seed=0)
     out["seconds"] = time.perf_counter() - start
     return out
 
@@ -39,9 +36,9 @@ def test_rows_complete(result):
 
 
 def test_reproducible_and_seeded(result):
-    again = build_task("discrepancy").run({}, seed=0)
+    again = run_discrepancy({}, seed=0)
     assert again["rows"] == result["rows"]
-    other = {(r["conv"], r["input"], r["n"]): r["discrepancy"] for r in build_task("discrepancy").run({}, seed=1)["rows"]}
+    other = {(r["conv"], r["input"], r["n"]): r["discrepancy"] for r in run_discrepancy({}, seed=1)["rows"]}
     for r in result["rows"]:
         same = other[r["conv"], r["input"], r["n"]] == r["discrepancy"]
         assert same == (r["input"] == "smooth")  # only the noisy rows depend on the draw
@@ -56,26 +53,54 @@ def test_smooth_standard_gradients_differ_by_order_h(result):
 def test_mfc_is_exact_for_band_limited_samples():
     # With injection, every mesh samples the same smooth function; the MFC's symbol is defined on
     # physical wavenumbers, so its gradient does not change with the mesh (up to aliasing of the bump).
-    out = build_task("discrepancy", {"restriction": "injection"}).run({}, seed=0)
+    out = run_discrepancy({"restriction": "injection"}, seed=0)
     mfc_smooth = [r["discrepancy"] for r in out["rows"] if r["conv"] == "mfc" and r["input"] == "smooth"]
     assert max(mfc_smooth) < 1e-9
 
 
+def test_both_norms_reported_and_the_plain_one_halves_per_level(result):
+    """Eq. 16 squares the norm (quarters per level for smooth data); Table 1's smooth row halves per
+    level, which is what the plain norm gives. Both are in every row; `norm` picks the headline."""
+    smooth = [r for r in result["rows"] if r["conv"] == "standard" and r["input"] == "smooth"]
+    for r in smooth:
+        assert r["norm"] == "squared" and r["discrepancy"] == r["discrepancy_squared"]
+    for fine, coarse in zip(smooth, smooth[1:]):
+        assert 1.8 < coarse["discrepancy_plain"] / fine["discrepancy_plain"] < 2.2
+        assert 3.6 < coarse["discrepancy_squared"] / fine["discrepancy_squared"] < 4.4
+    plain = run_discrepancy({"norm": "plain", "repeats": 2}, seed=0)
+    assert all(r["discrepancy"] == r["discrepancy_plain"] for r in plain["rows"])
+    assert -1.1 < plain["metrics"]["standard_smooth_slope"] < -0.9
+    with pytest.raises(ValueError, match="norm must be one of"):
+        run_discrepancy({"norm": "l1"})
+
+
+def test_cli_writes_one_table(tmp_path):
+    from mfcbench.cli import experiment
+
+    out = tmp_path / "table2.csv"
+    assert experiment.main(["discrepancy", "--conv", "mfc", "--options", "{repeats: 2}", "--out", str(out)]) == 0
+    import pandas as pd
+
+    frame = pd.read_csv(out)
+    assert set(frame["conv"]) == {"mfc"} and len(frame) == 12 and {"discrepancy_plain", "git_commit"} <= set(frame)
+    assert experiment.main(["discrepancy", "--options", "[1, 2]", "--out", str(out)]) == 2
+
+
 def test_noise_modes_differ():
-    per_mesh = build_task("discrepancy", {"noise": "per_mesh", "repeats": 4}).run({}, seed=0)
-    finest = build_task("discrepancy", {"repeats": 4}).run({}, seed=0)
+    per_mesh = run_discrepancy({"noise": "per_mesh", "repeats": 4}, seed=0)
+    finest = run_discrepancy({"repeats": 4}, seed=0)
     assert per_mesh["metrics"]["standard_noisy_finest"] > 100 * finest["metrics"]["standard_noisy_finest"]
 
 
 def test_bad_options():
     with pytest.raises(ValueError, match="unknown options"):
-        build_task("discrepancy", {"restrict": "average"})
+        run_discrepancy({"restrict": "average"})
     with pytest.raises(UnknownNameError, match="full_weighting"):
-        build_task("discrepancy", {"restriction": "cubic"})
+        run_discrepancy({"restriction": "cubic"})
     with pytest.raises(ValueError, match="per_mesh"):
-        build_task("discrepancy", {"noise": "sometimes"})
+        run_discrepancy({"noise": "sometimes"})
     with pytest.raises(ValueError, match="divisible"):
-        build_task("discrepancy", {"finest": 100})
+        run_discrepancy({"finest": 100})
 
 
 def test_restrictions():

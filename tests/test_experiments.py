@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mfcbench.experiments import cli
+from mfcbench.cli import experiment as cli
 from mfcbench.experiments.kernels import figure3_kernels
 from mfcbench.experiments.lemma4 import conv_response, lemma4_residuals, mfc_basis, relative_residual
 

@@ -11,7 +11,7 @@ from torch import nn
 pytest.importorskip("fvcore")
 
 from mfcbench.layers import MeshFreeConv2d  # noqa: E402
-from mfcbench.measure import flops, tables  # noqa: E402
+from mfcbench.measure import flops, suites  # noqa: E402
 from mfcbench.models import build_model, model_names  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def test_uncounted_ok_entries_all_give_a_reason():
 
 
 def test_table11_conv_column_is_n2_k2_1024_and_mfc_independent_of_k():
-    rows = tables.table11_rows(sizes=(32, 64), kernels=(5, 7, 15))
+    rows = suites.table11_rows(sizes=(32, 64), kernels=(5, 7, 15))
     assert {r["op"] for r in rows} == {"conv2d", "mfc_pointwise", "mfc_full"}
     assert len(rows) == 2 * 3 * 3
     for row in rows:

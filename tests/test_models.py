@@ -13,7 +13,7 @@ from torch import nn
 
 from mfcbench.layers import MeshFreeConv2d
 from mfcbench.models import MODELS, build_model, model_names
-from mfcbench.models import table
+from mfcbench.cli import models as table
 from mfcbench.models.convert import Subsample, count_parameters
 
 torch.set_num_threads(1)

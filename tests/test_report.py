@@ -13,7 +13,7 @@ import pytest
 from mfcbench.report import claims as C
 from mfcbench.report.published import (equal_at_printed_precision, load_published, parse_printed,
                                        printed_precision, published_cells, round_like)
-from mfcbench.report.tables import build_table, load_results_dir, read_results
+from mfcbench.report.layout import build_table, load_results_dir, read_results
 
 FIX = Path(__file__).parent / "fixtures" / "report"
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +188,7 @@ def test_malformed_results_do_not_crash():
 
 # --- CLI, figures, REPORT.md ------------------------------------------------------------------
 def test_cli_end_to_end(tmp_path):
-    from mfcbench.report.cli import main
+    from mfcbench.cli.report import main
 
     assert main(["table", "--name", "table4", "--input", str(FIX / "table4.csv"), "--out", str(tmp_path / "table4.csv")]) == 0
     table = pd.read_csv(tmp_path / "table4.csv")
@@ -224,7 +224,7 @@ def test_captions_exist_and_are_one_line():
 
 
 def test_report_never_imports_training_code():
-    code = ("import sys, mfcbench.report.cli, mfcbench.report.markdown, mfcbench.report.figures;"
+    code = ("import sys, mfcbench.cli.report, mfcbench.report.markdown, mfcbench.report.figures;"
             "bad=[m for m in sys.modules if m.startswith(('mfcbench.models','mfcbench.strategies','mfcbench.runner','mfcbench.tasks','torch'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

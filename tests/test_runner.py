@@ -12,12 +12,13 @@ from torch.nn import functional as F
 
 from mfcbench import config as config_mod
 from mfcbench import runner
-from mfcbench.io import torch_load
+from mfcbench.cli import train as train_cli
+from mfcbench.atomic import torch_load
 from mfcbench.models import MODELS
 from mfcbench.tasks import TASKS
 from mfcbench.tasks.base import Batch, Task
 
-MODEL, TASK, BROKEN, STATIC = "tiny_runner_test_net", "runner_test_denoise", "runner_test_nan", "runner_test_static"
+MODEL, TASK, BROKEN = "tiny_runner_test_net", "runner_test_denoise", "runner_test_nan"
 
 
 class TinyNet(nn.Module):
@@ -59,18 +60,12 @@ class NaNTask(DenoiseLike):
         return F.mse_loss(prediction, batch.targets) * float("nan")
 
 
-class StaticTask(Task):
-    trainable = False
-    headline_metric = "discrepancy"
-
-    def run(self, config, seed):
-        return {"metrics": {"discrepancy": 0.5 + seed}, "rows": [{"level": 0, "value": 1.0}]}
-
-
-for name, obj, registry in ((MODEL, TinyNet, MODELS), (TASK, DenoiseLike, TASKS), (BROKEN, NaNTask, TASKS),
-                            (STATIC, StaticTask, TASKS)):
-    if name not in registry:
-        registry.register(name)(obj)
+@pytest.fixture(autouse=True)
+def test_components():
+    """The test model and tasks exist only while a test of this module runs (no global leftovers)."""
+    with MODELS.temporarily(MODEL, TinyNet), TASKS.temporarily(TASK, DenoiseLike), \
+            TASKS.temporarily(BROKEN, NaNTask):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -174,20 +169,14 @@ def test_early_stop_on_a_plateau(tmp_path, images):
     assert record["stopped_early"] and record["iterations"] == 3  # best at 1, no 10.0 gain at 2 and 3
 
 
-def test_non_trainable_task_records_what_run_returns(tmp_path, images):
-    record = cell(tmp_path, images, task=STATIC, seed=2)
-    assert record["metrics"] == {"discrepancy": 2.5} and record["rows"] == [{"level": 0, "value": 1.0}]
-    assert "manifest" in json.loads((tmp_path / "cell" / "metrics.json").read_text())
-
-
 @pytest.mark.parametrize("overrides,match", [
     ({"image_size": 14}, "multiple of 4"),
     ({"model": {"width": 4, "size_divisor": 8}}, "multiple of 32"),
     ({"iterations": [1, 1]}, "3 non-negative ints"),
-    ({"batch_size": 0}, "must be >= 1"),
-    ({"levels": 0, "iterations": []}, "must be >= 1"),
+    ({"batch_size": 0}, "batch_size: 0 is less than the minimum of 1"),
+    ({"levels": 0, "iterations": [1]}, "levels: 0 is less than the minimum of 1"),
     ({"restriction": "cubic"}, "valid choices: pool, bilinear, nearest"),
-    ({"lr_schedule": 3}, "must be str"),
+    ({"lr_schedule": 3}, "lr_schedule: 3 is not allowed"),
     ({"bogus": 1}, "valid keys: image_size"),
 ])
 def test_bad_cells_fail_before_training(tmp_path, images, overrides, match):
@@ -197,13 +186,13 @@ def test_bad_cells_fail_before_training(tmp_path, images, overrides, match):
 
 
 def test_cli_fails_with_one_line_and_exit_code(tmp_path, capsys):
-    rc = runner.main(["--task", TASK, "--dataset", "x", "--arch", MODEL, "--strategy", "nope",
+    rc = train_cli.main(["--task", TASK, "--dataset", "x", "--arch", MODEL, "--strategy", "nope",
                       "--out", str(tmp_path / "c"), "--set", "image_size=16"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "valid choices" in err and "Traceback" not in err
-    rc = runner.main(["--task", TASK, "--dataset", "x", "--arch", MODEL, "--strategy", "sgd",
+    rc = train_cli.main(["--task", TASK, "--dataset", "x", "--arch", MODEL, "--strategy", "sgd",
                       "--out", str(tmp_path / "c"), "--set", "levels=true"])
-    assert rc == 2 and "'levels' must be int" in capsys.readouterr().err
+    assert rc == 2 and "levels: True is not of type 'integer'" in capsys.readouterr().err
 
 
 def test_set_overrides_parse_yaml_and_nested_keys(tmp_path):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench.measure import tables, timing
+from mfcbench.measure import suites, timing
 
 
 def test_measure_cpu_reports_positive_median_and_runs():
@@ -46,8 +46,8 @@ def test_environment_records_threads_versions_allocator(monkeypatch):
 
 
 def test_msgd_plan_matches_table15_setting():
-    assert tables.msgd_plan(4) == [(1, 0, 1), (2, 1, 2), (4, 2, 3), (8, 3, None)]
-    assert tables.describe_plan(256) == "1@256+128, 2@128+64, 4@64+32, 8@32"
+    assert suites.msgd_plan(4) == [(1, 0, 1), (2, 1, 2), (4, 2, 3), (8, 3, None)]
+    assert suites.describe_plan(256) == "1@256+128, 2@128+64, 4@64+32, 8@32"
 
 
 def test_msgd_loss_is_the_explicit_telescoping_sum():
@@ -63,37 +63,37 @@ def test_msgd_loss_is_the_explicit_telescoping_sum():
         return F.mse_loss(model(xs), ys)
 
     expected = f(1, 0) - f(1, 1) + f(2, 1) - f(2, 2) + f(4, 2) - f(4, 3) + f(8, 3)
-    assert torch.allclose(tables.msgd_loss(model, x, y, 4), expected)
-    assert torch.allclose(tables.msgd_loss(model, x, y, 1), f(1, 0))
+    assert torch.allclose(suites.msgd_loss(model, x, y, 4), expected)
+    assert torch.allclose(suites.msgd_loss(model, x, y, 1), f(1, 0))
 
 
 @pytest.mark.parametrize("strategy", ["sgd", "msgd"])
 def test_training_step_updates_parameters(strategy):
     model = nn.Conv2d(3, 3, 3, padding=1)
     before = model.weight.detach().clone()
-    tables.training_step(model, strategy, 16, "cpu")()
+    suites.training_step(model, strategy, 16, "cpu")()
     assert not torch.equal(before, model.weight)
     with pytest.raises(ValueError, match="sgd, msgd"):
-        tables.training_step(model, "adamw", 16, "cpu")
+        suites.training_step(model, "adamw", 16, "cpu")
 
 
 def test_fig7_rows_time_conv_and_mfc(tmp_path):
-    rows = tables.fig7_rows(threads=1, quick=True, sizes=(16,), kernels=(3,), channel_counts=(3,))
+    rows = suites.fig7_rows(threads=1, quick=True, sizes=(16,), kernels=(3,), channel_counts=(3,))
     assert [r["op"] for r in rows] == ["conv3x3", "mfc_pointwise"]
     assert all(r["status"] == "ok" and r["median_ms"] > 0 and r["threads"] == 1 for r in rows)
     out = tmp_path / "fig7.csv"
-    tables.write_rows(out, rows)
+    suites.write_rows(out, rows)
     assert out.read_text().splitlines()[0].startswith("figure,op,k,n")
 
 
 def test_fig7_mfc_sets_tau():
-    layer = tables.fig7_mfc(3, tau=0.1)
+    layer = suites.fig7_mfc(3, tau=0.1)
     assert torch.allclose(layer.tau(), torch.full((3,), 0.1))
 
 
 def test_table15_missing_model_and_missing_device_rows():
     devices = ("cuda",) if not torch.cuda.is_available() else ()
-    rows = tables.table15_rows(models=("no_such_model",), devices=("cpu",) + devices, quick=True)
+    rows = suites.table15_rows(models=("no_such_model",), devices=("cpu",) + devices, quick=True)
     assert all("not registered" in r["status"] for r in rows)
     assert {r["strategy"] for r in rows} == {"sgd", "msgd"}
 
@@ -102,10 +102,10 @@ def test_table15_missing_model_and_missing_device_rows():
 def test_bench_on_absent_cuda_writes_not_measured_rows(tmp_path):
     import csv
 
-    from mfcbench import bench
+    from mfcbench.cli import bench
 
     out = tmp_path / "bench.csv"
-    assert bench.main(["--device", "cuda", "--quick", "--allocator", "default", "--out", str(out)]) == 0
+    assert bench.main(["--device", "cuda", "--quick", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert {r["comparison"] for r in rows} == set(bench.COMPARISONS)
     assert all(r["status"] == "not measured: no CUDA device" and r["median_ms"] == "" for r in rows)

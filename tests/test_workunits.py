@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mfcbench import workunits
+from mfcbench.cli import wu as wu_cli
 from mfcbench.config import resolve
 from mfcbench.strategies import build_strategy, strategy_names
 from mfcbench.tasks.base import Batch, Task
@@ -83,10 +84,10 @@ def test_schedule_closed_form_of_strategy_phases_equals_appendix_c():
 
 def test_wu_cli_prints_the_closed_forms(capsys):
     for name, expected in (("msgd", "74000"), ("sgd", "480000"), ("fmsgd", "28750")):
-        assert workunits.main(["--strategy", name, "--levels", "4", "--batch", "4", "--iterations", "8000"]) == 0
+        assert wu_cli.main(["--strategy", name, "--levels", "4", "--batch", "4", "--iterations", "8000"]) == 0
         line = capsys.readouterr().out.splitlines()[1].split()
         assert line[0] == name and line[4] == expected
-    assert workunits.main(["--strategy", "nope"]) == 2
+    assert wu_cli.main(["--strategy", "nope"]) == 2
     assert "valid choices" in capsys.readouterr().err
 
 

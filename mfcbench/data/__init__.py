@@ -1,4 +1,4 @@
-"""Datasets by name: `load_split`, `dataset_checksum`, `prepare` (and `python -m mfcbench prepare`).
+"""Datasets by name: `open_dataset` (what a cell trains on), `load_split`, `dataset_checksum`, `prepare`.
 
 Embedded datasets (`fields`, `skimage`, `digits`) work offline and may be built in memory when not
 prepared; network datasets (`stl10`, `celeba`, `mnist`, `urban100`) must be prepared first.
@@ -11,24 +11,22 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-# The CLI module is imported before the `prepare` function is defined below: importing a submodule
-# sets the package attribute of the same name, so this order keeps `mfcbench.data.prepare` the function.
-from . import prepare as _prepare_cli  # noqa: F401
 from .base import DATASETS, SPLITS, Dataset, check_image_size, check_split
 from .fetch import ArchiveError, ManualDownloadRequired
 from .store import CorruptPreparedDataError, DatasetNotPreparedError, prepared_dir
 
 __all__ = [
-    "DATASETS", "SPLITS", "Dataset", "load_split", "dataset_checksum", "prepare", "get_dataset",
+    "DATASETS", "SPLITS", "Dataset", "OpenedDataset", "open_dataset", "load_split", "dataset_checksum", "prepare",
+    "get_dataset", "build_splits",
     "dataset_names", "prepared_dir", "DatasetNotPreparedError", "CorruptPreparedDataError",
     "ManualDownloadRequired", "ArchiveError",
 ]
 
-_HELPERS = {"base", "fetch", "store", "transforms", "prepare"}
+_HELPERS = {"base", "fetch", "store", "transforms"}
 
 
 def _load_all() -> None:
@@ -121,6 +119,41 @@ def load_split(name: str, split: str, image_size: int, root: str | os.PathLike =
     return _limit(build_splits(name, image_size, root, splits=(split,), fetch=False, **options)[split], limit)
 
 
+class OpenedDataset(NamedTuple):
+    train: torch.Tensor
+    val: torch.Tensor
+    checksum: str  # sha256 over train then val (store.splits_sha256), verified against checksum.txt
+
+
+def open_dataset(name: str, image_size: int, root: str | os.PathLike = "data", **options: Any) -> OpenedDataset:
+    """Both splits and their checksum, each built or read and hashed once (what a cell trains on).
+
+    Prepared files are read and verified against checksum.txt in one hashing pass; an embedded
+    dataset that is not prepared is built in memory once; a network one raises with the command to run."""
+    from .store import is_prepared, read_checksum, splits_sha256
+
+    ds = get_dataset(name)
+    image_size, root = check_image_size(image_size), Path(root)
+    directory = prepared_dir(root, name, image_size)
+    if is_prepared(directory):
+        _check_options_match(directory, ds, options)
+        from .. import atomic
+
+        splits = {s: atomic.torch_load(directory / f"{s}.pt") for s in SPLITS}
+        checksum, recorded = splits_sha256(splits), read_checksum(directory)
+        if checksum != recorded:
+            raise CorruptPreparedDataError(f"{directory}: tensors hash to {checksum[:12]}..., checksum.txt says "
+                                           f"{recorded[:12]}...; delete {directory} and prepare again")
+        for split, x in splits.items():
+            _check_tensor(x, ds, split)
+    elif not ds.embedded:
+        raise _not_prepared(ds, image_size, root)
+    else:
+        splits = build_splits(name, image_size, root, fetch=False, **options)
+        checksum = splits_sha256(splits)
+    return OpenedDataset(splits["train"], splits["val"], checksum)
+
+
 def dataset_checksum(name: str, image_size: int, root: str | os.PathLike = "data", **options: Any) -> str:
     """sha256 of the dataset's tensors: verified from the prepared files when present, else (embedded
     datasets only) computed from the in-memory build that load_split would return."""
@@ -159,8 +192,3 @@ def prepare(name: str, image_size: int, root: str | os.PathLike = "data", *, lim
     directory = prepared_dir(root, name, image_size)
     write_prepared(directory, splits, meta)
     return directory
-
-
-# `import mfcbench.data.prepare as m` binds this function (attribute lookup wins over the submodule);
-# giving it the CLI's entry point keeps `m.main(argv)` working either way.
-prepare.main = _prepare_cli.main  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import io
+from .. import atomic
 from .base import DATASETS, NetworkDataset
 from .fetch import ArchiveError, ManualDownloadRequired, download, is_offline, manual_hint, verify_file
 from .transforms import resize, to_unit_float
@@ -56,7 +56,7 @@ class MNISTDataset(NetworkDataset):
             else:
                 verify_file(gz_path, md5=md5)  # placed by hand: check it is the published file
             try:
-                with io.atomic_path(target) as tmp, gzip.open(gz_path, "rb") as src, open(tmp, "wb") as dst:
+                with atomic.atomic_path(target) as tmp, gzip.open(gz_path, "rb") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
             except (OSError, EOFError) as exc:
                 raise ArchiveError(f"bad archive {gz_path}: {exc}") from exc

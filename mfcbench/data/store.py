@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .. import io
+from .. import atomic
 from .base import SPLITS
 
 CHECKSUM_FILE = "checksum.txt"
@@ -103,7 +103,7 @@ def read_checksum(directory: Path) -> str:
 
 def read_split(directory: Path, split: str) -> torch.Tensor:
     """Load one prepared split and check it against the sha256 recorded in meta.json."""
-    tensor = io.torch_load(directory / f"{split}.pt")
+    tensor = atomic.torch_load(directory / f"{split}.pt")
     expected = read_meta(directory).get("splits", {}).get(split, {}).get("sha256")
     if expected is not None and tensor_sha256(tensor) != expected:
         raise CorruptPreparedDataError(
@@ -114,7 +114,7 @@ def read_split(directory: Path, split: str) -> torch.Tensor:
 
 def verify_checksum(directory: Path) -> str:
     """Recompute the dataset checksum from the prepared tensors and compare with checksum.txt."""
-    actual = splits_sha256({s: io.torch_load(directory / f"{s}.pt") for s in SPLITS})
+    actual = splits_sha256({s: atomic.torch_load(directory / f"{s}.pt") for s in SPLITS})
     recorded = read_checksum(directory)
     if actual != recorded:
         raise CorruptPreparedDataError(

@@ -17,7 +17,7 @@ import yaml
 
 from ..registry import Registry
 from .published import equal_at_printed_precision, published_cells, round_like
-from .tables import OK, build_table, normalise
+from .layout import OK, build_table, normalise
 
 CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
 REPRODUCED, DEVIATES, NOT_RUN = "REPRODUCED", "DEVIATES", "NOT_RUN"

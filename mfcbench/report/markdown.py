@@ -14,7 +14,7 @@ import pandas as pd
 
 from .claims import load_claims, score_claims
 from .published import load_published, published_table
-from .tables import OK, load_results_dir, settings_frame, table_from_results
+from .layout import OK, load_results_dir, settings_frame, table_from_results
 
 FIGURES = {"fig3": "Figure 3", "fig4": "Figure 4", "fig5": "Figure 5", "fig7": "Figure 7"}
 CAPTIONS_DIR = Path(__file__).with_name("captions")

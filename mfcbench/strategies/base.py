@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from ._augment import build_augmentation
+from ..options import Option
 from ..restrict import restrict
+from ..sampling import Sampler
 from ..tasks.base import Batch, Task
 from ..workunits import WorkCounter, level_cost
 
@@ -48,16 +50,6 @@ class Phase:
         return sum(d.batch for d in self.draws)
 
 
-class Sampler(Protocol):
-    """What the runner hands a strategy: training images and seeded generators."""
-
-    def images(self, n: int) -> torch.Tensor: ...  # (n, C, H, W) clean finest-mesh images, CPU
-
-    def batch(self, images: torch.Tensor) -> Batch: ...  # task.make_batch, moved to the device
-
-    def generator(self, purpose: str) -> torch.Generator: ...  # seeded per purpose, checkpointed
-
-
 def level_batches(config: dict[str, Any]) -> list[int]:
     """N_j, finest first: the explicit `level_batches` list or N0 * batch_growth**j (rounded)."""
     if config.get("level_batches"):
@@ -80,6 +72,7 @@ class Strategy:
 
     name = "strategy"
     phased = False  # True: iterations[i] runs at phase i (coarsest first); False: sum(iterations) steps
+    options: dict[str, Option] = {}  # training options only this strategy reads (mfcbench.options)
 
     def __init__(self, config: dict[str, Any]):
         self.config = dict(config)

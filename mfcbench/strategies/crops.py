@@ -14,12 +14,13 @@ from fractions import Fraction
 from . import STRATEGIES
 from ._augment import RandomCrops
 from .base import Draw, Phase, Strategy
-from .sgd import single_scale_batch
+from .sgd import SGD_OPTIONS, single_scale_batch
 
 
 @STRATEGIES.register("crops")
 class Crops(Strategy):
     name = "crops"
+    options = SGD_OPTIONS
 
     def __init__(self, config: dict):
         super().__init__(config)

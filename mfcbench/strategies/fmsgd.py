@@ -7,7 +7,14 @@ from __future__ import annotations
 from fractions import Fraction
 
 from . import STRATEGIES
+from ..options import NUMBER_MIN1, Option
 from .base import Phase, Strategy, level_batches, telescoping_draws
+
+PHASED_OPTIONS = {
+    "phase_batch_growth": Option(2, NUMBER_MIN1, "fmsgd/progressive phase r batch N0 * growth**r (App. C eq. 48)"),
+    "optimizer_state": Option("carry", {"enum": ["carry", "reset"]},
+                              "fmsgd/progressive: keep or reset the optimizer state at each phase"),
+}
 
 
 def phase_batches(config: dict, level: int) -> list[int]:
@@ -19,6 +26,7 @@ def phase_batches(config: dict, level: int) -> list[int]:
 @STRATEGIES.register("fmsgd")
 class FMSGD(Strategy):
     name = "fmsgd"
+    options = PHASED_OPTIONS
     phased = True
 
     def phases(self) -> list[Phase]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from . import STRATEGIES
 from .base import Draw, Phase, Strategy
-from .fmsgd import phase_batches
+from .fmsgd import PHASED_OPTIONS, phase_batches
+from .sgd import SGD_OPTIONS
 
 
 @STRATEGIES.register("progressive")
 class Progressive(Strategy):
     name = "progressive"
     phased = True
+    options = {**SGD_OPTIONS, **PHASED_OPTIONS}
 
     def phases(self) -> list[Phase]:
         fixed = self.config.get("sgd_batch", "matched")

@@ -4,7 +4,13 @@ level batches (App. C: 15 N0 for 4 levels, "seeing an equivalent amount of data"
 from __future__ import annotations
 
 from . import STRATEGIES
+from ..options import Option
 from .base import Draw, Phase, Strategy, level_batches
+
+SGD_OPTIONS = {
+    "sgd_batch": Option("matched", {"oneOf": [{"const": "matched"}, {"type": "integer", "minimum": 1}]},
+                        "'matched' = sum of the msgd level batches (App. C), or an int"),
+}
 
 
 def single_scale_batch(config: dict) -> int:
@@ -15,6 +21,7 @@ def single_scale_batch(config: dict) -> int:
 @STRATEGIES.register("sgd")
 class SGD(Strategy):
     name = "sgd"
+    options = SGD_OPTIONS
 
     def phases(self) -> list[Phase]:
         n = single_scale_batch(self.config)

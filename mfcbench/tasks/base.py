@@ -22,15 +22,12 @@ class Batch:
 
 
 class Task:
-    """Base class. Subclasses set `name`, `headline_metric` and `higher_is_better`.
-
-    trainable tasks: make_batch / loss / evaluate are used by the cell runner.
-    non-trainable tasks (trainable = False, e.g. the gradient-discrepancy experiment) implement
-    `run(config, seed) -> dict` and the runner records what it returns.
+    """Base class. Subclasses set `name`, `headline_metric` and `higher_is_better`;
+    make_batch / loss / evaluate are what the cell runner and the strategies call.
+    (Experiments that train nothing, like Tables 1-2's gradient discrepancy, live in mfcbench/experiments.)
     """
 
     name: str = "task"
-    trainable: bool = True
     headline_metric: str = "val_loss"
     higher_is_better: bool = False
     seeded_options: tuple[str, ...] = ()  # options that default to the cell seed (e.g. a kernel draw)
@@ -57,6 +54,3 @@ class Task:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batch: Batch, chunk: int = 64) -> dict[str, float]:
         raise NotImplementedError
-
-    def run(self, config: dict[str, Any], seed: int) -> dict[str, Any]:
-        raise NotImplementedError(f"task {self.name!r} is trained by the runner, not run directly")

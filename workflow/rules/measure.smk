@@ -1,4 +1,7 @@
 # Measurements and small experiments: no training, one CSV each under results/<profile>/.
+import json
+import shlex
+
 
 
 def quick_flag():
@@ -39,7 +42,7 @@ rule measure_fig7:
         quick=quick_flag(),
         device=param("device"),
     shell:
-        "{PY} measure fig7 --out {output} {params.quick} > {log} 2>&1"
+        "{PY} measure fig7 --device {params.device} --out {output} {params.quick} > {log} 2>&1"
 
 
 rule measure_table15:
@@ -54,7 +57,7 @@ rule measure_table15:
         gpu=1 if param("gpu") else 0,
     params:
         quick=quick_flag(),
-    shell:
+    shell:  # both devices: a CUDA row says "not measured" without one (never a CPU stand-in)
         "{PY} measure table15 --out {output} {params.quick} > {log} 2>&1"
 
 
@@ -77,6 +80,25 @@ rule models_table13:
         "parameter counts (Table 13)"
     shell:
         "{PY} models --format csv > {output} 2> {log}"
+
+
+rule discrepancy:
+    """Tables 1-2 (Example 1): the gradient discrepancy across meshes, standard conv or MFC."""
+    output:
+        f"{RESULTS}/{{table}}.csv",
+    log:
+        f"{LOGS}/experiment/{{table}}.log",
+    message:
+        "gradient discrepancy ({wildcards.table})"
+    wildcard_constraints:
+        table="|".join(DISCREPANCY),
+    params:
+        conv=lambda wc: DISCREPANCY[wc.table],
+        seed=param("discrepancy", "seed", default=0),
+        options=lambda wc: shlex.quote(json.dumps(param("discrepancy", "options", default={}))),
+    shell:
+        "{PY} experiment discrepancy --conv {params.conv} --seed {params.seed} --options {params.options} "
+        "--out {output} > {log} 2>&1"
 
 
 EXPERIMENTS = {"fig3": "kernels", "lemma4": "lemma4"}  # output name -> `mfcbench experiment` name

@@ -3,10 +3,9 @@
 
 def results_inputs():
     """Every results file of this profile: the claims and REPORT.md read them all."""
-    files = [f"{RESULTS}/{t}.csv" for t in TABLES] + [f"{RESULTS}/workunits.csv"]
-    files += [f"{RESULTS}/curves_{t}.csv" for t in TRAINABLE]
-    files += [f"{RESULTS}/{x}.csv" for x in ("table11", "table13", "table15", "flops_models", "fig3", "fig7", "lemma4")
-              if x in extras()]
+    files = [f"{RESULTS}/{t}.csv" for t in TABLES + extra_tables()] + [f"{RESULTS}/workunits.csv"]
+    files += [f"{RESULTS}/curves_{t}.csv" for t in TABLES]
+    files += [f"{RESULTS}/{x}.csv" for x in ("flops_models", "fig3", "fig7", "lemma4") if x in extras()]
     return files
 
 
@@ -34,7 +33,7 @@ rule report_table:
     log:
         f"{LOGS}/report/{{name}}.log",
     wildcard_constraints:
-        name="|".join(TABLES + MEASURED),
+        name="|".join(TABLES + list(DISCREPANCY) + MEASURED),
     params:
         inputs=lambda wc, input: " ".join(f"--input {f}" for f in input),
     shell:
@@ -77,7 +76,7 @@ rule run_manifest:
         f"{LOGS}/report/manifest.log",
     run:
         import yaml
-        from mfcbench.io import write_json, write_text
+        from mfcbench.atomic import write_json, write_text
         from mfcbench.manifest import git_state, now, versions
 
         commit, dirty = git_state()

@@ -6,8 +6,7 @@ CELL = "{table}/{task}/{dataset}/{arch}/{strategy_dir}/seed{seed}"
 
 def data_input(wildcards):
     """The prepared dataset a cell reads; ancient(): DVC restores files without their mtimes."""
-    cell = cell_of(wildcards)
-    return [] if cell.dataset == grid.NO_DATASET else [ancient(prepared(cell.dataset))]
+    return [ancient(prepared(cell_of(wildcards).dataset))]
 
 
 rule cell_config:
@@ -19,7 +18,7 @@ rule cell_config:
         options=lambda wc: dict(cell_of(wc).config),
     run:
         import yaml
-        from mfcbench.io import write_text
+        from mfcbench.atomic import write_text
 
         write_text(output[0], yaml.safe_dump(params.options, sort_keys=True))
         Path(log[0]).write_text(f"wrote {output[0]}\n")

@@ -10,13 +10,13 @@ import argparse
 import csv
 import sys
 
-from . import build_model, model_names
-from .convert import count_parameters
+from ..models import build_model, model_names
+from ..models.convert import count_parameters
+from ..report.published import load_published
 
 
 def _published_table13() -> dict[str, int]:
     """Table 13's parameter counts by model name (3 in/out channels, noise-conditioned denoisers)."""
-    from ..report.published import load_published
 
     block = next(b for b in load_published()["tables"]["table13"]["blocks"] if b["name"] == "params")
     return {row["model"]: int(value[0]) for row, value in zip(block["rows"], block["value"])}
@@ -93,6 +93,3 @@ def main(argv: list[str] | None = None) -> int:
         print(_text(table))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..io import atomic_path
+from ..atomic import atomic_path
 from ..layers.mfc import MeshFreeConv2d
 from ..restrict import restrict
 from ..strategies.base import telescoping_draws

@@ -9,6 +9,9 @@ import time
 
 import yaml
 
+from ..data import ArchiveError, DatasetNotPreparedError, ManualDownloadRequired, dataset_names, prepare
+from ..data.store import read_checksum, read_meta
+
 
 def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
@@ -18,7 +21,6 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import dataset_names
 
     p = argparse.ArgumentParser(prog="python -m mfcbench prepare", description=__doc__)
     p.add_argument("--dataset", required=True, help=f"one of: {', '.join(dataset_names())}")
@@ -32,8 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import ArchiveError, DatasetNotPreparedError, ManualDownloadRequired, prepare
-
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
@@ -42,13 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ManualDownloadRequired, ArchiveError, DatasetNotPreparedError, ValueError) as exc:
         print(f"mfcbench prepare: {exc}", file=sys.stderr)
         return 1
-    from .store import read_checksum, read_meta
-
     shapes = {s: tuple(v["shape"]) for s, v in read_meta(directory)["splits"].items()}
     print(f"prepared {args.dataset} at {args.image_size}: {directory} train {shapes['train']} val {shapes['val']} "
           f"sha256 {read_checksum(directory)} ({time.perf_counter() - started:.1f} s)")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

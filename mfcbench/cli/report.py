@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..io import write_csv, write_text
+from ..atomic import write_csv, write_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "table":
-        from .published import published_table
-        from .tables import build_table, read_results, settings_frame
+        from ..report.published import published_table
+        from ..report.layout import build_table, read_results, settings_frame
 
         spec = published_table(args.name)
         if spec.get("blocks"):
@@ -65,17 +65,17 @@ def _run(args: argparse.Namespace) -> int:
             out = settings_frame(args.name, _config(args.config))
         write_csv(args.out, out)
     elif args.command == "figure":
-        from .figures import render
+        from ..report.figures import render
 
         render(args.name, args.input, args.out)
     elif args.command == "claims":
-        from .claims import load_claims, score_claims
-        from .tables import load_results_dir
+        from ..report.claims import load_claims, score_claims
+        from ..report.layout import load_results_dir
 
         profile = args.profile or Path(args.results_dir).name
         write_csv(args.out, score_claims(load_claims(), load_results_dir(args.results_dir), profile))
     elif args.command == "markdown":
-        from .markdown import build_report
+        from ..report.markdown import build_report
 
         profile = args.profile or Path(args.results_dir).name
         write_text(args.out, build_report(args.results_dir, args.reports_dir, profile, _config(args.config)))
