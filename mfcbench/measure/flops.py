@@ -319,8 +319,9 @@ def count_flops(model: torch.nn.Module, inputs: tuple, *, strict: bool = False) 
 
 
 def _bypass_state_dict_override(model: torch.nn.Module) -> bool:
-    """neuraloperator's FNO overrides state_dict in a way jit tracing cannot follow (facts.md);
-    shadow it with nn.Module's for the duration of the count. Returns whether it patched."""
+    """neuraloperator's FNO overrides state_dict in a way jit tracing cannot follow (fvcore's trace
+    fails inside it; its SpectralConv alone traces): shadow it with nn.Module's for the duration of
+    the count. Returns whether it patched."""
     import types
 
     if type(model).state_dict is torch.nn.Module.state_dict or "state_dict" in vars(model):
