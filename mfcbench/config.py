@@ -42,6 +42,9 @@ OPTIONS: dict[str, Option] = {
     "val_size": Option(512, INT_MIN1, "images in the fixed validation batch"),
     "val_every": Option(500, INT_MIN1, "validate every this many iterations (and at the end)"),
     "checkpoint_every": Option(500, INT_MIN1, "checkpoint every this many iterations (and at phase ends)"),
+    "plateau_threshold": Option(0.01, {"type": "number", "minimum": 0},
+                                "a cell is converged when its validation metric improved by at most this fraction over "
+                                "the last quarter of its steps (metrics.json `plateau`, `converged`)"),
     "early_stop": Option(None, {"type": ["object", "null"], "additionalProperties": False, "required": ["patience"],
                                 "properties": {
                                     "patience": {**INT_MIN1, "default": 5,

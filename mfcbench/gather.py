@@ -15,8 +15,8 @@ from .grid import parse_cell_dir
 
 MANIFEST_KEYS = ("device", "git_commit", "git_dirty", "config_hash", "dataset_checksum", "hostname", "threads",
                  "started_at", "finished_at")
-SCALAR_KEYS = ("status", "headline_metric", "wu_closed_form", "wu_executed", "iterations", "seconds", "params",
-               "peak_memory_mb")
+SCALAR_KEYS = ("status", "headline_metric", "wu_closed_form", "wu_executed", "iterations", "seconds", "train_seconds",
+               "eval_seconds", "plateau", "plateau_threshold", "converged", "params", "peak_memory_mb")
 
 
 def cell_record(cell_dir: str | Path, profile: str | None = None) -> dict[str, Any]:

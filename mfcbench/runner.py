@@ -33,7 +33,8 @@ from .sampling import TrainSampler, seed_for, to_device
 from .tasks.base import Batch, Task
 from .workunits import WorkCounter, schedule_wu
 
-CURVE_COLUMNS = ("iteration", "level", "wu_executed", "seconds", "train_loss", "grad_norm", "val_metric")
+CURVE_COLUMNS = ("iteration", "level", "wu_executed", "seconds", "train_seconds", "train_loss", "grad_norm",
+                 "val_metric")
 
 
 class SimulatedCrash(RuntimeError):
@@ -57,7 +58,9 @@ class TrainState:
     phase_iter: int = 0
     step: int = 0
     curve: list = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall-clock of the loop: training, validation and checkpoints
+    train_seconds: float = 0.0  # the optimizer steps only (forward, backward, update)
+    eval_seconds: float = 0.0  # validation and checkpoint writes
     best: float | None = None
     bad: int = 0
     stopped_early: bool = False
@@ -108,8 +111,15 @@ class CellRun:
                         state=state.state_dict(), finished=finished, status=status)
 
     def validate(self, state: TrainState) -> dict[str, float]:
+        started = time.perf_counter()
         state.last_val, state.last_val_step = evaluate(self.task, self.model, self.val_batch), state.step
+        state.eval_seconds += time.perf_counter() - started
         return state.last_val
+
+    def checkpoint(self, state: TrainState) -> None:
+        started = time.perf_counter()
+        self.save(state)
+        state.eval_seconds += time.perf_counter() - started
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -163,6 +173,30 @@ def evaluate(task: Task, model: torch.nn.Module, batch: Batch) -> dict[str, floa
             return {k: float(v) for k, v in task.evaluate(model, batch).items()}
     finally:
         model.train(was_training)
+
+
+def plateau_statistic(curve: list[dict], steps: int, higher_is_better: bool) -> float | None:
+    """Relative improvement of the validation metric over the last quarter of the steps:
+    (v(q) - v(end)) / |v(q)| with q the last validation at or before 3/4 of the steps (sign flipped
+    when higher is better). None when no validation falls in the first three quarters."""
+    vals = [(r["iteration"], r["val_metric"]) for r in curve if r.get("val_metric") is not None]
+    if not vals or steps < 1:
+        return None
+    before = [v for it, v in vals if it <= 0.75 * steps]
+    start, end = (before[-1] if before else None), vals[-1][1]
+    if start is None or not math.isfinite(start) or not math.isfinite(end) or start == 0:
+        return None
+    gain = (end - start) if higher_is_better else (start - end)
+    return gain / abs(start)
+
+
+def convergence(curve: list[dict], steps: int, higher_is_better: bool, threshold: float, status: str,
+                stopped_early: bool) -> dict[str, Any]:
+    """`plateau` (see plateau_statistic) and `converged`: an early stop on a plateau, or a last-quarter
+    improvement below the profile's `plateau_threshold`; never for a diverged cell."""
+    plateau = plateau_statistic(curve, steps, higher_is_better)
+    converged = status == "ok" and (stopped_early or (plateau is not None and plateau <= threshold))
+    return {"plateau": plateau, "plateau_threshold": threshold, "converged": bool(converged)}
 
 
 def curve_csv(rows: list[dict]) -> str:
@@ -219,7 +253,9 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
                 run.log(f"phase {st.phase + 1}/{len(phases)}: level {phase.level}, {phase.iterations} iterations, "
                         f"{phase.images_per_iteration} images/step")
         while st.phase_iter < phase.iterations:
+            step_started = time.perf_counter()
             loss_value, grad_norm = train_step(run, phase, st.step, total)
+            st.train_seconds += time.perf_counter() - step_started
             if not math.isfinite(loss_value):
                 run.log(f"loss is {loss_value} at iteration {st.step + 1}: cell diverged")
                 st.seconds = resumed_seconds + time.perf_counter() - t_loop
@@ -228,8 +264,8 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
             st.phase_iter += 1
             st.seconds = resumed_seconds + time.perf_counter() - t_loop
             row = {"iteration": st.step, "level": phase.level, "wu_executed": run.counter.value,
-                   "seconds": round(st.seconds, 4), "train_loss": loss_value, "grad_norm": grad_norm,
-                   "val_metric": None}
+                   "seconds": round(st.seconds, 4), "train_seconds": round(st.train_seconds, 4),
+                   "train_loss": loss_value, "grad_norm": grad_norm, "val_metric": None}
             if st.step % cfg["val_every"] == 0 or st.step == total:
                 row["val_metric"] = run.validate(st)[headline]
                 st.observe(row["val_metric"], cfg["early_stop"], run.task.higher_is_better)
@@ -240,13 +276,13 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
                         f"{cfg['early_stop']['patience']} validations")
                 return "ok"
             if st.step % cfg["checkpoint_every"] == 0:
-                run.save(st)
+                run.checkpoint(st)
             if stop_after is not None and st.step >= stop_after:
                 raise SimulatedCrash(f"stopped after iteration {st.step} (stop_after hook)")
         st.phase += 1
         st.phase_iter = 0
         if st.phase < len(phases):
-            run.save(st)  # phase boundary
+            run.checkpoint(st)  # phase boundary
     return "ok"
 
 
@@ -325,6 +361,9 @@ def _record(run: CellRun, st: TrainState, status: str, final: dict, checksum: st
                      for p in phases],
         "val_images": len(run.val_batch.inputs),
         "seconds": st.seconds,
+        "train_seconds": st.train_seconds,
+        "eval_seconds": st.eval_seconds,
+        **convergence(st.curve, st.step, run.task.higher_is_better, cfg["plateau_threshold"], status, st.stopped_early),
         "params": sum(p.numel() for p in run.model.parameters()),
         "peak_memory_mb": peak_memory_mb(run.device),
         "manifest": build_manifest(config=cfg, seed=run.cell["seed"], device=run.device, dataset=run.cell["dataset"],

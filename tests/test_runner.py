@@ -128,7 +128,7 @@ def test_killed_cell_resumes_to_the_same_result(tmp_path, images, strategy, opt_
     resumed = cell(tmp_path, images, strategy=strategy, out="resumed", overrides=overrides)
     assert resumed["metrics"] == whole["metrics"]
     assert resumed["wu_executed"] == whole["wu_executed"]
-    strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(p.open())]  # noqa: E731
+    strip = lambda p: [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds")} for r in csv.DictReader(p.open())]  # noqa: E731
     assert strip(tmp_path / "resumed" / "curve.csv") == strip(tmp_path / "whole" / "curve.csv")
 
 
@@ -219,3 +219,38 @@ def test_real_task_and_model_train_a_tiny_cell(tmp_path, task, strategy):
                              train_images=train, val_images=val, progress=False, log=lambda m: None)
     assert record["status"] == "ok" and record["wu_executed"] == pytest.approx(record["wu_closed_form"])
     assert all(v is not None for v in record["metrics"].values())
+
+
+class SlowValidation(DenoiseLike):
+    def evaluate(self, model, batch, chunk=64):
+        import time
+
+        time.sleep(0.15)
+        return super().evaluate(model, batch, chunk)
+
+
+def test_training_seconds_exclude_validation(tmp_path, images):
+    """A slow validation shows in eval_seconds and seconds, never in train_seconds."""
+    with TASKS.temporarily("runner_test_slow_val", SlowValidation):
+        record = cell(tmp_path, images, task="runner_test_slow_val", strategy="sgd",
+                      overrides={"iterations": [1, 1, 2], "val_every": 1})
+    validations = 4  # every step validates; the last one is reused as the final metric
+    assert record["eval_seconds"] >= 0.15 * validations
+    assert record["train_seconds"] < record["seconds"] - 0.15 * (validations - 1)
+    curve = list(csv.DictReader(open(tmp_path / "cell" / "curve.csv")))
+    assert float(curve[-1]["train_seconds"]) == pytest.approx(record["train_seconds"], abs=1e-3)
+
+
+@pytest.mark.parametrize("values,higher,expected", [
+    ([1.0, 0.5, 0.4, 0.399], False, (0.4 - 0.399) / 0.4),   # q = step 3 of 4
+    ([0.1, 0.5, 0.8, 0.9], True, (0.9 - 0.8) / 0.8),
+    ([None, None, None, 0.3], False, None),                   # nothing validated in the first 3 quarters
+])
+def test_plateau_statistic(values, higher, expected):
+    curve = [{"iteration": i + 1, "val_metric": v} for i, v in enumerate(values)]
+    got = runner.plateau_statistic(curve, 4, higher)
+    assert got == pytest.approx(expected) if expected is not None else got is None
+    ok = runner.convergence(curve, 4, higher, 0.01, "ok", False)
+    assert ok["converged"] == (expected is not None and expected <= 0.01)
+    assert runner.convergence(curve, 4, higher, 1.0, "diverged", False)["converged"] is False
+    assert runner.convergence(curve, 4, higher, 0.0, "ok", True)["converged"] is True  # early stop = plateau
