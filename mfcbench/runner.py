@@ -28,6 +28,7 @@ import torch
 from . import checkpoint
 from . import config as config_mod
 from .atomic import write_json, write_text
+from .layers import symbol_cache
 from .manifest import build_manifest, now
 from .sampling import TrainSampler, seed_for, to_device
 from .tasks.base import Batch, Task
@@ -227,11 +228,12 @@ def train_step(run: CellRun, phase, step: int, total: int) -> tuple[float, float
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(run.cfg, step, total)
     run.optimizer.zero_grad(set_to_none=True)
-    loss = run.strategy.loss(run.model, run.task, phase, run.sampler, run.counter)
-    loss_value = float(loss.detach())
-    if not math.isfinite(loss_value):
-        return loss_value, float("nan")
-    loss.backward()
+    with symbol_cache():  # full-mixing MFCs build their symbol once per step and slice it for coarser meshes
+        loss = run.strategy.loss(run.model, run.task, phase, run.sampler, run.counter)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            return loss_value, float("nan")
+        loss.backward()
     grads = [p.grad for p in run.model.parameters() if p.grad is not None]
     grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
     run.optimizer.step()

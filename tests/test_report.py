@@ -119,15 +119,16 @@ def scored():
 def test_claim_rows_and_columns(scored):
     assert list(scored.reset_index().columns) == C.CLAIM_COLUMNS
     assert scored.index.is_unique and len(scored) >= 20
-    assert set(scored["verdict"]) == {"REPRODUCED", "DEVIATES", "NOT_RUN"}
+    assert set(scored["verdict"]) <= set(C.VERDICTS) and {"REPRODUCED", "DEVIATES", "NOT_RUN"} <= set(scored["verdict"])
     assert (scored["tolerance"].str.len() > 0).sum() >= len(scored) - 1
 
 
 @pytest.mark.parametrize("claim_id, verdict", [
     ("table1_noisy_grows", "REPRODUCED"), ("table1_smooth_shrinks", "REPRODUCED"),
     ("table2_noisy_shrinks", "DEVIATES"),             # fixture's MFC noisy curve is flat
-    ("appc_msgd_saving", "REPRODUCED"), ("appc_fmsgd_saving", "DEVIATES"),
-    ("table3_wu_savings", "REPRODUCED"), ("table4_similar_quality", "REPRODUCED"),
+    ("appc_msgd_saving", "REPRODUCED"), ("appc_fmsgd_saving", "REPRODUCED"),  # 16.7 is "roughly 16" (10%)
+    ("table3_wu_savings", "REPRODUCED"),
+    ("table4_similar_quality", "DEVIATES"),           # the fixture's mfc_resnet fmsgd diverged on seed 1
     ("table4_absolute_mse", "NOT_RUN"), ("table6_similar_quality", "NOT_RUN"),
     ("table11_conv_formula", "REPRODUCED"), ("table11_conv_column", "REPRODUCED"),
     ("table11_mfc_column", "DEVIATES"), ("table11_crossover", "REPRODUCED"), ("table13_params", "REPRODUCED"),

@@ -11,13 +11,17 @@ physical, one set of parameters is one continuous operator, whatever the mesh it
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["mesh_free_filter", "mesh_free_symbol", "MeshFreeConv2d", "wavenumbers"]
+__all__ = ["mesh_free_filter", "mesh_free_symbol", "MeshFreeConv2d", "wavenumbers", "symbol_cache"]
+
+FFT_PATHS = ("rfft", "packed")
+DEFAULT_FFT_PATH = "rfft"  # "packed" is exact but was not faster on the 2-core CPU (see _PackedFilter)
 
 
 def wavenumbers(height: int, width: int, h: float | None = None, *, device=None, dtype=torch.float32):
@@ -55,13 +59,19 @@ def _check_parameters(tau, alpha) -> None:
         )
 
 
-def mesh_free_filter(x: torch.Tensor, tau, alpha, gamma, h: float | None = None, *, validate: bool = True):
+def mesh_free_filter(x: torch.Tensor, tau, alpha, gamma, h: float | None = None, *, validate: bool = True,
+                     fft_path: str | None = None):
     """Apply one MFC filter per channel to x of shape (B, C, H, W) with periodic boundaries.
 
     tau (C,), alpha (C, 3), gamma (C, 3). x is the width axis (last), y the height axis.
     Raises ValueError for tau <= 0 or a non-elliptic alpha (unless validate=False, which the
     layer uses because its parametrization guarantees validity and a check would force a sync).
+    fft_path "rfft" (rfft2/irfft2) or "packed" (two channels per complex fft2/ifft2, _PackedFilter);
+    both give the same filter to rounding. None means DEFAULT_FFT_PATH.
     """
+    fft_path = DEFAULT_FFT_PATH if fft_path is None else fft_path
+    if fft_path not in FFT_PATHS:
+        raise ValueError(f"fft_path must be one of {FFT_PATHS}, got {fft_path!r}")
     if x.dim() != 4:
         raise ValueError(f"mesh_free_filter expects (B, C, H, W), got shape {tuple(x.shape)}")
     channels = x.shape[1]
@@ -74,8 +84,105 @@ def mesh_free_filter(x: torch.Tensor, tau, alpha, gamma, h: float | None = None,
     real_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     ky, kx = wavenumbers(height, width, h, device=x.device, dtype=real_dtype)
     symbol = mesh_free_symbol(tau.to(real_dtype), alpha.to(real_dtype), gamma.to(real_dtype), ky, kx)
+    if fft_path == "packed":
+        return _packed_filter(x.to(real_dtype), symbol).to(x.dtype)
     x_hat = torch.fft.rfft2(x.to(real_dtype))
     return torch.fft.irfft2(x_hat * symbol, s=(height, width)).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Packed path: two real channel planes a, b as one complex plane z = a + i b.
+def _full_grid_symbol(s_half: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The full fft2-grid symbol (C, H, W) that irfft2(rfft2(x) * s_half) applies.
+
+    irfft2 keeps only the Hermitian part of the self-conjugate columns (kx = 0 and, for even W,
+    the Nyquist column), i.e. S_eff(l) = (S(l) + conj(S(-l))) / 2 there; the columns with kx < 0
+    are conj(S(-l, -m)). The result is Hermitian, S(-k) = conj(S(k)): a real kernel.
+    """
+    rev_h = (-torch.arange(height, device=s_half.device)) % height
+    last = width // 2
+
+    def hermitian(col):
+        return ((col + col[:, rev_h].conj()) / 2)[..., None]
+
+    cols = [hermitian(s_half[..., 0]), s_half[..., 1:last + (width % 2)]]
+    if width % 2 == 0:
+        cols.append(hermitian(s_half[..., last]))
+    cols.append(s_half[..., 1:width - last].flip(-1)[:, rev_h].conj())
+    return torch.cat(cols, dim=-1)
+
+
+def _reverse(z: torch.Tensor) -> torch.Tensor:
+    """z(-k) on an fft grid (last two axes): index i -> (-i) mod n."""
+    out = torch.empty_like(z)
+    out[..., 1:, 1:] = z[..., 1:, 1:].flip(-2, -1)
+    out[..., 0, 1:] = z[..., 0, 1:].flip(-1)
+    out[..., 1:, 0] = z[..., 1:, 0].flip(-1)
+    out[..., 0, 0] = z[..., 0, 0]
+    return out
+
+
+def _pack(y: torch.Tensor) -> torch.Tensor:
+    b, c, height, width = y.shape
+    return torch.view_as_complex(y.reshape(b, c // 2, 2, height, width).permute(0, 1, 3, 4, 2).contiguous())
+
+
+def _unpack(z: torch.Tensor) -> torch.Tensor:
+    b, pairs, height, width = z.shape
+    return torch.view_as_real(z).permute(0, 1, 4, 2, 3).reshape(b, 2 * pairs, height, width).contiguous()
+
+
+def _packed_apply(zh: torch.Tensor, p: torch.Tensor, m: torch.Tensor):
+    """ifft2(P Z + M conj(Z(-k))) and conj(Z(-k))."""
+    zr = _reverse(zh).conj_physical_()
+    w = zr * m
+    w.addcmul_(zh, p)
+    return torch.fft.ifft2(w), zr
+
+
+class _PackedFilter(torch.autograd.Function):
+    """out = per-channel filter of y (B, 2P, H, W) with full-grid Hermitian symbols s (2P, H, W).
+
+    With Z = fft2(a + i b), A = (Z + conj(Z(-k)))/2 and B = (Z - conj(Z(-k)))/(2i), so
+    S_a A + i S_b B = P Z + M conj(Z(-k)) with P = (S_a + S_b)/2, M = (S_a - S_b)/2, and one ifft2
+    returns filtered a and b as its real and imaginary parts. Backward is the same map with
+    (conj P, M(-k)) applied to fft2(g_a + i g_b); the symbol gradient is sum_b G conj(Z) / N split
+    back by the same Hermitian identity. Four complex transforms of half the planes in all.
+    """
+
+    @staticmethod
+    def forward(ctx, y, s):
+        sa, sb = s[0::2], s[1::2]
+        p, m = (sa + sb) / 2, (sa - sb) / 2
+        zh = torch.fft.fft2(_pack(y))
+        w, zr = _packed_apply(zh, p, m)
+        ctx.save_for_backward(zh, zr, p, m)
+        return _unpack(w)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        zh, zr, p, m = ctx.saved_tensors
+        gz = torch.fft.fft2(_pack(grad_out))
+        grad_y = grad_s = None
+        if ctx.needs_input_grad[0]:
+            grad_y = _unpack(_packed_apply(gz, p.conj().resolve_conj(), _reverse(m))[0])
+        if ctx.needs_input_grad[1]:
+            scale = 2 * zh.shape[-1] * zh.shape[-2]
+            gp = torch.linalg.vecdot(zh, gz, dim=0)  # sum_b G conj(Z)
+            gm = torch.linalg.vecdot(zr, gz, dim=0)  # sum_b G Z(-k)
+            grad_s = torch.stack(((gp + gm) / scale, (gp - gm) / scale), dim=1).reshape(-1, *gp.shape[1:])
+        return grad_y, grad_s
+
+
+def _packed_filter(x: torch.Tensor, s_half: torch.Tensor) -> torch.Tensor:
+    """The rfft path's filter computed with complex transforms of channel pairs (odd C: a zero plane)."""
+    batch, channels, height, width = x.shape
+    s = _full_grid_symbol(s_half, height, width)
+    if channels % 2:
+        x = torch.cat((x, x.new_zeros(batch, 1, height, width)), 1)
+        s = torch.cat((s, s[-1:]), 0)
+    out = _PackedFilter.apply(x, s)
+    return out[:, :channels] if channels % 2 else out
 
 
 class MeshFreeConv2d(nn.Module):
@@ -102,6 +209,7 @@ class MeshFreeConv2d(nn.Module):
         h: float | None = None,
         init_resolution: int = 64,
         init_width: tuple[float, float] = (0.5, 1.5),
+        fft_path: str | None = None,
     ):
         super().__init__()
         if mixing not in ("pointwise", "full"):
@@ -114,6 +222,7 @@ class MeshFreeConv2d(nn.Module):
         self.mix = nn.Conv2d(in_channels, out_channels, 1, bias=False) if mixing == "pointwise" else None
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.init_resolution, self.init_width = init_resolution, init_width
+        self.fft_path = fft_path  # pointwise only: "rfft", "packed" or None (DEFAULT_FFT_PATH)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -145,7 +254,8 @@ class MeshFreeConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mixing == "pointwise":
-            out = mesh_free_filter(self.mix(x), self.tau(), self.alpha(), self.gamma, self.h, validate=False)
+            out = mesh_free_filter(self.mix(x), self.tau(), self.alpha(), self.gamma, self.h, validate=False,
+                                   fft_path=self.fft_path)
         else:
             out = self._full(x)
         if self.bias is not None:
@@ -156,7 +266,9 @@ class MeshFreeConv2d(nn.Module):
         height, width = x.shape[-2:]
         ky, kx = wavenumbers(height, width, self.h, device=x.device, dtype=x.dtype)
         x_hat = torch.fft.rfft2(x)  # (B, Ci, H, Wr)
-        y_hat = _PairwiseSymbolContraction.apply(x_hat, self.tau(), self.alpha(), self.gamma, ky, kx)
+        tau, alpha = self.tau(), self.alpha()
+        cached = _ACTIVE_CACHES[-1].lookup(self, tau, alpha, ky, kx) if _ACTIVE_CACHES else None
+        y_hat = _PairwiseSymbolContraction.apply(x_hat, tau, alpha, self.gamma, ky, kx, cached)
         return torch.fft.irfft2(y_hat, s=(height, width))
 
     def extra_repr(self) -> str:
@@ -197,6 +309,111 @@ def _chunk_basis(basis: dict[str, torch.Tensor], rows: slice) -> dict[str, torch
     return {key: value[rows] for key, value in basis.items()}
 
 
+def _chunk_symbol(t, a, g, basis, rows, cached):
+    """(decay, odd) for a chunk of frequencies: rows of the cached tables, else built now."""
+    if cached is not None:
+        return cached[0][rows], cached[1][rows]
+    return _pair_symbol(t, a, g, _chunk_basis(basis, rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# Step-scoped symbol cache for full mixing.
+_ACTIVE_CACHES: list["_SymbolCache"] = []
+
+
+def _build_pair_symbol(tau, alpha, gamma, ky, kx):
+    """(decay, odd), each (F, P) frequency-major, for the whole mesh (built chunk by chunk)."""
+    basis = _frequency_basis(ky, kx)
+    t, a, g = tau.reshape(-1), alpha.reshape(-1, 3), gamma.reshape(-1, 3)
+    num_freqs = basis["quad"].shape[0]
+    decay = torch.empty(num_freqs, t.numel(), dtype=t.dtype, device=t.device)
+    odd = torch.empty_like(decay)
+    for rows in _frequency_chunks(num_freqs, t.numel()):
+        decay[rows], odd[rows] = _pair_symbol(t, a, g, _chunk_basis(basis, rows))
+    return decay, odd
+
+
+def _match(coarse: torch.Tensor, fine: torch.Tensor):
+    """Indices i with fine[i] == coarse[j] for every j (physical wavenumbers), or None."""
+    coarse, fine = coarse.reshape(-1).double(), fine.reshape(-1).double()
+    diff = (coarse[:, None] - fine[None, :]).abs()
+    best = diff.min(dim=1)
+    if bool((best.values > 1e-6 * (1.0 + coarse.abs())).any()):
+        return None
+    return best.indices
+
+
+class _SymbolCache:
+    """Per layer: the full-mixing (decay, odd) tables of the meshes met inside one step.
+
+    With physical wavenumbers a coarse mesh samples a subset of a finer mesh's frequencies
+    (n/2 x n/2 inside n x n: modes |m| <= n/4, the rfft column kx = +n/4 included), so its
+    tables are rows of the finer ones. A call first looks for a cached mesh containing its
+    frequencies (any sizes, odd included: the match is on wavenumber values), slices the rows and
+    keeps the slice; failing that it builds its own tables if they fit the byte budget, else
+    returns None (the uncached chunked path). Tables are detached: gradients still come from
+    _PairwiseSymbolContraction's own backward. A parameter change (version counter) drops the entry.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.used, self.entries = max_bytes, 0, {}
+
+    def lookup(self, layer, tau, alpha, ky, kx):
+        params = (layer.log_tau, layer.chol, layer.gamma)
+        version = tuple((p._version, p.data_ptr()) for p in params)
+        entry = self.entries.get(id(layer))
+        if entry is None or entry["version"] != version:
+            if entry is not None:
+                self.used -= sum(d.numel() * 2 * d.element_size() for _, _, d, _ in entry["grids"])
+            entry = self.entries[id(layer)] = {"version": version, "grids": [], "layer": layer}
+        found = self._slice(entry, ky, kx)
+        if found is not None:
+            return found
+        nbytes = ky.shape[0] * kx.shape[1] * tau.numel() * 2 * tau.element_size()
+        if self.used + nbytes > self.max_bytes:
+            return None
+        with torch.no_grad():
+            tables = _build_pair_symbol(tau.detach(), alpha.detach(), layer.gamma.detach(), ky, kx)
+        self._store(entry, ky, kx, tables)
+        return tables
+
+    def _slice(self, entry, ky, kx):
+        for fky, fkx, decay, odd in sorted(entry["grids"], key=lambda grid: grid[2].shape[0]):
+            if fky.numel() == ky.numel() and fkx.numel() == kx.numel() and torch.equal(fky, ky) and torch.equal(fkx, kx):
+                return decay, odd
+            iy, ix = _match(ky, fky), _match(kx, fkx)
+            if iy is None or ix is None:
+                continue
+            rows = (iy[:, None] * fkx.numel() + ix[None, :]).reshape(-1).to(decay.device)
+            tables = decay.index_select(0, rows), odd.index_select(0, rows)
+            if self.used + 2 * tables[0].numel() * tables[0].element_size() <= self.max_bytes:
+                self._store(entry, ky, kx, tables)
+            return tables
+        return None
+
+    def _store(self, entry, ky, kx, tables):
+        entry["grids"].append((ky, kx, *tables))
+        self.used += 2 * tables[0].numel() * tables[0].element_size()
+
+
+@contextlib.contextmanager
+def symbol_cache(max_bytes: int = 6 << 30):
+    """Share full-mixing symbol tables between the model calls of one optimizer step.
+
+    Enter it around forward *and* backward of one step (e.g. the telescoping Multiscale-SGD loss
+    and its .backward()), and leave it before optimizer.step(). Outside it nothing is cached.
+    `max_bytes` bounds the tables kept (8 bytes per (frequency, channel pair) in float32): at the
+    Table 15 setting a 128x128-channel layer needs 1.09 GB at 128^2 and 4.3 GB at 256^2.
+    """
+    cache = _SymbolCache(max_bytes)
+    _ACTIVE_CACHES.append(cache)
+    try:
+        yield cache
+    finally:
+        _ACTIVE_CACHES.remove(cache)
+        cache.entries.clear()
+
+
 class _PairwiseSymbolContraction(torch.autograd.Function):
     """y_hat[b, o, f] = sum_i S[o, i, f] x_hat[b, i, f] with S the MFC symbol of pair (o, i).
 
@@ -208,7 +425,7 @@ class _PairwiseSymbolContraction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x_hat, tau, alpha, gamma, ky, kx):
+    def forward(ctx, x_hat, tau, alpha, gamma, ky, kx, cached=None):
         cout, cin = tau.shape
         batch, _, height, wr = x_hat.shape
         basis = _frequency_basis(ky, kx)
@@ -216,10 +433,11 @@ class _PairwiseSymbolContraction(torch.autograd.Function):
         xf = x_hat.reshape(batch, cin, -1).permute(2, 1, 0).contiguous()  # (F, Ci, B)
         y = torch.empty(xf.shape[0], cout, batch, dtype=x_hat.dtype, device=x_hat.device)
         for rows in _frequency_chunks(xf.shape[0], t.numel()):
-            decay, odd = _pair_symbol(t, a, g, _chunk_basis(basis, rows))
+            decay, odd = _chunk_symbol(t, a, g, basis, rows, cached)
             symbol = _complex_symbol(g[:, 0], decay, odd).reshape(-1, cout, cin)  # (f, Co, Ci)
             torch.matmul(symbol, xf[rows], out=y[rows])
         ctx.save_for_backward(x_hat, tau, alpha, gamma, ky, kx)
+        ctx.cached = cached
         return y.permute(2, 1, 0).reshape(batch, cout, height, wr)
 
     @staticmethod
@@ -236,7 +454,7 @@ class _PairwiseSymbolContraction(torch.autograd.Function):
         sums = torch.zeros(6, t.numel(), dtype=t.dtype, device=t.device)  # gamma (3) and quadratic (3) moments
         for rows in _frequency_chunks(gy.shape[0], t.numel()):
             chunk = _chunk_basis(basis, rows)
-            decay, odd = _pair_symbol(t, a, g, chunk)
+            decay, odd = _chunk_symbol(t, a, g, basis, rows, ctx.cached)
             if want_x:
                 symbol_h = _complex_symbol(g[:, 0], decay, odd.neg()).reshape(-1, cout, cin).transpose(1, 2)
                 torch.matmul(symbol_h, gy[rows], out=grad_x[rows])  # conj(S)^T grad_y
@@ -253,4 +471,4 @@ class _PairwiseSymbolContraction(torch.autograd.Function):
         if want_x:
             grad_x = grad_x.permute(2, 1, 0).reshape(batch, cin, height, wr)
         return (grad_x, grad_tau.reshape(cout, cin), grad_alpha.reshape(cout, cin, 3),
-                sums[:3].T.reshape(cout, cin, 3), None, None)
+                sums[:3].T.reshape(cout, cin, 3), None, None, None)

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..atomic import atomic_path
-from ..layers.mfc import MeshFreeConv2d
+from ..layers.mfc import MeshFreeConv2d, symbol_cache
 from ..restrict import restrict
 from ..strategies.base import telescoping_draws
 from .timing import device_available, environment, measure, not_measured
@@ -197,7 +197,8 @@ def training_step(model: nn.Module, strategy: str, size: int, device: str, level
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn().backward()
+        with symbol_cache():  # as the runner's step: one full-mixing symbol per step, sliced for coarse meshes
+            loss_fn().backward()
         optimizer.step()
 
     return step

@@ -20,7 +20,8 @@ from .published import equal_at_printed_precision, published_cells, round_like
 from .layout import OK, build_table, normalise
 
 CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
-REPRODUCED, DEVIATES, NOT_RUN = "REPRODUCED", "DEVIATES", "NOT_RUN"
+REPRODUCED, DEVIATES, INCONCLUSIVE, NOT_RUN = "REPRODUCED", "DEVIATES", "INCONCLUSIVE", "NOT_RUN"
+VERDICTS = (REPRODUCED, DEVIATES, INCONCLUSIVE, NOT_RUN)
 CLAIM_COLUMNS = ["id", "claim", "source", "published", "reproduced", "profile", "dataset",
                  "verdict", "reason", "tolerance"]
 _NO_DATASET = {"", "synthetic", "none", "nan"}
@@ -156,8 +157,15 @@ def check_wu_ratio(spec: dict, results: dict) -> dict:
         means = _strategy_means(frame, "wu_closed_form")
         if spec["numerator"] in means and spec["denominator"] in means:
             ratio = means[spec["numerator"]] / means[spec["denominator"]]
-            holds = equal_at_printed_precision(ratio, spec["printed"])
-            reason = f"{ratio:.4g} rounds to {round_like(ratio, spec['printed']):g} at the printed precision (from {name}.csv wu_closed_form)"
+            rel = (spec.get("tolerance") or {}).get("rel")
+            if rel is not None:  # approximate wording ("roughly 16"): a stated relative tolerance
+                target = float(spec["printed"])
+                holds = abs(ratio - target) <= rel * target
+                reason = (f"{ratio:.4g} is {abs(ratio - target) / target:.1%} from {spec['printed']} "
+                          f"({'within' if holds else 'outside'} the {rel:.0%} tolerance; from {name}.csv wu_closed_form)")
+            else:
+                holds = equal_at_printed_precision(ratio, spec["printed"])
+                reason = f"{ratio:.4g} rounds to {round_like(ratio, spec['printed']):g} at the printed precision (from {name}.csv wu_closed_form)"
             return _verdict(REPRODUCED if holds else DEVIATES, reason, published=published,
                             reproduced=f"{ratio:.4g}", dataset="none")
     return _verdict(NOT_RUN, f"no wu_closed_form for {spec['numerator']} and {spec['denominator']} in {', '.join(spec['inputs'])}", published=published)
@@ -186,35 +194,114 @@ def check_wu_savings(spec: dict, results: dict) -> dict:
 
 @CHECKS.register("similar_quality")
 def check_similar_quality(spec: dict, results: dict) -> dict:
-    """Worst seed-mean gap of MSGD/FMSGD to SGD over networks, and their #WU fraction of SGD's."""
+    """Per network and multiscale strategy: the seed-paired ratio multiscale/SGD of the metric, its
+    mean and 95% Student-t interval; REPRODUCED when every interval lies inside the margin (and the
+    multiscale cells are cheaper), DEVIATES when one lies wholly outside with converged cells,
+    INCONCLUSIVE when a cell is not converged, fewer than `min_seeds` seeds ran, or an interval
+    straddles the margin. A diverged multiscale cell beside a finished SGD cell deviates."""
     metric, higher = spec["metric"], spec["higher_is_better"]
+    tol = spec["tolerance"]
     pub = pd.DataFrame([{**c["keys"], "value": c["value"]} for c in _published_by_keys(spec["input"]) if "arch" in c["keys"]])
-    pub_gap = _worst_gap(pub.rename(columns={"value": metric}), metric, higher)[0]
-    published = f"worst gap {pub_gap:+.1%}"
+    published = f"worst gap {_worst_gap(pub.rename(columns={'value': metric}), metric, higher)[0]:+.1%}"
     frame = _frame(results, spec["input"])
     if frame is None:
         return {**_missing(spec["input"]), "published": published}
     if metric not in frame.columns:
         return _verdict(NOT_RUN, f"results lack {metric}", published=published)
-    ok = _ok_rows(frame)
-    gap, where, n_arch = _worst_gap(ok, metric, higher)
-    if n_arch == 0:
+    pairs = [quality_pair(frame, arch, strategy, metric, higher, tol["margin"], tol.get("min_seeds", 3))
+             for arch, strategy in _multiscale_pairs(frame)]
+    if not pairs:
         return _verdict(NOT_RUN, "no network has both SGD and a multiscale strategy", published=published)
     wu_col = _first_metric(frame, ["wu_executed", "wu_closed_form"])
     wu = _strategy_means(frame, wu_col) if wu_col else pd.Series(dtype=float)
     fractions = {s: wu[s] / wu["sgd"] for s in ("msgd", "fmsgd") if s in wu and "sgd" in wu}
-    cheaper = bool(fractions) and all(f < 1 for f in fractions.values())
-    tol = spec["tolerance"]["max_rel_gap"]
-    holds = gap <= tol and cheaper
-    datasets = _datasets(frame)
-    paper = _paper_dataset(spec["input"])
-    note = f"; checked on {datasets} (substitute for {paper}: the qualitative claim only)" if _substituted(datasets, paper) else ""
+    verdict = _combine([p["verdict"] for p in pairs])
+    if verdict == REPRODUCED and not (fractions and all(f < 1 for f in fractions.values())):
+        verdict = DEVIATES
+    worst = max(pairs, key=lambda p: (p["verdict"] == verdict, p["excess"] if p["excess"] == p["excess"] else -1))
     frac = ", ".join(f"{s} {f:.3g}" for s, f in fractions.items()) or "no #WU"
-    diverged = int((frame["status"].map(normalise) == "diverged").sum()) if "status" in frame.columns else 0
-    reason = (f"worst gap {gap:+.1%} at {where} (tolerance {tol:.0%}); #WU fraction of SGD: {frac}"
-              + (f"; {diverged} diverged run(s) excluded" if diverged else "") + note)
-    return _verdict(REPRODUCED if holds else DEVIATES, reason, published=published,
-                    reproduced=f"worst gap {gap:+.1%} over {n_arch} network(s)", dataset=datasets)
+    deciding = [p for p in pairs if p["verdict"] == verdict]
+    reason = (f"{verdict.lower()}: " + "; ".join(p["reason"] for p in deciding[:3]) + (" ..." if len(deciding) > 3 else "")
+              + f" (margin {tol['margin']:.0%} {'below' if higher else 'above'} SGD; #WU fraction of SGD: {frac})"
+              + _substitution_note(frame, spec["input"]))
+    return _verdict(verdict, reason, published=published, reproduced=worst["display"], dataset=_datasets(frame))
+
+
+def _multiscale_pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    arch, strategy = frame["arch"].map(normalise), frame["strategy"].map(normalise)
+    have = set(zip(arch, strategy))
+    return sorted({(a, s) for a, s in have if s != "sgd" and (a, "sgd") in have})
+
+
+def _combine(verdicts: list[str]) -> str:
+    for verdict in (DEVIATES, INCONCLUSIVE, NOT_RUN):
+        if verdict in verdicts:
+            return verdict
+    return REPRODUCED
+
+
+def quality_pair(frame: pd.DataFrame, arch: str, strategy: str, metric: str, higher: bool, margin: float,
+                 min_seeds: int) -> dict[str, Any]:
+    """The verdict of one (network, multiscale strategy) against SGD on the same seeds."""
+    rows = frame[frame["arch"].map(normalise) == arch]
+    if "variant" in rows:  # the claim is about the plain strategies; variants (e.g. +crops) are other rows
+        rows = rows[rows["variant"].map(normalise).isin(["base", "nan", "none", ""])]
+    cells = {s: rows[rows["strategy"].map(normalise) == s].set_index("seed") for s in (strategy, "sgd")}
+    label = f"{arch}/{strategy}"
+    status = {s: c["status"].map(normalise) if "status" in c else pd.Series("ok", index=c.index) for s, c in cells.items()}
+    if (status["sgd"] == "diverged").any():
+        return _pair(INCONCLUSIVE, label, "its SGD reference diverged")
+    if (status[strategy] == "diverged").any():
+        return _pair(DEVIATES, label, f"diverged on seed(s) {sorted(status[strategy][status[strategy] == 'diverged'].index)}")
+    seeds = sorted(set(cells["sgd"].index) & set(cells[strategy].index))
+    ratio = (pd.to_numeric(cells[strategy].loc[seeds, metric], errors="coerce")
+             / pd.to_numeric(cells["sgd"].loc[seeds, metric], errors="coerce")).dropna()
+    excess = (1 - ratio) if higher else (ratio - 1)  # > 0: worse than SGD
+    mean, low, high = mean_interval(excess)
+    display = f"{label} {1 + (-mean if higher else mean):.3g}x SGD" + (
+        f" [95% CI {1 + (-high if higher else low):.3g}, {1 + (-low if higher else high):.3g}]" if low == low else "") + f" (n={len(excess)})"
+    unconverged = [f"{s} seed {k}" for s, c in cells.items() if "converged" in c
+                   for k, v in c.loc[seeds, "converged"].items() if not _truthy(v)]
+    if "converged" not in rows:
+        unconverged = ["convergence not recorded"]
+    if len(excess) == 0:
+        return _pair(NOT_RUN, label, "no seed with both cells finished", display)
+    if high <= margin and len(excess) >= min_seeds and not unconverged:
+        return _pair(REPRODUCED, label, f"{display} within the margin", display, mean)
+    if low > margin and len(excess) >= min_seeds and not unconverged:
+        return _pair(DEVIATES, label, f"{display} outside the margin", display, mean)
+    why = (f"not converged ({', '.join(unconverged[:3])})" if unconverged
+           else f"only {len(excess)} seed(s) (needs {min_seeds})" if len(excess) < min_seeds
+           else "the interval straddles the margin")
+    return _pair(INCONCLUSIVE, label, f"{display}: {why}", display, mean)
+
+
+def _pair(verdict: str, label: str, reason: str, display: str = "", excess: float = float("nan")) -> dict:
+    return {"verdict": verdict, "reason": f"{label} {reason}" if not reason.startswith(label) else reason,
+            "display": display or label, "excess": excess}
+
+
+def _truthy(value: Any) -> bool:
+    return normalise(value) in ("true", "1")
+
+
+def mean_interval(values: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the two-sided Student-t interval (NaN bounds with fewer than 2 values)."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def _substitution_note(frame: pd.DataFrame, table: str) -> str:
+    datasets, paper = _datasets(frame), _paper_dataset(table)
+    return f"; checked on {datasets} (substitute for {paper}: the qualitative claim only)" if _substituted(datasets, paper) else ""
 
 
 def _worst_gap(frame: pd.DataFrame, metric: str, higher: bool) -> tuple[float, str, int]:

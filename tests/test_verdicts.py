@@ -1,0 +1,87 @@
+"""Quality verdicts on hand-made frames: every verdict, the convergence rule, the seed rule, the margin."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mfcbench.report import claims as C
+
+SPEC = {"id": "t", "claim": "similar", "check": "similar_quality", "input": "table4", "metric": "val_mse",
+        "higher_is_better": False, "tolerance": {"margin": 0.20, "min_seeds": 3}}
+
+
+def frame(ratios: dict[str, list[float]], converged=True, status=None, seeds=None) -> dict[str, pd.DataFrame]:
+    """One network; SGD at 0.10 on every seed, each multiscale strategy at 0.10 * ratio."""
+    rows = []
+    for strategy, values in {"sgd": [1.0] * len(next(iter(ratios.values()))), **ratios}.items():
+        for seed, r in zip(seeds or range(len(values)), values):
+            rows.append({"table": "table4", "dataset": "skimage", "arch": "unet", "strategy": strategy, "seed": seed,
+                         "status": (status or {}).get((strategy, seed), "ok"), "val_mse": 0.10 * r,
+                         "wu_executed": 100.0 if strategy == "sgd" else 15.0,
+                         "converged": converged if not isinstance(converged, dict) else converged.get((strategy, seed), True)})
+    return {"table4": pd.DataFrame(rows)}
+
+
+def verdict(results):
+    out = C.check_similar_quality(SPEC, results)
+    return out["verdict"], out["reason"]
+
+
+def test_reproduced_when_every_interval_is_inside_the_margin():
+    v, reason = verdict(frame({"msgd": [1.05, 1.06, 1.04], "fmsgd": [1.10, 1.12, 1.08]}))
+    assert v == "REPRODUCED", reason
+
+
+def test_deviates_when_an_interval_lies_wholly_outside():
+    v, reason = verdict(frame({"msgd": [1.05, 1.06, 1.04], "fmsgd": [1.50, 1.52, 1.48]}))
+    assert v == "DEVIATES" and "unet/fmsgd" in reason
+
+
+def test_inconclusive_when_the_interval_straddles_the_margin():
+    v, reason = verdict(frame({"msgd": [1.0, 1.4, 1.1]}))
+    assert v == "INCONCLUSIVE" and "straddles" in reason
+
+
+def test_inconclusive_with_fewer_than_three_seeds():
+    v, reason = verdict(frame({"msgd": [1.5, 1.5]}))
+    assert v == "INCONCLUSIVE" and "only 2 seed(s)" in reason
+
+
+def test_never_deviates_for_want_of_budget():
+    """Far outside the margin, but a cell is not converged: our budget, not the paper -> INCONCLUSIVE."""
+    v, reason = verdict(frame({"msgd": [1.5, 1.5, 1.5]}, converged={("sgd", 1): False}))
+    assert v == "INCONCLUSIVE" and "not converged (sgd seed 1)" in reason
+    v, reason = verdict(frame({"msgd": [1.5, 1.5, 1.5]}, converged=False))
+    assert v == "INCONCLUSIVE"
+
+
+def test_not_run_without_pairs_and_diverged_cells_are_named():
+    only_sgd = frame({"msgd": [1.0, 1.0, 1.0]})
+    only_sgd["table4"] = only_sgd["table4"][only_sgd["table4"]["strategy"] == "sgd"]
+    assert verdict(only_sgd)[0] == "NOT_RUN"
+    v, reason = verdict(frame({"msgd": [1.0, 1.0, 1.0]}, status={("msgd", 2): "diverged"}))
+    assert v == "DEVIATES" and "diverged on seed(s) [2]" in reason
+    v, reason = verdict(frame({"msgd": [1.0, 1.0, 1.0]}, status={("sgd", 0): "diverged"}))
+    assert v == "INCONCLUSIVE" and "SGD reference diverged" in reason
+
+
+def test_higher_is_better_margin_is_below_sgd():
+    spec = {**SPEC, "metric": "val_mse", "higher_is_better": True, "tolerance": {"margin": 0.05, "min_seeds": 3}}
+    assert C.check_similar_quality(spec, frame({"msgd": [0.98, 0.97, 0.99]}))["verdict"] == "REPRODUCED"
+    assert C.check_similar_quality(spec, frame({"msgd": [0.80, 0.81, 0.79]}))["verdict"] == "DEVIATES"
+    assert C.check_similar_quality(spec, frame({"msgd": [1.3, 1.2, 1.4]}))["verdict"] == "REPRODUCED"  # better
+
+
+def test_student_t_interval():
+    mean, low, high = C.mean_interval(pd.Series([1.0, 2.0, 3.0]))
+    assert mean == 2.0 and high - mean == pytest.approx(4.302653 * 1.0 / 3 ** 0.5, rel=1e-6)
+    assert C.mean_interval(pd.Series([1.0]))[1] != C.mean_interval(pd.Series([1.0]))[1]  # NaN with one value
+
+
+def test_approximate_claims_use_a_relative_tolerance():
+    wu = {"workunits": pd.DataFrame({"strategy": ["sgd", "fmsgd"], "wu_closed_form": [15.0, 115 / 128]})}
+    spec = {"id": "x", "claim": "", "check": "wu_ratio", "inputs": ["workunits"], "numerator": "sgd",
+            "denominator": "fmsgd", "printed": "16", "tolerance": {"rel": 0.10}}
+    assert C.check_wu_ratio(spec, wu)["verdict"] == "REPRODUCED"          # 16.7 vs "roughly 16"
+    assert C.check_wu_ratio({**spec, "tolerance": {"rel": 0.02}}, wu)["verdict"] == "DEVIATES"
