@@ -71,6 +71,9 @@ def test_printed_strings_are_in_the_paper():
 def test_table4_layout_stats_and_substitute():
     frame, notes = read_results([FIX / "table4.csv"])
     out = build_table("table4", frame, notes)
+    cost = out[out.block == "cost (not in the paper)"]
+    assert len(cost) == 2 and cost["reproduced_mean"].round(3).tolist() == [6.486, 16.696]  # the fixture has no train_seconds
+    out = out[out.block != "cost (not in the paper)"]
     assert len(out) == 3 + 12 and set(out["status"]) == {"OK"}
     cell = out[(out.row == "SGD (Single Scale)") & (out.column == "UNet")].iloc[0]
     assert cell.reproduced_mean == pytest.approx(0.0505) and cell.n_seeds == 2

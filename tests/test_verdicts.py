@@ -85,3 +85,36 @@ def test_approximate_claims_use_a_relative_tolerance():
             "denominator": "fmsgd", "printed": "16", "tolerance": {"rel": 0.10}}
     assert C.check_wu_ratio(spec, wu)["verdict"] == "REPRODUCED"          # 16.7 vs "roughly 16"
     assert C.check_wu_ratio({**spec, "tolerance": {"rel": 0.02}}, wu)["verdict"] == "DEVIATES"
+
+
+def _ttq_results(fmsgd_curve, converged=True, seeds=(0, 1, 2)):
+    cells, curves = [], []
+    for seed in seeds:
+        for strategy, vals, wus in (("sgd", [0.5, 0.2, 0.11, 0.10], [100, 200, 300, 400]),
+                                    ("fmsgd", fmsgd_curve, [5, 10, 20, 40])):
+            cells.append({"table": "table4", "arch": "unet", "strategy": strategy, "seed": seed, "status": "ok",
+                          "val_mse": vals[-1], "wu_executed": wus[-1], "train_seconds": wus[-1] / 100,
+                          "converged": converged, "dataset": "skimage"})
+            curves += [{"table": "table4", "arch": "unet", "strategy": strategy, "seed": seed, "iteration": i + 1,
+                        "val_metric": v, "wu_executed": w, "train_seconds": w / 100} for i, (v, w) in enumerate(zip(vals, wus))]
+    return {"table4": pd.DataFrame(cells), "curves_table4": pd.DataFrame(curves)}
+
+
+TTQ = {"id": "q", "claim": "", "check": "time_to_quality", "input": "table4", "metric": "val_mse",
+       "higher_is_better": False, "strategy": "fmsgd", "tolerance": {"margin": 0.20, "min_seeds": 3}}
+
+
+def test_time_to_quality_rows_and_verdicts():
+    from mfcbench.report.quality import time_to_quality
+
+    res = _ttq_results([0.4, 0.13, 0.115, 0.11])
+    ttq = time_to_quality(res["table4"], res["curves_table4"], "val_mse", False, 0.20).set_index(["strategy", "seed"])
+    assert ttq.loc[("sgd", 0), "target"] == pytest.approx(0.12)
+    assert ttq.loc[("sgd", 0), "wu_to_quality"] == 300 and ttq.loc[("fmsgd", 0), "wu_to_quality"] == 20
+    assert ttq.loc[("fmsgd", 0), "train_seconds_to_quality"] == pytest.approx(0.2)
+    assert C.check_time_to_quality(TTQ, res)["verdict"] == "REPRODUCED"
+    never = _ttq_results([0.4, 0.3, 0.25, 0.2])
+    assert C.check_time_to_quality(TTQ, never)["verdict"] == "DEVIATES"
+    assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.3, 0.25, 0.2], converged=False))["verdict"] == "INCONCLUSIVE"
+    assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.13, 0.115, 0.11], seeds=(0,)))["verdict"] == "INCONCLUSIVE"
+    assert C.check_time_to_quality(TTQ, {})["verdict"] == "NOT_RUN"

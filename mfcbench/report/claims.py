@@ -319,6 +319,52 @@ def _worst_gap(frame: pd.DataFrame, metric: str, higher: bool) -> tuple[float, s
     return (worst if archs else float("nan")), where, len(archs)
 
 
+@CHECKS.register("time_to_quality")
+def check_time_to_quality(spec: dict, results: dict) -> dict:
+    """Full-Multiscale reaches SGD's final metric (within the margin) at fewer executed #WU than SGD
+    itself needs to get there: per network, on every seed; INCONCLUSIVE with unconverged cells or
+    fewer than min_seeds seeds; DEVIATES when, with converged cells, it never gets there or needs more."""
+    from .quality import time_to_quality
+
+    tol, strategy = spec["tolerance"], spec.get("strategy", "fmsgd")
+    published = "fewer #WU than SGD (Figure 5)"
+    cells, curves = _frame(results, spec["input"]), _frame(results, f"curves_{spec['input']}")
+    if cells is None or curves is None or "val_metric" not in curves or spec["metric"] not in cells:
+        return _verdict(NOT_RUN, f"needs {spec['input']}.csv and curves_{spec['input']}.csv with validation curves",
+                        published=published)
+    ttq = time_to_quality(cells, curves, spec["metric"], spec["higher_is_better"], tol["margin"])
+    outcomes = [_ttq_network(arch, group, strategy, tol.get("min_seeds", 3)) for arch, group in ttq.groupby("arch")]
+    outcomes = [o for o in outcomes if o is not None]
+    if not outcomes:
+        return _verdict(NOT_RUN, f"no network has both SGD and {strategy}", published=published)
+    verdict = _combine([o[0] for o in outcomes])
+    reasons = [o[1] for o in outcomes if o[0] == verdict]
+    return _verdict(verdict, "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "") + f" (margin {tol['margin']:.0%})",
+                    published=published, reproduced="; ".join(o[2] for o in outcomes[:4]), dataset=_datasets(cells))
+
+
+def _ttq_network(arch: str, group: pd.DataFrame, strategy: str, min_seeds: int) -> tuple[str, str, str] | None:
+    by = {s: g.set_index("seed") for s, g in group.groupby("strategy")}
+    if "sgd" not in by or strategy not in by:
+        return None
+    seeds = sorted(set(by["sgd"].index) & set(by[strategy].index))
+    ours, sgd = by[strategy].loc[seeds], by["sgd"].loc[seeds]
+    ratio = ours["wu_to_quality"] / sgd["wu_to_quality"]
+    shown = (f"{arch}: {strategy} reached on {int(ours['reached'].sum())}/{len(seeds)} seeds"
+             + (f", at {ratio.mean():.2g}x SGD's #WU" if ratio.notna().any() else ""))
+    unconverged = [f"{s} seed {k}" for s, frame in (("sgd", sgd), (strategy, ours))
+                   for k, v in frame["converged"].items() if not _truthy(v)]
+    if unconverged:
+        return INCONCLUSIVE, f"{shown}; not converged ({', '.join(unconverged[:3])})", shown
+    if len(seeds) < min_seeds:
+        return INCONCLUSIVE, f"{shown}; only {len(seeds)} seed(s) (needs {min_seeds})", shown
+    if ours["reached"].all() and (ratio < 1).all():
+        return REPRODUCED, shown, shown
+    if (~ours["reached"] | (ratio >= 1)).all():
+        return DEVIATES, shown, shown
+    return INCONCLUSIVE, f"{shown}; the seeds disagree", shown
+
+
 def _paper_dataset(table: str) -> str:
     from .published import published_table
     return str(published_table(table).get("dataset", ""))

@@ -6,6 +6,7 @@ figure reruns only this module: it never imports training code and never retrain
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Callable
 
@@ -24,10 +25,21 @@ Plot = Callable[[pd.DataFrame], tuple[plt.Figure, pd.DataFrame]]
 FIGURES: Registry[Plot] = Registry("figure")
 REQUIRED = {
     "fig3": ["row", "panel", "x", "y", "value"],
-    "fig4": ["arch", "strategy", "iteration", "level", "train_loss", "grad_norm"],
-    "fig5": ["strategy", "wu_executed", "seconds", "train_loss"],
+    "fig4": ["arch", "strategy", "iteration", "level", "grad_norm"],
+    "fig5": ["arch", "strategy", "iteration", "wu_executed"],
     "fig7": ["op", "k", "n", "ms_median"],
 }
+# one of these must carry numbers: the validation metric, else the training loss
+CURVE_METRICS = {"fig4": ["val_metric", "train_loss"], "fig5": ["val_metric", "train_loss"]}
+STRATEGY_LABELS = {"sgd": "SGD (single scale)", "msgd": "Multiscale-SGD", "fmsgd": "Full-Multiscale-SGD"}
+STRATEGY_COLORS = {"sgd": "#1f77b4", "msgd": "#ff7f0e", "fmsgd": "#2ca02c"}
+STRATEGY_STYLES = {"sgd": "-", "msgd": "--", "fmsgd": "-."}  # lines that coincide stay visible
+ARCH_LABELS = {"unet": "UNet", "resnet": "ResNet", "mfc_unet": "MFC-UNet", "mfc_resnet": "MFC-ResNet",
+               "blur_conv": "standard convolution", "conv": "standard convolution",
+               "blur_mfc": "mesh-free convolution (MFC)", "mfc": "mesh-free convolution (MFC)"}
+# the task's headline metric, which the curves' val_metric column holds (mfcbench.tasks.*.headline_metric)
+TASK_METRIC = {"denoise": "validation MSE", "blur": "validation loss", "superres": "validation SSIM"}
+STAT_COLUMNS = ["mean", "std", "lo", "hi", "n_seeds"]
 
 
 def conv_type(arch: str) -> str:
@@ -39,6 +51,87 @@ def check_columns(name: str, frame: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED[name] if c not in frame.columns]
     if missing:
         raise ValueError(f"{name} needs columns {', '.join(REQUIRED[name])}; missing: {', '.join(missing)}")
+    if name in CURVE_METRICS and curve_metric(frame, CURVE_METRICS[name]) is None:
+        raise ValueError(f"{name} needs numbers in one of {', '.join(CURVE_METRICS[name])}")
+
+
+def curve_metric(frame: pd.DataFrame, candidates: list[str]) -> str | None:
+    """The first candidate column with any number in it (old curves have an empty val_metric)."""
+    for column in candidates:
+        if column in frame.columns and pd.to_numeric(frame[column], errors="coerce").notna().any():
+            return column
+    return None
+
+
+def metric_label(frame: pd.DataFrame, metric: str) -> str:
+    if metric != "val_metric":
+        return {"train_loss": "training loss"}.get(metric, metric.replace("_", " "))
+    tasks = sorted({str(t) for t in frame["task"].dropna()}) if "task" in frame.columns else []
+    return TASK_METRIC.get(tasks[0], "validation metric") if len(tasks) == 1 else "validation metric"
+
+
+def ordered(values, order: dict) -> list:
+    """Known names in the paper's order (the dict's), then any others sorted."""
+    present = {str(v) for v in values}
+    return [k for k in order if k in present] + sorted(present - set(order))
+
+
+def seed_stats(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """Mean over seeds per `keys`; std and the band lo/hi (mean ± std) only where n_seeds > 1."""
+    data = frame.assign(_v=pd.to_numeric(frame[value], errors="coerce")).dropna(subset=["_v"])
+    if "seed" not in data.columns:
+        data = data.assign(seed=0)
+    extra = {c: (c, "mean") for c in ("wu_executed", "level") if c in data.columns and c not in keys}
+    out = data.groupby(keys, sort=True).agg(mean=("_v", "mean"), std=("_v", "std"), n_seeds=("seed", "nunique"),
+                                            **extra).reset_index()
+    out["std"] = out["std"].where(out["n_seeds"] > 1)
+    out["lo"], out["hi"] = out["mean"] - out["std"], out["mean"] + out["std"]
+    return out.assign(metric=value)
+
+
+def describe(frame: pd.DataFrame) -> str:
+    """'dataset skimage, profile tiny, 2 seeds' from whatever coordinates the curves carry."""
+    parts = []
+    for column in ("dataset", "profile"):
+        if column in frame.columns and frame[column].notna().any():
+            parts.append(f"{column} {'+'.join(sorted({str(v) for v in frame[column].dropna()}))}")
+    seeds = frame["seed"].nunique() if "seed" in frame.columns else 1
+    parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}" + (" (mean ± std band)" if seeds > 1 else " (no band)"))
+    return ", ".join(parts)
+
+
+def draw_lines(ax, stats: pd.DataFrame, x: str, hue: str = "strategy") -> None:
+    """One line per strategy (fixed colours across figures), a band where the stats carry one."""
+    for key in ordered(stats[hue].unique(), STRATEGY_LABELS):
+        part = stats[stats[hue].astype(str) == key].sort_values(x)
+        color = STRATEGY_COLORS.get(key)
+        ax.plot(part[x], part["mean"], color=color, ls=STRATEGY_STYLES.get(key, "-"), lw=1.8, marker="o" if len(part) < 15 else None, ms=3,
+                label=STRATEGY_LABELS.get(key, key))
+        band = part.dropna(subset=["lo", "hi"])
+        if not band.empty:
+            ax.fill_between(band[x], band["lo"], band["hi"], color=color, alpha=0.2, lw=0)
+
+
+def legend_below(fig: plt.Figure, axes, title: str) -> None:
+    """One legend for the figure, below the panels (off the data), and a title above them."""
+    handles, labels = {}, []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    labels = list(handles)
+    width = fig.get_figwidth()
+    title = textwrap.fill(title, width=int(width * 9))
+    fig.suptitle(title, fontsize=12)
+    ncol = max(1, min(len(labels), int(width // 2.3)))
+    bottom = (0.1 + 0.3 * -(-len(labels) // ncol)) / fig.get_figheight()
+    top = 1 - (0.1 + 0.22 * (title.count("\n") + 1)) / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, top))
+    fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol, frameon=False, fontsize=10)
+
+
+def positive_log(ax, values: pd.Series, axis: str = "y") -> None:
+    if len(values) and (pd.to_numeric(values, errors="coerce").dropna() > 0).all():
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
 
 
 @FIGURES.register("fig3")
@@ -65,35 +158,70 @@ def fig3(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 
 @FIGURES.register("fig4")
 def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    """Blur estimation: gradient norm across levels for standard conv (a) and MFC (b); loss (c)."""
-    data = frame.assign(conv=frame["arch"].map(conv_type))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, kind, tag in ((axes[0], "standard", "(a) standard convolution"), (axes[1], "MFC", "(b) MFC")):
-        part = data[data["conv"] == kind]
-        if not part.empty:
-            sns.lineplot(data=part, x="iteration", y="grad_norm", hue="level", style="strategy", ax=ax, palette="viridis")
-        ax.set_title(f"{tag}: gradient norm")
-        ax.set_yscale("log")
-    sns.lineplot(data=data, x="iteration", y="train_loss", hue="conv", style="strategy", ax=axes[2])
-    axes[2].set_yscale("log")
-    axes[2].set_title("(c) training loss")
-    fig.tight_layout()
-    return fig, data
+    """Blur estimation, single scale vs Full-Multiscale: one column per convolution type (standard,
+    MFC); top row the gradient norm across levels, bottom row the validation metric (else the
+    training loss) against iteration. Dotted lines mark Full-Multiscale's level changes."""
+    wanted = [s for s in ("sgd", "fmsgd") if s in set(frame["strategy"].astype(str))]
+    data = frame[frame["strategy"].astype(str).isin(wanted)] if len(wanted) == 2 else frame
+    metric = curve_metric(data, CURVE_METRICS["fig4"])
+    archs = sorted(data["arch"].astype(str).unique(), key=lambda a: (conv_type(a) == "MFC", a))
+    rows = [("grad_norm", "gradient norm"), (metric, metric_label(data, metric))]
+    stats = pd.concat([seed_stats(data, ["arch", "strategy", "iteration"], value).assign(panel=value)
+                       for value, _ in rows], ignore_index=True)
+    fig, axes = plt.subplots(2, len(archs), figsize=(5.2 * len(archs) + 0.6, 7.4), squeeze=False, sharex="col",
+                             sharey="row")
+    for j, arch in enumerate(archs):
+        for i, (value, label) in enumerate(rows):
+            ax = axes[i][j]
+            part = stats[(stats["arch"] == arch) & (stats["panel"] == value)]
+            draw_lines(ax, part, "iteration")
+            positive_log(ax, part["mean"])
+            _mark_levels(ax, data[data["arch"].astype(str) == arch], with_text=i == 0)
+            ax.set_title(f"({chr(97 + i * len(archs) + j)}) {ARCH_LABELS.get(arch, arch)}: {label}",
+                         fontsize=11)
+            ax.set_ylabel(label if j == 0 else "")
+            ax.set_xlabel("iteration" if i == 1 else "")
+    legend_below(fig, axes.ravel(), f"Figure 4 — blur estimation, single scale vs Full-Multiscale ({describe(data)})")
+    return fig, stats.assign(conv=stats["arch"].map(conv_type))
+
+
+def _mark_levels(ax, data: pd.DataFrame, with_text: bool) -> None:
+    """Dotted vertical lines where Full-Multiscale-SGD moves to a finer level, labelled 'level j'."""
+    fm = data[data["strategy"].astype(str) == "fmsgd"]
+    if fm.empty:
+        return
+    starts = fm.groupby("level")["iteration"].min().sort_values()
+    for level, iteration in starts.items():
+        if iteration > starts.min():
+            ax.axvline(iteration, color="grey", ls=":", lw=1)
+        if with_text:
+            ax.annotate(f"level {int(level)}", (iteration, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(3, -13), textcoords="offset points", fontsize=8, color="dimgrey",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
 @FIGURES.register("fig5")
 def fig5(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    """Denoising: training loss against #WU and against seconds, every strategy (mean over seeds)."""
-    style = "arch" if "arch" in frame.columns and frame["arch"].nunique() > 1 else None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, x, label in ((axes[0], "wu_executed", "#WU (executed)"), (axes[1], "seconds", "seconds")):
-        sns.lineplot(data=frame, x=x, y="train_loss", hue="strategy", style=style, ax=ax, errorbar="sd")
-        ax.set_xlabel(label)
-        ax.set_yscale("log")
-    axes[0].set_title("Loss vs work units")
-    axes[1].set_title("Loss vs wall-clock time")
-    fig.tight_layout()
-    return fig, frame
+    """Denoising: the validation metric (else the training loss) against executed #WU (log x),
+    one panel per network, one line per strategy, mean over seeds with a band where n > 1."""
+    metric = curve_metric(frame, CURVE_METRICS["fig5"])
+    data = frame[pd.to_numeric(frame["wu_executed"], errors="coerce") > 0]  # log axis: drop the #WU=0 start
+    stats = seed_stats(data, ["arch", "strategy", "iteration"], metric)
+    archs = ordered(stats["arch"].unique(), ARCH_LABELS)
+    ncols = min(len(archs), 4)
+    nrows = -(-len(archs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.3 * ncols + 0.6, 7.0), 3.9 * nrows + 1.4), squeeze=False)
+    label = metric_label(frame, metric)
+    for ax, arch in zip(axes.ravel(), archs):
+        part = stats[stats["arch"].astype(str) == arch]
+        draw_lines(ax, part, "wu_executed")
+        ax.set_xscale("log")
+        positive_log(ax, part["mean"])
+        ax.set(title=ARCH_LABELS.get(arch, arch), xlabel="executed #WU (log)", ylabel=label)
+    for ax in axes.ravel()[len(archs):]:
+        ax.set_axis_off()
+    legend_below(fig, axes.ravel(), f"Figure 5 — denoising: {label} against executed #WU ({describe(frame)})")
+    return fig, stats
 
 
 @FIGURES.register("fig7")
@@ -102,7 +230,7 @@ def fig7(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     data = frame.assign(operation=[f"conv {int(k)}x{int(k)}" if str(op) == "conv" else str(op).upper()
                                    for op, k in zip(frame["op"], frame["k"])])
     devices = sorted(data["device"].astype(str).unique()) if "device" in data.columns else ["?"]
-    fig, axes = plt.subplots(1, len(devices), figsize=(5.5 * len(devices), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(devices), figsize=(max(5.5 * len(devices), 7.5), 5), squeeze=False)
     for ax, device in zip(axes[0], devices):
         part = data if "device" not in data.columns else data[data["device"].astype(str) == device]
         sns.lineplot(data=part, x="n", y="ms_median", hue="operation", marker="o", ax=ax)
@@ -110,7 +238,10 @@ def fig7(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
             for _, r in part.iterrows():
                 ax.errorbar(r["n"], r["ms_median"], yerr=r["ms_iqr"] / 2, color="grey", alpha=0.4, lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="image size n (n x n)", ylabel="ms (median)", title=f"device: {device}")
-    fig.tight_layout()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    legend_below(fig, axes[0], "Figure 7 — runtime of one convolution per kernel size and one MFC against image size "
+                               "(median, IQR bars)")
     return fig, data
 
 
@@ -122,7 +253,7 @@ def render(name: str, inputs: list[str | Path], out: str | Path) -> Path:
         raise FileNotFoundError(f"{name}: none of the inputs exist: {', '.join(map(str, inputs))}")
     frame = pd.concat(frames, ignore_index=True, sort=False)
     check_columns(name, frame)
-    sns.set_theme(context="paper", style="whitegrid")
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
     fig, data = plot(frame)
     out = Path(out)
     try:

@@ -164,6 +164,7 @@ def build_table(name: str, results: pd.DataFrame | None, notes: list[str] | None
                 base = _cell_row(name, block, row, column, i, j)
                 base.update(metric=metric or "/".join(block["metric"]), paper_dataset=paper_dataset)
                 out.extend(_fill_cell(base, block, block_frame, block_reason, metric, aliases))
+    out.extend(cost_rows(name, spec, results, paper_dataset))
     frame = pd.DataFrame(out)
     if frame.empty:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
@@ -174,6 +175,56 @@ def build_table(name: str, results: pd.DataFrame | None, notes: list[str] | None
         for m, s, n, p, st in zip(frame.reproduced_mean, frame.reproduced_std, frame.n_seeds, frame.published_printed, frame.status)
     ]
     return frame[OUTPUT_COLUMNS]
+
+
+COST_BLOCK = "cost (not in the paper)"
+
+
+def cost_rows(name: str, spec: dict, results: pd.DataFrame | None, paper_dataset: str) -> list[dict[str, Any]]:
+    """Beside a table's #WU: SGD / strategy in closed-form #WU and in measured training seconds
+    (optimizer steps only), per network, mean over seeds. Published: the printed #WU ratio."""
+    wu_block = next((b for b in spec.get("blocks", []) if b["name"] == "wu"), None)
+    if wu_block is None or results is None or results.empty or "strategy" not in results:
+        return []
+    printed = {r["strategy"]: v[0] for r, v in zip(wu_block["rows"], wu_block["value"])}
+    data = results.assign(_s=results["strategy"].map(normalise), _a=results.get("arch", "all"))
+    if "variant" in data:
+        data = data[data["variant"].map(normalise).isin(["base", "nan", "none", ""])]
+    if "status" in data:
+        data = data[data["status"].map(normalise).isin(["ok", "nan"])]
+    rows = []
+    for strategy in [s for s in printed if s != "sgd"]:
+        label = next(r["label"] for r in wu_block["rows"] if r["strategy"] == strategy)
+        for column, metric in (("#WU ratio SGD/x (closed form)", "wu_closed_form"),
+                               ("training-time ratio SGD/x (measured)", "train_seconds")):
+            for arch, ratios in _ratios_per_arch(data, strategy, metric).items():
+                col = column if metric == "wu_closed_form" else f"{column}, {arch}"
+                pub = printed["sgd"] / printed[strategy] if metric == "wu_closed_form" else float("nan")
+                rows.append({"table": name, "block": COST_BLOCK, "row": label, "column": col,
+                             "keys": f"strategy={strategy};arch={arch}", "split": "", "metric": f"sgd/{strategy} {metric}",
+                             "published": pub, "published_printed": f"{pub:.3g}" if pub == pub else None,
+                             "reproduced_mean": float(ratios.mean()),
+                             "reproduced_std": float(ratios.std(ddof=1)) if len(ratios) > 1 else float("nan"),
+                             "n_seeds": int(len(ratios)), "n_diverged": 0, "status": OK, "reason": "",
+                             "dataset": "+".join(sorted({str(d) for d in data.get("dataset", pd.Series()).dropna()})),
+                             "paper_dataset": paper_dataset})
+                if metric == "wu_closed_form":
+                    break  # the closed form is the same for every network
+    return rows
+
+
+def _ratios_per_arch(data: pd.DataFrame, strategy: str, metric: str) -> dict[str, pd.Series]:
+    if metric not in data:
+        return {}
+    out = {}
+    for arch, group in data.groupby("_a", sort=False):
+        by = group.assign(_v=pd.to_numeric(group[metric], errors="coerce")).pivot_table(
+            index="seed" if "seed" in group else group.index, columns="_s", values="_v", aggfunc="mean")
+        if "sgd" in by and strategy in by:
+            ratio = (by["sgd"] / by[strategy]).replace([np.inf, -np.inf], np.nan).dropna()
+            if len(ratio):
+                out[str(arch)] = ratio
+    return out
 
 
 def _fill_cell(base, block, frame, reason, metric, aliases) -> list[dict[str, Any]]:

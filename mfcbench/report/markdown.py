@@ -12,13 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from .claims import load_claims, score_claims
+from .claims import CLAIM_COLUMNS, load_claims, score_claims
+from .findings import findings_markdown
 from .published import load_published, published_table
 from .layout import OK, load_results_dir, settings_frame, table_from_results
 
 FIGURES = {"fig3": "Figure 3", "fig4": "Figure 4", "fig5": "Figure 5", "fig7": "Figure 7"}
 CAPTIONS_DIR = Path(__file__).with_name("captions")
-VERDICT_ORDER = ["REPRODUCED", "DEVIATES", "NOT_RUN"]
+VERDICT_ORDER = ["REPRODUCED", "DEVIATES", "INCONCLUSIVE", "NOT_RUN"]
 
 
 def _cell(value: Any) -> str:
@@ -46,12 +47,48 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
+def verdict_counts(claims: pd.DataFrame) -> str:
+    """'**12 REPRODUCED**, **3 DEVIATES**, ...' in VERDICT_ORDER, then any other verdict seen."""
+    counts = claims["verdict"].astype(str).value_counts()
+    order = VERDICT_ORDER + sorted(set(counts.index) - set(VERDICT_ORDER))
+    return ", ".join(f"**{counts.get(v, 0)} {v}**" for v in order)
+
+
 def summary_section(claims: pd.DataFrame) -> str:
-    counts = claims["verdict"].value_counts()
-    line = ", ".join(f"**{counts.get(v, 0)} {v}**" for v in VERDICT_ORDER)
-    compact = claims[["id", "claim", "verdict", "reproduced", "published", "dataset", "reason"]].assign(
-        claim=claims["claim"].map(lambda t: t if len(t) <= 90 else t[:87] + "..."))
-    return f"## Summary of verdicts\n\n{len(claims)} claims: {line}.\n\n{md_table(compact)}"
+    """The verdict table a reviewer reads first: claim, published, reproduced (mean ± CI, n), verdict, reason."""
+    view = pd.DataFrame({
+        "claim": [f"{c} (`{i}`)" for c, i in zip(claims["claim"], claims["id"])],
+        "published": claims["published"], "reproduced": claims["reproduced"],
+        "verdict": claims["verdict"].map(lambda v: f"**{v}**"), "reason": claims["reason"],
+    })
+    return f"## Summary of verdicts\n\n{len(claims)} claims: {verdict_counts(claims)}.\n\n{md_table(view)}"
+
+
+def load_scored_claims(reports_dir: Path, results: dict[str, pd.DataFrame], profile: str) -> pd.DataFrame:
+    """The pipeline's claims.csv when it is this profile's, else the same scoring done here."""
+    path = reports_dir / "claims.csv"
+    if path.is_file():
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if set(CLAIM_COLUMNS) <= set(frame.columns) and set(frame["profile"]) == {profile}:
+            return frame
+    return score_claims(load_claims(), results, profile)
+
+
+def paper_layout(table: pd.DataFrame) -> str:
+    """One Markdown table per block, rows and columns as printed, each cell 'reproduced | published'."""
+    out = []
+    for block, part in table.groupby("block", sort=False):
+        labels = [f"{r} ({s})" if s else str(r) for r, s in zip(part["row"], part["split"].fillna(""))]
+        cells = part.assign(_row=labels, _cell=[f"{d.split(' | ')[0]} \\| {pretty_printed(p)}"
+                                                for d, p in zip(part["display"], part["published_printed"])])
+        grid = cells.pivot_table(index="_row", columns="column", values="_cell", aggfunc="first", sort=False)
+        grid = grid.reindex(index=list(dict.fromkeys(labels)), columns=list(dict.fromkeys(part["column"])))
+        lines = ["| " + " | ".join([f"{block}: reproduced \\| published"] + list(grid.columns)) + " |",
+                 "|" + "---|" * (len(grid.columns) + 1)]
+        lines += ["| " + " | ".join([_cell(i)] + ["" if pd.isna(v) else str(v) for v in row]) + " |"
+                  for i, row in zip(grid.index, grid.to_numpy())]
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
 
 
 def table_section(name: str, results: dict[str, pd.DataFrame], config: dict | None) -> str:
@@ -65,7 +102,9 @@ def table_section(name: str, results: dict[str, pd.DataFrame], config: dict | No
     if spec.get("blocks"):
         table = table_from_results(name, results)
         n_ok = int((table["status"] == OK).sum())
-        out.append(f"{n_ok} of {len(table)} cells measured.\n")
+        out.append(f"{n_ok} of {len(table)} cells measured. Each cell: reproduced mean ± std (n seeds) \\| published.\n")
+        out.append(paper_layout(table))
+        out.append(_notes(table))
         view = pd.DataFrame({
             "row": table["row"], "column": table["column"], "split": table["split"],
             "reproduced (mean ± std, n)": [d.split(" | ")[0] for d in table["display"]],
@@ -75,8 +114,18 @@ def table_section(name: str, results: dict[str, pd.DataFrame], config: dict | No
         })
         if not view["split"].astype(bool).any():
             view = view.drop(columns="split")
-        out.append(md_table(view))
+        out.append(f"<details><summary>every cell with its difference and status</summary>\n\n{md_table(view)}\n</details>\n")
     return "\n".join(out)
+
+
+def _notes(table: pd.DataFrame) -> str:
+    """Unique status/reason lines ('NOT_RUN: table6.csv missing (12 cells)') so the grid stays short."""
+    noted = table[(table["status"] != OK) | table["reason"].fillna("").astype(bool)]
+    if noted.empty:
+        return ""
+    counts = noted.groupby(["status", noted["reason"].fillna("")], sort=False).size()
+    return "\n".join(f"- {status}{': ' + reason if reason else ''} ({n} cell{'s' if n != 1 else ''})"
+                     for (status, reason), n in counts.items()) + "\n"
 
 
 def figure_section(reports_dir: Path) -> str:
@@ -125,15 +174,16 @@ def scale_line(results_dir: Path) -> str:
 def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str, config: dict | None = None) -> str:
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     results = load_results_dir(results_dir)
-    claims = score_claims(load_claims(), results, profile)
+    claims = load_scored_claims(reports_dir, results, profile)
     parts = [
         f"# mfcbench reproduction report — profile `{profile}`\n",
         "Reproduced numbers come from the result files below; published numbers are the paper's, "
-        "shown for comparison only. NOT_RUN means the inputs were missing, with the reason given.\n",
+        "shown for comparison only. NOT_RUN means the inputs were missing, INCONCLUSIVE that the cells ran but "
+        "cannot decide the claim; the reason is given either way.\n",
         scale_line(results_dir),
         summary_section(claims),
-        "## Tables (reproduced | published | difference)\n",
+        "## Tables in the paper's layout (reproduced | published)\n",
     ]
     parts += [table_section(name, results, config) for name in load_published()["tables"]]
-    parts += [figure_section(reports_dir), provenance_section(results_dir, results, profile)]
+    parts += [figure_section(reports_dir), findings_markdown(results), provenance_section(results_dir, results, profile)]
     return "\n".join(parts)

@@ -1,4 +1,7 @@
 # Reports read result files only: paper-layout tables, figures, claims, REPORT.md.
+# `snakemake --report report.html` after a run: the landing page shows the verdict table.
+
+report: "../report/workflow.rst"
 
 
 def results_inputs():
@@ -11,8 +14,8 @@ def results_inputs():
 
 FIGURE_INPUTS = {
     "fig3": [f"{RESULTS}/fig3.csv"],
-    "fig4": [f"{RESULTS}/curves_table3.csv"],  # blur: loss and gradient norm across levels
-    "fig5": [f"{RESULTS}/curves_table4.csv"],  # denoise: loss against #WU and seconds
+    "fig4": [f"{RESULTS}/curves_table3.csv"],  # blur: gradient norm and validation metric, conv vs MFC
+    "fig5": [f"{RESULTS}/curves_table4.csv"],  # denoise: validation metric against #WU, a panel per network
     "fig7": [f"{RESULTS}/fig7.csv"],
 }
 
@@ -44,7 +47,8 @@ rule report_figure:
     input:
         lambda wc: FIGURE_INPUTS[wc.fig],
     output:
-        png=f"{REPORTS}/{{fig}}.png",
+        png=report(f"{REPORTS}/{{fig}}.png", caption="../report/figure.rst", category="Figures",
+                   labels={"figure": "{fig}"}),
         data=f"{REPORTS}/{{fig}}.csv",
     log:
         f"{LOGS}/report/{{fig}}.log",
@@ -58,7 +62,7 @@ rule claims:
     input:
         results_inputs(),
     output:
-        f"{REPORTS}/claims.csv",
+        report(f"{REPORTS}/claims.csv", caption="../report/claims.rst", category="Verdicts"),
     log:
         f"{LOGS}/report/claims.log",
     shell:
@@ -100,7 +104,7 @@ rule report_markdown:
         manifest=rules.run_manifest.output.manifest,
         config=rules.run_manifest.output.config,
     output:
-        f"{REPORTS}/REPORT.md",
+        report(f"{REPORTS}/REPORT.md", caption="../report/markdown.rst", category="Verdicts"),
     log:
         f"{LOGS}/report/markdown.log",
     shell:

@@ -1,0 +1,93 @@
+"""Figures 4 and 5: the data behind each PNG, facets per network, bands only with several seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mfcbench.report import figures as F
+from mfcbench.report.findings import all_findings, findings_markdown
+from mfcbench.report.layout import load_results_dir
+
+FIX = Path(__file__).parent / "fixtures" / "report"
+
+
+def _draw(name: str, source: str, tmp_path: Path):
+    out = F.render(name, [FIX / source], tmp_path / f"{name}.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    return pd.read_csv(out.with_suffix(".csv"))
+
+
+def _facets(name: str, source: str):
+    frame = pd.read_csv(FIX / source)
+    fig, data = F.FIGURES.get(name)(frame)
+    try:
+        return [ax for ax in fig.axes if ax.axison], data
+    finally:
+        F.plt.close(fig)
+
+
+def test_fig5_validation_metric_facets_per_arch_and_bands_only_with_seeds(tmp_path):
+    data = _draw("fig5", "curves_table4_val.csv", tmp_path)
+    assert {"arch", "strategy", "iteration", "wu_executed", "mean", "std", "lo", "hi", "n_seeds", "metric"} <= set(data.columns)
+    assert set(data["metric"]) == {"val_metric"} and (data["wu_executed"] > 0).all()
+    assert set(data["strategy"]) == {"sgd", "msgd", "fmsgd"}
+    # validation every 5 iterations over 1..40 -> 8 points per line, the #WU=0 start left out
+    assert data.groupby(["arch", "strategy"]).size().eq(8).all()
+    unet, mfc = data[data.arch == "unet"], data[data.arch == "mfc_resnet"]
+    assert (unet["n_seeds"] == 2).all() and unet[["lo", "hi", "std"]].notna().all().all()
+    assert (mfc["n_seeds"] == 1).all() and mfc[["lo", "hi", "std"]].isna().all().all()
+    axes, _ = _facets("fig5", "curves_table4_val.csv")
+    assert len(axes) == 2 and [ax.get_title() for ax in axes] == ["UNet", "MFC-ResNet"]
+    assert all(len(ax.get_lines()) == 3 for ax in axes)          # one line per strategy
+    assert [len(ax.collections) for ax in axes] == [3, 0]        # bands only where 2 seeds
+    assert all(ax.get_xscale() == "log" for ax in axes)
+
+
+def test_fig5_old_curves_fall_back_to_training_loss(tmp_path):
+    data = _draw("fig5", "curves_table4.csv", tmp_path)  # val_metric empty, no train_seconds
+    assert set(data["metric"]) == {"train_loss"} and set(data["arch"]) == {"resnet"}
+    assert (data["n_seeds"] == 2).all() and len(data) == 3 * 9
+    axes, _ = _facets("fig5", "curves_table4.csv")
+    assert len(axes) == 1 and "training loss" in axes[0].get_ylabel()
+
+
+def test_fig4_columns_per_conv_rows_grad_and_metric(tmp_path):
+    data = _draw("fig4", "curves_table3_val.csv", tmp_path)
+    assert set(data["panel"]) == {"grad_norm", "val_metric"} and set(data["strategy"]) == {"sgd", "fmsgd"}
+    assert set(data["conv"]) == {"standard", "MFC"} and (data["n_seeds"] == 2).all()
+    assert data[data.panel == "grad_norm"].groupby(["arch", "strategy"]).size().eq(41).all()
+    axes, _ = _facets("fig4", "curves_table3_val.csv")
+    titles = [ax.get_title() for ax in axes]
+    assert len(axes) == 4 and titles[0].startswith("(a) standard") and titles[1].startswith("(b) mesh-free")
+    assert all(ax.collections for ax in axes)  # 2 seeds: bands everywhere
+
+
+def test_fig4_single_seed_has_no_band(tmp_path):
+    data = _draw("fig4", "curves_table3.csv", tmp_path)  # one seed, archs conv/mfc, val_metric empty
+    assert set(data["panel"]) == {"grad_norm", "train_loss"} and data["lo"].isna().all()
+    axes, _ = _facets("fig4", "curves_table3.csv")
+    assert len(axes) == 4 and not any(ax.collections for ax in axes)
+
+
+def test_figures_need_their_columns(tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(FIX / "curves_table4.csv").drop(columns=["arch"]).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="arch"):
+        F.render("fig5", [bad], tmp_path / "x.png")
+    empty = tmp_path / "empty.csv"
+    pd.read_csv(FIX / "curves_table4.csv").drop(columns=["train_loss"]).to_csv(empty, index=False)
+    with pytest.raises(ValueError, match="val_metric"):
+        F.render("fig5", [empty], tmp_path / "y.png")
+
+
+def test_findings_numbers():
+    found = {f["id"]: f for f in all_findings(load_results_dir(FIX))}
+    assert "1/32" in found["table1_noisy_below_smooth"]["statement"]
+    assert "68x" in found["table3_wu_ratio"]["statement"] and "6.5x" in found["table3_wu_ratio"]["statement"]
+    assert "7,187.5" in found["table13_fmsgd_schedule"]["statement"] and "28,750" in found["table13_fmsgd_schedule"]["statement"]
+    assert "x2.0" in found["table1_plain_norm"]["statement"]
+    text = findings_markdown({})
+    assert text.startswith("## Findings about the paper") and text.count("**") == 8
