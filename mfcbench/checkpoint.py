@@ -7,19 +7,70 @@ generator), torch/CUDA RNG states and the runner's `TrainState`; it loads with w
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
-from .atomic import torch_load, torch_save
+from .atomic import DamagedFileError, torch_load, torch_save
 
 VERSION = 1
 
 
-def is_finished(path: Path) -> bool:
-    """True when `path` is the checkpoint of a cell that ran to its end."""
-    return path.exists() and bool(torch_load(path).get("finished"))
+LOCK_FILE = ".lock"
+
+
+class CellLockedError(RuntimeError):
+    """Another runner holds this cell folder."""
+
+
+@contextlib.contextmanager
+def lock_cell(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the cell folder for the whole run; a second runner on the same cell
+    fails at once, naming the PID that holds it (the lock dies with its process, even on kill -9)."""
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise CellLockedError(f"{out} is being trained by another runner (PID {holder}); wait for it, or stop it "
+                              f"(kill {holder}) before rerunning this cell") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def _load(path: Path) -> dict | None:
+    """The checkpoint, or None after moving a damaged one aside (the cell then restarts)."""
+    try:
+        return torch_load(path, "checkpoint")
+    except DamagedFileError as error:
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(path, aside)
+        import warnings
+
+        warnings.warn(f"{error}; moved it to {aside.name} and starting the cell afresh", stacklevel=3)
+        return None
+
+
+def is_finished(path: Path, cell: dict, config_hash: str) -> bool:
+    """True when `path` is the checkpoint of this cell and config, run to its end."""
+    if not path.exists():
+        return False
+    ck = _load(path)
+    return ck is not None and bool(ck.get("finished")) and ck.get("cell") == cell and ck.get("config_hash") == config_hash
 
 
 def save(path: Path, *, cell: dict, config_hash: str, model, optimizer, counter, sampler, device: torch.device,
@@ -40,7 +91,9 @@ def load_matching(path: Path, *, cell: dict, config_hash: str, on_stale: str,
     pipeline passes: it reruns a cell because its config changed) it is removed and None returned."""
     if not path.exists():
         return None
-    ck = torch_load(path)
+    ck = _load(path)
+    if ck is None:
+        return None
     if ck.get("config_hash") == config_hash and ck.get("cell") == cell:
         return ck
     if on_stale != "restart":

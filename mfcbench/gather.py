@@ -19,18 +19,60 @@ SCALAR_KEYS = ("status", "headline_metric", "wu_closed_form", "wu_executed", "it
                "eval_seconds", "plateau", "plateau_threshold", "converged", "params", "peak_memory_mb")
 
 
+class GatherError(ValueError):
+    """A cell's files cannot be gathered as they are; the message names the cell and the fix."""
+
+
+def read_metrics(cell_dir: Path) -> dict[str, Any]:
+    """metrics.json, checked: readable, written under the config in the cell's cell.yaml, carrying
+    its headline metric when it says ok, and (finished ok cells) beside its curve.csv."""
+    path = cell_dir / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the cell has not finished")
+    try:
+        result = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GatherError(f"{path} is damaged ({error.__class__.__name__}: {error}); delete it and rerun the cell") from None
+    if not isinstance(result, dict) or "status" not in result:
+        raise GatherError(f"{path} is not a cell result (no status); delete it and rerun the cell")
+    _check_config(cell_dir, result)
+    if result["status"] == "ok":
+        headline = result.get("headline_metric")
+        if headline not in (result.get("metrics") or {}):
+            raise GatherError(f"{path} says ok but lacks its headline metric {headline!r}; delete it and rerun the cell")
+        if not (cell_dir / "curve.csv").is_file():
+            raise GatherError(f"{cell_dir / 'curve.csv'} of a finished cell is missing; delete {path} and rerun the cell")
+    return result
+
+
+def _check_config(cell_dir: Path, result: dict) -> None:
+    """A metrics.json whose config hash differs from the cell's cell.yaml is a stale or edited result."""
+    cell_yaml = cell_dir / "cell.yaml"
+    recorded = (result.get("manifest") or {}).get("config_hash")
+    if not cell_yaml.is_file() or recorded is None:
+        return
+    from .config import config_hash, resolve
+
+    try:
+        expected = config_hash(resolve(cell_yaml))
+    except ValueError as error:
+        raise GatherError(f"{cell_yaml} is invalid ({error})") from None
+    if recorded != expected:
+        raise GatherError(f"{cell_dir}: metrics.json was written under another config than cell.yaml "
+                          f"(config hash {recorded[:12]} vs {expected[:12]}); delete metrics.json and rerun the cell")
+
+
 def cell_record(cell_dir: str | Path, profile: str | None = None) -> dict[str, Any]:
-    """Coordinates + status + every metric + cost + provenance of one finished cell."""
+    """Coordinates + status + every metric + cost + provenance of one finished (or failed) cell."""
     cell_dir = Path(cell_dir)
-    metrics_path = cell_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path} is missing: the cell has not finished")
-    result = json.loads(metrics_path.read_text())
+    result = read_metrics(cell_dir)
     record: dict[str, Any] = parse_cell_dir(cell_dir)
     if profile is not None:
         record["profile"] = profile
     for key in SCALAR_KEYS:
         record[key] = result.get(key)
+    if result.get("error"):
+        record["error"] = result["error"]
     for key, value in (result.get("metrics") or {}).items():
         record[key] = value
     manifest = result.get("manifest") or {}

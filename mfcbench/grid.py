@@ -211,6 +211,57 @@ def datasets_needed(config: Mapping[str, Any]) -> list[tuple[str, int]]:
     return list(seen)
 
 
+# ----------------------------------------------------------------------------- checks
+def check_cells(config: Mapping[str, Any]) -> list[str]:
+    """Every problem a cell would hit at its start, found at parse time: one line per problem and
+    table naming the key and what is allowed (the runner's validation, the registries, the model
+    builder's accepted options, the schedule's mesh sizes). Empty when every cell can start."""
+    from .data import dataset_names
+    from .models import model_names
+
+    problems: list[str] = []
+    for name in [d for d in config.get("datasets", {}) if d not in dataset_names()]:
+        problems.append(f"datasets: {name!r} is not a registered dataset; valid choices: {', '.join(dataset_names())}")
+    for table, spec in config.get("tables", {}).items():
+        found: dict[str, list[str]] = {}
+        cells = [(a, s, v) for v in table_variants(spec) for a in spec["archs"] for s in spec["strategies"]]
+        for arch, strategy, variant in cells:
+            if arch not in model_names():
+                message = f"archs: unknown model {arch!r}; valid choices: {', '.join(model_names())}"
+            else:
+                message = _cell_problem(config, table, spec, arch, strategy, variant)
+            if message:
+                found.setdefault(message, []).append(f"{arch}/{strategy}{'' if variant == BASE_VARIANT else '+' + variant}")
+        for message, where in found.items():
+            scope = "every cell" if len(where) == len(cells) else ", ".join(where)
+            problems.append(f"{table} ({scope}): {message}")
+    return problems
+
+
+def _cell_problem(config, table: str, spec, arch: str, strategy: str, variant: str) -> str | None:
+    import inspect
+
+    from .config import validate
+    from .models import MODELS
+    from .runner import check_sizes
+    from .strategies import build_strategy
+    from .tasks import build_task
+
+    try:
+        cfg = validate(cell_config(config, table, arch, strategy, variant))
+        task = build_task(spec["task"], cfg["task_options"], seed=0)
+        check_sizes(cfg, task, None, build_strategy(strategy, cfg))
+    except (ValueError, TypeError, ConfigError) as error:
+        return str(error)
+    params = inspect.signature(MODELS.get(arch)).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        accepted = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("cond", "upscale")]
+        bad = sorted(set(cfg["model"]) - set(accepted))
+        if bad:
+            return f"model: unknown option(s) {', '.join(map(repr, bad))} for {arch}; valid choices: {', '.join(accepted) or 'none'}"
+    return None
+
+
 # ----------------------------------------------------------------------------- work units
 def cell_work_units(cell: Cell) -> float | None:
     """Closed-form #WU of a cell's schedule (App. C), from `mfcbench.workunits`; None if unknown."""

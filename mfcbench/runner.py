@@ -42,6 +42,24 @@ class SimulatedCrash(RuntimeError):
     """Raised by the `stop_after` hook (MFCBENCH_STOP_AFTER) to test resume."""
 
 
+class StaleCellError(RuntimeError):
+    """The cell's config file changed while this run trained: its result belongs to no config on disk."""
+
+
+def _check_still_current(config: Any, overrides: Any, config_hash: str) -> None:
+    """Refuse to write metrics.json when the config file the run started from now says otherwise
+    (e.g. a leftover job of an interrupted pipeline finishing after the profile changed)."""
+    if not isinstance(config, (str, Path)) or not Path(config).is_file():
+        return
+    try:
+        now_hash = config_mod.config_hash(config_mod.resolve(config, overrides))
+    except ValueError:
+        now_hash = "invalid"
+    if now_hash != config_hash:
+        raise StaleCellError(f"{config} changed while this run trained; its result is not written "
+                             f"(rerun the pipeline to train the cell under the new config)")
+
+
 def tensor_checksum(*tensors: torch.Tensor) -> str:
     h = hashlib.sha256()
     for t in tensors:
@@ -388,11 +406,19 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
     out = Path(out_dir)
     cfg = config_mod.resolve(config, overrides)
     cell = {"task": task, "dataset": dataset, "arch": arch, "strategy": strategy, "seed": int(seed)}
+    with checkpoint.lock_cell(out):
+        return _run_locked(config, overrides, cfg, cell, out, device, train_images, val_images, force, stop_after,
+                           progress, log, on_stale)
+
+
+def _run_locked(config, overrides, cfg, cell, out, device, train_images, val_images, force, stop_after, progress,
+                log, on_stale) -> dict[str, Any]:
+    dataset, seed = cell["dataset"], cell["seed"]
     metrics_path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
     if force:
         for name in ("checkpoint.pt", "metrics.json", "curve.csv"):
             (out / name).unlink(missing_ok=True)
-    elif metrics_path.exists() and checkpoint.is_finished(ckpt_path):
+    elif metrics_path.exists() and checkpoint.is_finished(ckpt_path, cell, config_mod.config_hash(cfg)):
         import json
 
         log(f"{out} is finished; nothing to do (use --force to rerun)")
@@ -414,6 +440,7 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
         log(f"resuming {out} at iteration {st.step}/{sum(p.iterations for p in run.phases)}")
     status = _train_with_progress(run, st, progress, stop_after)
     final = st.last_val if st.last_val_step == st.step else run.validate(st)
+    _check_still_current(config, overrides, run.config_hash)
     write_text(run.paths["curve"], curve_csv(st.curve))
     record = _record(run, st, status, final, checksum, started_at)
     write_json(metrics_path, record)

@@ -15,6 +15,7 @@ import torch
 from ..bench import COMPARISONS, Bench
 from ..measure import suites
 from ..measure.timing import device_available, not_measured
+from ._args import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--quick", action="store_true", help="small sizes and short timings (smoke test)")
     parser.add_argument("--out", default="reports/bench.csv")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--only", default=",".join(COMPARISONS),
                         help=f"comma-separated comparisons (default all: {', '.join(COMPARISONS)})")
     return parser

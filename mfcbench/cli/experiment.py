@@ -17,13 +17,7 @@ from ..experiments.discrepancy import LOSSES, run_discrepancy
 from ..experiments.kernels import figure3_kernels
 from ..experiments.lemma4 import lemma4_residuals
 from ..manifest import git_state, versions
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+from ._args import non_negative_int, positive_float, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,15 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="name", required=True)
     disc = sub.add_parser("discrepancy", help="Tables 1-2: gradient discrepancy across meshes (Example 1)")
     disc.add_argument("--conv", choices=(*LOSSES, "all"), default="all", help="standard (Table 1), mfc (Table 2)")
-    disc.add_argument("--seed", type=_non_negative, default=0, help="seeds the noisy draws")
+    disc.add_argument("--seed", type=non_negative_int, default=0, help="seeds the noisy draws")
     disc.add_argument("--options", default="{}", help="mapping of options (YAML/JSON), see experiments/discrepancy.py")
     kernels = sub.add_parser("kernels", help="Figure 3: MFC impulse responses for the caption's sweeps")
-    kernels.add_argument("--size", type=int, default=64)
-    kernels.add_argument("--panels", type=int, default=5)
-    kernels.add_argument("--tau-scale", type=float, default=1 / 256)
+    kernels.add_argument("--size", type=positive_int, default=64)
+    kernels.add_argument("--panels", type=positive_int, default=5)
+    kernels.add_argument("--tau-scale", type=positive_float, default=1 / 256)
     lemma = sub.add_parser("lemma4", help="Lemma 4: least-squares fit of random 3x3 convolutions by MFCs")
-    lemma.add_argument("--size", type=int, default=16)
-    lemma.add_argument("--seeds", type=_non_negative, nargs="+", default=[0, 1, 2])
+    lemma.add_argument("--size", type=positive_int, default=16)
+    lemma.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
     for p in (disc, kernels, lemma):
         p.add_argument("--out", required=True, help="CSV file to write (atomically)")
     return parser

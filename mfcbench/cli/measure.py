@@ -7,6 +7,7 @@ import argparse
 from ..measure import suites
 from ..measure.flops import CONVENTION
 from ..measure.timing import device_available
+from ._args import positive_int
 
 WHATS = {
     "table11": "FLOPs of Conv2d(32,32,k) vs the MFC 32->32 (both mixings), n in 32..256, k in 5..15",
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
                         help="timing: auto (CUDA when present, else CPU), cpu or cuda (fig7 default cpu; table15 "
                              "default both, cuda rows say 'not measured: no CUDA device' without one)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for timing (default 2)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads for timing (default 2)")
     parser.add_argument("--models", default="resnet,mfc_resnet", help="table15: comma-separated model names")
     return parser
 

@@ -11,6 +11,7 @@ import yaml
 
 from ..data import ArchiveError, DatasetNotPreparedError, ManualDownloadRequired, dataset_names, prepare
 from ..data.store import read_checksum, read_meta
+from ._args import positive_int
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -24,10 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m mfcbench prepare", description=__doc__)
     p.add_argument("--dataset", required=True, help=f"one of: {', '.join(dataset_names())}")
-    p.add_argument("--image-size", type=int, required=True, help="side of the square images/patches")
+    p.add_argument("--image-size", type=positive_int, required=True, help="side of the square images/patches")
     p.add_argument("--root", default="data", help="data root (raw/ and prepared/ live under it)")
-    p.add_argument("--limit-train", type=int, default=None, help="keep the first K train images")
-    p.add_argument("--limit-val", type=int, default=None, help="keep the first K val images")
+    p.add_argument("--limit-train", type=positive_int, default=None, help="keep the first K train images")
+    p.add_argument("--limit-val", type=positive_int, default=None, help="keep the first K val images")
     p.add_argument("--option", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option (YAML value), repeatable; e.g. -o n_train=64")
     return p

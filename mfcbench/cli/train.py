@@ -6,10 +6,46 @@ Trains one cell (or resumes it); see mfcbench/runner.py and docs/architecture.md
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import signal
 import sys
+import threading
+import time
 
-from ..runner import run_cell
+from ..checkpoint import CellLockedError
+from ..runner import StaleCellError, run_cell
+from ._args import non_negative_int, positive_int
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(watch_pid: int | None) -> None:
+    """A training job must not outlive what started it: SIGTERM on the parent's death (Linux prctl),
+    and, with --watch-pid (the pipeline passes Snakemake's PID), a watcher that ends this process
+    when that PID is gone (a killed Snakemake leaves its job shells alive, so the parent alone is not enough)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+    if not watch_pid:
+        return
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(watch_pid, 0)
+            except ProcessLookupError:
+                print(f"mfcbench train: process {watch_pid} that started this job is gone; stopping",
+                      file=sys.stderr, flush=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            except PermissionError:
+                pass  # alive, another user's
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="watch-pid", daemon=True).start()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--strategy", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--config", help="YAML of training options (see mfcbench/config.py)")
     p.add_argument("--out", required=True, help="cell folder")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -26,11 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun a finished cell from scratch")
     p.add_argument("--on-stale", choices=("error", "restart"), default="error",
                    help="a checkpoint from another config: stop (default) or start the cell afresh")
+    p.add_argument("--watch-pid", type=positive_int, default=None,
+                   help="stop when this process is gone (the pipeline passes Snakemake's PID)")
+    p.add_argument("--record-failure", action="store_true",
+                   help="on an error, write metrics.json with status 'failed' and the error, and exit 0 "
+                        "(the pipeline: the report then names the failed cell)")
     return p
+
+
+def record_failure(args: argparse.Namespace, exc: BaseException) -> None:
+    """metrics.json of a cell that could not train: its coordinates, status 'failed' and the error."""
+    from pathlib import Path
+
+    from ..atomic import write_json
+    from ..manifest import now
+
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    write_json(Path(args.out) / "metrics.json", {
+        "status": "failed", "error": f"{type(exc).__name__}: {reason}",
+        "cell": {"task": args.task, "dataset": args.dataset, "arch": args.arch, "strategy": args.strategy,
+                 "seed": args.seed},
+        "headline_metric": None, "metrics": {}, "manifest": {"finished_at": now()}})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    die_with(args.watch_pid)
     env_stop = os.environ.get("MFCBENCH_STOP_AFTER")
     try:
         run_cell(args.config, task=args.task, dataset=args.dataset, arch=args.arch, strategy=args.strategy,
@@ -39,11 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mfcbench train: interrupted", file=sys.stderr)
         return 130
+    except (CellLockedError, StaleCellError) as exc:  # another runner's cell, or a result no config owns
+        print(f"mfcbench train: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - one line for batch logs; MFCBENCH_DEBUG=1 for the trace
         if os.environ.get("MFCBENCH_DEBUG") == "1":
             raise
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(f"mfcbench train: error: {type(exc).__name__}: {reason}", file=sys.stderr)
+        if args.record_failure:
+            record_failure(args, exc)
+            print(f"mfcbench train: recorded the failure in {args.out}/metrics.json", file=sys.stderr)
+            return 0
         return 2 if isinstance(exc, ValueError) else 1
     return 0
 

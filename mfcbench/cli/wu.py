@@ -10,6 +10,7 @@ import sys
 from fractions import Fraction
 
 from ..strategies import closed_form, strategy_names
+from ._args import positive_float, positive_int
 
 
 def _format_number(x: Fraction) -> str:
@@ -19,18 +20,18 @@ def _format_number(x: Fraction) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mfcbench wu", description=__doc__.splitlines()[0])
     parser.add_argument("--strategy", default="all", help=f"one of {', '.join(strategy_names())}, or all")
-    parser.add_argument("--levels", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=4, help="N0, the finest-level batch")
+    parser.add_argument("--levels", type=positive_int, default=4)
+    parser.add_argument("--batch", type=positive_int, default=4, help="N0, the finest-level batch")
     parser.add_argument("--iterations", default="8000",
                         help="I (App. C), or a comma list of per-level iterations coarse -> fine")
-    parser.add_argument("--growth", type=float, default=2, help="batch growth per coarser level")
-    parser.add_argument("--phase-growth", type=float, default=2, help="fmsgd phase batch growth")
+    parser.add_argument("--growth", type=positive_float, default=2, help="batch growth per coarser level")
+    parser.add_argument("--phase-growth", type=positive_float, default=2, help="fmsgd phase batch growth")
     parser.add_argument("--out", help="also write the rows as CSV (strategy, wu_closed_form, coefficient, ...)")
     args = parser.parse_args(argv)
     try:
         its: int | list[int] = [int(v) for v in args.iterations.split(",")] if "," in args.iterations else int(args.iterations)
-        if args.levels < 1 or args.batch < 1:
-            raise ValueError("--levels and --batch must be >= 1")
+        if min([its] if isinstance(its, int) else its) < 0 or (its if isinstance(its, int) else sum(its)) < 1:
+            raise ValueError(f"--iterations must be non-negative and not all zero, got {args.iterations}")
         if isinstance(its, list) and len(its) != args.levels:
             raise ValueError(f"--iterations lists {len(its)} values for {args.levels} levels")
         growth = Fraction(args.growth).limit_denominator(1000)

@@ -139,7 +139,8 @@ def open_dataset(name: str, image_size: int, root: str | os.PathLike = "data", *
         _check_options_match(directory, ds, options)
         from .. import atomic
 
-        splits = {s: atomic.torch_load(directory / f"{s}.pt") for s in SPLITS}
+        fix = f"delete {directory} and run `python -m mfcbench prepare --dataset {name} --image-size {image_size}` again"
+        splits = {s: atomic.torch_load(directory / f"{s}.pt", "prepared data", fix) for s in SPLITS}
         checksum, recorded = splits_sha256(splits), read_checksum(directory)
         if checksum != recorded:
             raise CorruptPreparedDataError(f"{directory}: tensors hash to {checksum[:12]}..., checksum.txt says "

@@ -7,6 +7,7 @@ reader never sees a half-written dataset. The checksum is a sha256 over the tens
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -74,22 +75,30 @@ def write_prepared(directory: Path, splits: dict[str, torch.Tensor], meta: dict[
     old = None
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the prepared folder is shared data
-        for split in SPLITS:
-            torch.save(splits[split].contiguous(), tmp / f"{split}.pt")
+        for split in SPLITS:  # clone: a slice would be saved with its whole source storage
+            torch.save(splits[split].contiguous().clone(), tmp / f"{split}.pt")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
         (tmp / CHECKSUM_FILE).write_text(checksum + "\n")
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old.{os.getpid()}")
             os.replace(directory, old)
         os.replace(tmp, directory)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not directory.exists():
             os.replace(old, directory)  # put the previous version back
+        if _disk_full(error):
+            raise atomic.no_space(directory.parent, sum(atomic.tensor_bytes(s) for s in splits.values())) from error
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return checksum
+
+
+def _disk_full(error: BaseException) -> bool:
+    """torch.save reports ENOSPC as a RuntimeError ('unexpected pos ...'); open/write as OSError."""
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
+        isinstance(error, RuntimeError) and ("unexpected pos" in str(error) or "No space left" in str(error)))
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
@@ -103,7 +112,7 @@ def read_checksum(directory: Path) -> str:
 
 def read_split(directory: Path, split: str) -> torch.Tensor:
     """Load one prepared split and check it against the sha256 recorded in meta.json."""
-    tensor = atomic.torch_load(directory / f"{split}.pt")
+    tensor = atomic.torch_load(directory / f"{split}.pt", "prepared data", f"delete {directory} and prepare it again")
     expected = read_meta(directory).get("splits", {}).get(split, {}).get("sha256")
     if expected is not None and tensor_sha256(tensor) != expected:
         raise CorruptPreparedDataError(
@@ -114,7 +123,8 @@ def read_split(directory: Path, split: str) -> torch.Tensor:
 
 def verify_checksum(directory: Path) -> str:
     """Recompute the dataset checksum from the prepared tensors and compare with checksum.txt."""
-    actual = splits_sha256({s: atomic.torch_load(directory / f"{s}.pt") for s in SPLITS})
+    actual = splits_sha256({s: atomic.torch_load(directory / f"{s}.pt", "prepared data", f"delete {directory} and prepare it again")
+                            for s in SPLITS})
     recorded = read_checksum(directory)
     if actual != recorded:
         raise CorruptPreparedDataError(

@@ -12,7 +12,6 @@ Multiscale-SGD cells reached MSE ~1e5 with norm="batch"). norm="batch" remains a
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from . import MODELS
 from .common import MLPEmbedding, check_cond, group_norm, scaled, with_upscale
@@ -59,18 +58,21 @@ class ImageResNet(nn.Module):
         return self.head(h)
 
 
-def _build(block, layers, name, in_channels, out_channels, cond, upscale, width, norm):
+def _build(block_name, layers, name, in_channels, out_channels, cond, upscale, width, norm):
+    from torchvision.models import resnet as tv  # imported when a model is built: registering stays cheap
+
+    block = getattr(tv, block_name)
     return with_upscale(ImageResNet(block, layers, in_channels, out_channels, cond=cond, width=width, norm=norm), upscale)
 
 
 @MODELS.register("resnet18")
 def resnet18(in_channels, out_channels, *, cond=False, upscale=1, width=1.0, norm="group"):
-    return _build(BasicBlock, (2, 2, 2, 2), "resnet18", in_channels, out_channels, cond, upscale, width, norm)
+    return _build("BasicBlock", (2, 2, 2, 2), "resnet18", in_channels, out_channels, cond, upscale, width, norm)
 
 
 @MODELS.register("resnet50")
 def resnet50(in_channels, out_channels, *, cond=False, upscale=1, width=1.0, norm="group"):
-    return _build(Bottleneck, (3, 4, 6, 3), "resnet50", in_channels, out_channels, cond, upscale, width, norm)
+    return _build("Bottleneck", (3, 4, 6, 3), "resnet50", in_channels, out_channels, cond, upscale, width, norm)
 
 
 @MODELS.register("mfc_resnet18")

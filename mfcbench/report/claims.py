@@ -249,6 +249,9 @@ def quality_pair(frame: pd.DataFrame, arch: str, strategy: str, metric: str, hig
     cells = {s: rows[rows["strategy"].map(normalise) == s].set_index("seed") for s in (strategy, "sgd")}
     label = f"{arch}/{strategy}"
     status = {s: c["status"].map(normalise) if "status" in c else pd.Series("ok", index=c.index) for s, c in cells.items()}
+    failed = [f"{s} seed {k}" for s, st in status.items() for k, v in st.items() if v not in ("ok", "nan", "diverged")]
+    if failed:
+        return _pair(NOT_RUN, label, f"failed to run ({', '.join(failed)}; see the cell's metrics.json error)")
     if (status["sgd"] == "diverged").any():
         return _pair(INCONCLUSIVE, label, "its SGD reference diverged")
     if (status[strategy] == "diverged").any():

@@ -108,7 +108,9 @@ def _match_mask(frame: pd.DataFrame, keys: dict[str, Any], aliases: dict) -> tup
 def _stats(rows: pd.DataFrame, metric: str) -> dict[str, Any]:
     status = rows["status"].map(normalise) if "status" in rows.columns else pd.Series("ok", index=rows.index)
     ok = rows[(status == "ok") | (status == "nan")]
-    other = rows.loc[~status.isin(["ok", "nan", "diverged"]), "status"] if "status" in rows.columns else []
+    failed = rows[~status.isin(["ok", "nan", "diverged"])] if "status" in rows.columns else rows.iloc[0:0]
+    other = [f"{r['status']}: {r['error']}" if isinstance(r.get("error"), str) else str(r["status"])
+             for _, r in failed.iterrows()]
     values = pd.to_numeric(ok[metric], errors="coerce").dropna()
     n = int(ok.loc[values.index, "seed"].nunique()) if "seed" in ok.columns else int(len(values))
     return {
@@ -119,6 +121,15 @@ def _stats(rows: pd.DataFrame, metric: str) -> dict[str, Any]:
         "skipped": sorted({str(v) for v in other}),
         "dataset": "+".join(sorted({str(d) for d in rows["dataset"].dropna()})) if "dataset" in rows.columns else "",
     }
+
+
+def _failures(frame: pd.DataFrame) -> str:
+    """'failed: <error>' lines of cells that recorded a failure (empty when none did)."""
+    if "status" not in frame:
+        return ""
+    failed = frame[frame["status"].map(normalise) == "failed"]
+    errors = sorted({str(e) for e in failed.get("error", pd.Series(dtype=str)).dropna()})
+    return "; ".join(f"failed: {e}" for e in errors) or ("failed" if len(failed) else "")
 
 
 def _pick_metric(frame: pd.DataFrame | None, candidates: list[str]) -> str | None:
@@ -155,7 +166,7 @@ def build_table(name: str, results: pd.DataFrame | None, notes: list[str] | None
         if results is None or results.empty:
             block_reason = missing_reason
         elif metric is None:
-            block_reason = f"results lack column(s) {', '.join(block['metric'])}"
+            block_reason = _failures(results) or f"results lack column(s) {', '.join(block['metric'])}"
         elif block.get("where"):
             mask, why = _match_mask(results, block["where"], aliases)
             block_frame, block_reason = results[mask], why

@@ -1,5 +1,6 @@
 # Shared helpers: the config is validated once here, then every rule asks these helpers for
 # paths and params (never literals scattered in rules).
+import json
 import os
 import shutil
 import sys
@@ -15,6 +16,12 @@ try:
 except grid.ConfigError as concise:  # "key: what is allowed", before any job runs
     raise ValueError(str(concise)) from None
 grid.apply_defaults(config)
+if not os.environ.get("MFCBENCH_CELLS_CHECKED"):  # every cell's start-up checks, before any job runs
+    _problems = grid.check_cells(config)  # (once: `run:` jobs re-parse the Snakefile in a child process)
+    if _problems:
+        raise ValueError(f"{len(_problems)} problem(s) in the profile, no job started:\n  " + "\n  ".join(_problems))
+    os.environ["MFCBENCH_CELLS_CHECKED"] = "1"
+SNAKEMAKE_PID = os.getpid()  # training jobs stop when this process is gone (train --watch-pid)
 
 PROFILE = config["profile"]
 RESULTS = f"{config['results_dir']}/{PROFILE}"
@@ -61,6 +68,16 @@ def cell_of(wildcards):
 def extra_tables():
     """Experiment/measurement tables this profile builds (extras), besides the trained TABLES."""
     return [t for t in (*DISCREPANCY, *MEASURED) if t in extras()]
+
+
+def failure_stamp(cell_dir):
+    """'' for a cell without a failure record, else the record's time (see the train rule's params)."""
+    path = Path(cell_dir) / "metrics.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    return str((record.get("manifest") or {}).get("finished_at")) if record.get("status") == "failed" else ""
 
 
 def cell_dirs(table):

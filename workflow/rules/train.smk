@@ -38,13 +38,18 @@ rule train:
     resources:
         gpu=1 if param("gpu") else 0,
     params:
+        # A failed cell records its error in metrics.json (so reports name it) and is retried on the
+        # next run: this value changes when a new failure is recorded, and Snakemake reruns a job whose
+        # params changed.
+        retry=lambda wc, output: failure_stamp(os.path.dirname(output.metrics)),
         strategy=lambda wc: cell_of(wc).strategy,
         out=lambda wc, output: os.path.dirname(output.metrics),
         device=param("device"),
     shell:
         "{PY} train --task {wildcards.task} --dataset {wildcards.dataset} --arch {wildcards.arch} "
         "--strategy {params.strategy} --seed {wildcards.seed} --config {input.config} "
-        "--out {params.out} --device {params.device} --on-stale restart > {log} 2>&1"
+        "--out {params.out} --device {params.device} --on-stale restart --watch-pid {SNAKEMAKE_PID} --record-failure "
+        "> {log} 2>&1"
 
 
 rule gather:
