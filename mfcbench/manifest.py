@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from importlib import metadata
+import os
 import platform
 import socket
 import subprocess
@@ -42,6 +43,9 @@ def versions() -> dict[str, str]:
     from . import __version__
 
     out = {"python": platform.python_version(), "torch_runtime": torch.__version__, "mfcbench": __version__}
+    if torch.cuda.is_available():  # cuFFT ships with the CUDA runtime torch was built against
+        out.update(cuda=str(torch.version.cuda), cudnn=str(torch.backends.cudnn.version()),
+                   gpu=torch.cuda.get_device_name(0))
     for name in VERSIONED:
         try:
             out.setdefault(name, metadata.version(name))
@@ -75,6 +79,7 @@ def build_manifest(*, config: dict[str, Any], seed: int, device, dataset: str | 
         "dataset_checksum": dataset_checksum,
         "hostname": socket.gethostname(),
         "threads": torch.get_num_threads(),
+        "allocator_env": {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
         "started_at": started_at,
         "finished_at": finished_at or now(),
     }

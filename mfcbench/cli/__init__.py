@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gather": ("gather", "gather cells into a tidy per-table CSV"),
     "measure": ("measure", "FLOP and timing tables (Tables 11, 15, Figure 7)"),
     "bench": ("bench", "the performance benchmark -> reports/bench.csv"),
+    "gpu-check": ("gpu_check", "the whole GPU check: bench, Table 15 and Figure 7 on CUDA, pytest -m gpu"),
     "experiment": ("experiment", "standalone experiments (Tables 1-2 discrepancy, Figure 3, Lemma 4)"),
     "report": ("report", "paper-layout tables, figures, claims and REPORT.md"),
 }
