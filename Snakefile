@@ -21,6 +21,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/measure.smk"
+include: "workflow/rules/experiments.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 

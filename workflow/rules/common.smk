@@ -32,6 +32,9 @@ CELLS = grid.index(config)  # relpath -> Cell
 TABLES = list(config["tables"])  # trained tables: cells, gathered
 MEASURED = ["table11", "table13", "table15"]  # tables produced by measurement commands, not cells
 DISCREPANCY = {"table1": "standard", "table2": "mfc"}  # Tables 1-2: `mfcbench experiment discrepancy`
+EXPERIMENT_TABLES = ["table9"]  # results/<profile>/table9.csv from `mfcbench experiment sam` (experiments.smk)
+# reports/<fig>.png (+ its data) built by experiments.smk (fig8) and figures.smk (fig1, fig2, fig9-fig15)
+EXTRA_FIGURES = ["fig1", "fig2", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13", "fig14", "fig15"]
 PY = "python -m mfcbench"
 
 if not os.environ.get("MFCBENCH_SUMMARY_SHOWN"):  # `snakemake -n` shows cells and closed-form #WU,
@@ -67,7 +70,7 @@ def cell_of(wildcards):
 
 def extra_tables():
     """Experiment/measurement tables this profile builds (extras), besides the trained TABLES."""
-    return [t for t in (*DISCREPANCY, *MEASURED) if t in extras()]
+    return [t for t in (*DISCREPANCY, *EXPERIMENT_TABLES, *MEASURED) if t in extras()]
 
 
 def failure_stamp(cell_dir):
@@ -115,6 +118,9 @@ def extras():
 def all_reports():
     targets = [f"{REPORTS}/{t}.csv" for t in TABLES + extra_tables()]
     targets += [f"{REPORTS}/{f}.png" for f in ("fig3", "fig7") if f in extras()]
+    targets += [f"{REPORTS}/{f}.png" for f in EXTRA_FIGURES if f in extras()]
+    if "fig6" in extras() and param("sam", "checkpoint"):  # drawn only from a real SAM checkpoint
+        targets.append(f"{REPORTS}/fig6.png")
     if "fig4" in extras() and "table3" in TABLES:
         targets.append(f"{REPORTS}/fig4.png")
     if "fig5" in extras() and "table4" in TABLES:

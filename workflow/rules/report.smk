@@ -36,7 +36,7 @@ rule report_table:
     log:
         f"{LOGS}/report/{{name}}.log",
     wildcard_constraints:
-        name="|".join(TABLES + list(DISCREPANCY) + MEASURED),
+        name="|".join(TABLES + list(DISCREPANCY) + EXPERIMENT_TABLES + MEASURED),
     params:
         inputs=lambda wc, input: " ".join(f"--input {f}" for f in input),
     shell:
