@@ -242,15 +242,17 @@ def test_training_seconds_exclude_validation(tmp_path, images):
 
 
 @pytest.mark.parametrize("values,higher,expected", [
-    ([1.0, 0.5, 0.4, 0.399], False, (0.4 - 0.399) / 0.4),   # q = step 3 of 4
+    ([1.0, 0.5, 0.4, 0.399], False, (0.4 - 0.399) / 0.4),   # windows (2, 3] and (3, 4] of 4 steps
     ([0.1, 0.5, 0.8, 0.9], True, (0.9 - 0.8) / 0.8),
-    ([None, None, None, 0.3], False, None),                   # nothing validated in the first 3 quarters
+    ([None, None, None, 0.3], False, None),                   # nothing validated in the third quarter
+    ([9, 9, 9, 9, 1.0, 3.0, 1.5, 1.5], False, (2.0 - 1.5) / 2.0),  # means of (4, 6] and (6, 8]
 ])
 def test_plateau_statistic(values, higher, expected):
     curve = [{"iteration": i + 1, "val_metric": v} for i, v in enumerate(values)]
-    got = runner.plateau_statistic(curve, 4, higher)
+    steps = len(values)
+    got = runner.plateau_statistic(curve, steps, higher)
     assert got == pytest.approx(expected) if expected is not None else got is None
-    ok = runner.convergence(curve, 4, higher, 0.01, "ok", False)
+    ok = runner.convergence(curve, steps, higher, 0.01, "ok", False)
     assert ok["converged"] == (expected is not None and expected <= 0.01)
-    assert runner.convergence(curve, 4, higher, 1.0, "diverged", False)["converged"] is False
-    assert runner.convergence(curve, 4, higher, 0.0, "ok", True)["converged"] is True  # early stop = plateau
+    assert runner.convergence(curve, steps, higher, 1.0, "diverged", False)["converged"] is False
+    assert runner.convergence(curve, steps, higher, 0.0, "ok", True)["converged"] is True  # early stop = plateau
