@@ -66,11 +66,8 @@ tables:
 CONFIG = f"workflow/config/{PROFILE}.yaml"
 
 
-def make_repo(dest: Path, *, dvc_profile: bool = False) -> Path:
-    """The repo's pipeline files copied into a fresh git repo with the minimal profile, one commit.
-
-    dvc_profile: point dvc.yaml's `vars` line at the minimal profile (as a user tracks a profile).
-    """
+def copy_pipeline(dest: Path) -> Path:
+    """The repo's pipeline files (COPY) copied into `dest` (no git)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in COPY:
         src = ROOT / name
@@ -78,6 +75,24 @@ def make_repo(dest: Path, *, dvc_profile: bool = False) -> Path:
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
         elif src.exists():
             shutil.copy(src, dest / name)
+    return dest
+
+
+def commit_all(dest: Path, message: str = "copy") -> Path:
+    """git init (when needed), add everything, commit."""
+    if not (dest / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(GIT + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(GIT + ["commit", "-q", "-m", message], cwd=dest, check=True)
+    return dest
+
+
+def make_repo(dest: Path, *, dvc_profile: bool = False) -> Path:
+    """The repo's pipeline files copied into a fresh git repo with the minimal profile, one commit.
+
+    dvc_profile: point dvc.yaml's `vars` line at the minimal profile (as a user tracks a profile).
+    """
+    copy_pipeline(dest)
     (dest / CONFIG).write_text(MINIMAL)
     if dvc_profile:
         dvc_yaml = dest / "dvc.yaml"
@@ -85,10 +100,7 @@ def make_repo(dest: Path, *, dvc_profile: bool = False) -> Path:
         new = re.sub(r"workflow/config/[\w-]+\.yaml:", f"{CONFIG}:", text, count=1)
         assert new != text, "dvc.yaml has no `vars: - workflow/config/<profile>.yaml:...` line"
         dvc_yaml.write_text(new)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run(GIT + ["add", "-A"], cwd=dest, check=True)
-    subprocess.run(GIT + ["commit", "-q", "-m", "copy"], cwd=dest, check=True)
-    return dest
+    return commit_all(dest)
 
 
 def env() -> dict:

@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from _cluster import copy_pipeline
 from mfcbench import checkpoint, grid, runner
 from mfcbench.atomic import DamagedFileError, NoSpaceError, torch_save
 from mfcbench.gather import GatherError, gather
@@ -137,9 +138,7 @@ def test_config_mistakes_are_found_at_parse_time(mutate, expected):
 def test_snakemake_stops_before_any_job_on_a_config_mistake(tmp_path):
     if shutil.which("snakemake") is None:
         pytest.skip("snakemake is not installed")
-    for name in ("Snakefile", "workflow", "mfcbench", "profiles"):
-        src = ROOT / name
-        (shutil.copytree(src, tmp_path / name, symlinks=True) if src.is_dir() else shutil.copy(src, tmp_path / name))
+    copy_pipeline(tmp_path)
     profile = yaml.safe_load((ROOT / "workflow/config/tiny.yaml").read_text())
     profile["defaults"]["model"] = {"widht": 0.25}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(profile))
@@ -265,9 +264,7 @@ def test_kill_9_of_snakemake_leaves_no_job_behind_and_a_rerun_recovers(tmp_path)
     rerun: the orphaned job is gone (it would otherwise overwrite the new result later)."""
     if shutil.which("snakemake") is None:
         pytest.skip("snakemake is not installed")
-    for name in ("Snakefile", "workflow", "mfcbench", "profiles"):
-        src = ROOT / name
-        (shutil.copytree(src, tmp_path / name, symlinks=True) if src.is_dir() else shutil.copy(src, tmp_path / name))
+    copy_pipeline(tmp_path)
     profile = yaml.safe_load((ROOT / "workflow/config/tiny.yaml").read_text())
     profile.update(extras=[], tables={"table4": {**profile["tables"]["table4"], "strategies": ["sgd"]}})
     profile["defaults"]["iterations"] = [4000, 4000]

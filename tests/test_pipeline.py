@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from _cluster import commit_all, copy_pipeline
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = "workflow/config/tiny.yaml"
-COPY = ("Snakefile", "dvc.yaml", ".dvcignore", ".dvc", "workflow", "mfcbench", "pyproject.toml", ".gitignore")
 
 
 def _require_tools() -> None:
@@ -46,17 +46,7 @@ def _run(args, cwd, timeout=240):
 @pytest.fixture()
 def repo(tmp_path):
     """The repo's pipeline files copied into a fresh git repo (DVC needs one) with one commit."""
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-        elif src.exists():
-            shutil.copy(src, tmp_path / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run(git + ["add", "-A"], cwd=tmp_path, check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "copy"], cwd=tmp_path, check=True)
-    return tmp_path
+    return commit_all(copy_pipeline(tmp_path))
 
 
 def _frame(path: Path):
@@ -68,6 +58,10 @@ def _frame(path: Path):
 
 def test_snakemake_table4_on_tiny_then_rerun_does_nothing(repo):
     _require_tools()
+    # committed reports (the reviewer's copy) are never trusted by a fresh clone: regenerated from scratch
+    (repo / "reports").mkdir(exist_ok=True)
+    (repo / "reports/table4.csv").write_text("stale committed copy\n")
+    commit_all(repo, "committed reports")
     _run([sys.executable, "-m", "snakemake", "reports/table4.csv", "--cores", "2", "--configfile", TINY], repo)
 
     cells = _frame(repo / "results/tiny/table4.csv")
@@ -78,6 +72,7 @@ def test_snakemake_table4_on_tiny_then_rerun_does_nothing(repo):
     wu = cells.set_index("strategy")["wu_closed_form"]
     assert wu["msgd"] < wu["sgd"]
     assert (repo / "reports/table4.csv").stat().st_size > 0
+    assert "stale committed copy" not in (repo / "reports/table4.csv").read_text()
     assert (repo / "results/tiny/table4/denoise/skimage/resnet/msgd/seed0/cell.yaml").is_file()
     assert (repo / "logs/tiny/table4/denoise/skimage/resnet/msgd/seed0/train.log").is_file()
 
@@ -93,8 +88,7 @@ def test_dvc_repro_on_tiny_then_rerun_is_a_fast_no_op(repo):
         pytest.skip("dvc is not installed")
     dvc_yaml = repo / "dvc.yaml"
     dvc_yaml.write_text(dvc_yaml.read_text().replace("workflow/config/default.yaml", TINY))
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-    subprocess.run(git + ["commit", "-q", "-am", "tiny profile"], cwd=repo, check=True)
+    commit_all(repo, "tiny profile")
 
     _run(["dvc", "repro"], repo, timeout=300)
     assert (repo / "data/prepared/skimage/16/checksum.txt").is_file()
