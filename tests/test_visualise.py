@@ -86,7 +86,7 @@ def test_prediction_grid_from_trained_cells(tmp_path, trained):
     done = frame[frame["column"].isin(["sgd", "msgd"])]
     assert (done["status"] == "ok").all() and done["mse"].notna().all() and done["inputs_match"].all()
     assert done["checkpoint"].str.endswith("checkpoint.pt").all() and (done["iterations"] == 4).all()
-    assert (frame.loc[frame["column"] == "fmsgd", "status"] == "no cell").all()
+    assert (frame.loc[frame["column"] == "fmsgd", "status"] == "no cell in this profile").all()
     assert out.read_bytes().startswith(PNG)
     # the SGD cell's validation MSE is the mean of its per-image MSEs over the whole validation batch
     whole = vis.prediction_figure("fig9", cells, root, tmp_path / "all.png", "t", images=4, val_images={"memory": val})

@@ -1,1 +1,67 @@
 # Figures drawn from the schedules and the trained cells: Figures 1, 2 and 9-15.
+# `python -m mfcbench visualise <fig>` (mfcbench/experiments/visualise.py) writes reports/<fig>.png and
+# the data behind it, reports/<fig>.csv. Figures 1-2 read the profile's schedule only; 9-14 read the
+# checkpoints of their table's cells (9-10: table4, 11-12: table6, 13-14: table5); 15 reads table7's
+# resnet18 / mfc_resnet18 cells, else draws freshly initialised models. A figure whose table has no
+# cells in the profile is still drawn, saying so. Each figure costs seconds (a few forward passes).
+from mfcbench.experiments.visualise import FIGURES as VISUAL_FIGURES, figure_table
+
+
+def _visual_profile_text():
+    """The profile as this run sees it (config file + --config), without `extras` (which figures
+    are built changes no figure): rewritten, and the figures redrawn, only when the rest changes."""
+    import yaml
+
+    return yaml.safe_dump({k: v for k, v in dict(config).items() if k != "extras"}, sort_keys=True)
+
+
+VISUAL_PROFILE_TEXT = _visual_profile_text()
+
+
+def visual_dataset(fig):
+    """The dataset a figure reads validation images from (None for Figures 1-2)."""
+    table = figure_table(fig)
+    if table is None:
+        return None
+    if table not in TABLES and fig == "fig15":  # fresh models on the first denoising table's data
+        table = next((t for t in TABLES if config["tables"][t]["task"] == "denoise"), None)
+    return config["tables"][table]["dataset"] if table in TABLES else None
+
+
+def visual_inputs(fig):
+    """The cells whose checkpoints the figure draws (so it runs after training) and its prepared data."""
+    table = figure_table(fig)
+    files = [f"{d}/metrics.json" for d in cell_dirs(table)] if table in TABLES else []
+    dataset = visual_dataset(fig)
+    return files + ([ancient(prepared(dataset))] if dataset else [])
+
+
+rule visual_profile:
+    output:
+        f"{RESULTS}/visualise/profile.yaml",
+    log:
+        f"{LOGS}/report/visual_profile.log",
+    params:
+        text=VISUAL_PROFILE_TEXT,  # a changed profile rewrites the file (params are a rerun trigger)
+    run:
+        from mfcbench.atomic import write_text
+
+        write_text(output[0], params.text)
+        Path(log[0]).write_text(f"wrote {output[0]}\n")
+
+
+rule visualise:
+    input:
+        profile=rules.visual_profile.output[0],
+        cells=lambda wc: visual_inputs(wc.fig),
+    output:
+        png=report(f"{REPORTS}/{{fig}}.png", caption="../report/figure.rst", category="Figures",
+                   labels={"figure": "{fig}"}),
+        data=f"{REPORTS}/{{fig}}.csv",
+    log:
+        f"{LOGS}/report/{{fig}}.log",
+    wildcard_constraints:
+        fig="|".join(VISUAL_FIGURES),
+    shell:
+        "{PY} visualise {wildcards.fig} --results-dir {RESULTS} --config {input.profile} --out {output.png} "
+        "> {log} 2>&1"
