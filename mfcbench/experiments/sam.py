@@ -306,6 +306,18 @@ def not_run_rows(reason: str) -> list[dict[str, Any]]:
              "reason": reason} for (dataset, model), (iou, stab) in PAPER_TABLE9.items()]
 
 
+def table9_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """run_table9's rows keyed as published.yaml's Table 9 layout: `data` (coco | ade20k) and `method`
+    (sam | mfc_sam) in the spelling its matching uses, instead of the display labels dataset/model."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        label, model = str(row.pop("dataset")), str(row.pop("model"))
+        out.append({"data": label.lower(), "method": model.lower().replace("-", "_"), "data_label": label,
+                    "method_label": model, **row})
+    return out
+
+
 def load_sam_checkpoint(checkpoint: str | Path, sha256: str | None = None, device: str = "cpu"):
     """sam_model_registry['vit_b'](checkpoint) after checking the file (and its sha256 when given)."""
     from segment_anything import sam_model_registry

@@ -541,3 +541,92 @@ def check_lemma4(spec: dict, results: dict) -> dict:
 @CHECKS.register("not_run")
 def check_not_run(spec: dict, results: dict) -> dict:
     return _verdict(NOT_RUN, spec["reason"])
+
+
+# --- Table 9 and Figure 8 (experiments: `mfcbench experiment sam` / `ddpm`) -----------------------
+@CHECKS.register("sam_quality")
+def check_sam_quality(spec: dict, results: dict) -> dict:
+    """Table 9: per dataset that ran and per metric, MFC-SAM's drop below our own SAM on the same
+    images; REPRODUCED when every drop is at most tolerance.max_drop. NOT_RUN rows: their reason."""
+    cells = {(c["keys"]["data"], c["keys"]["method"], c["block"]): c["value"] for c in _published_by_keys(spec["input"])}
+    pub = {(d, b): cells[(d, "sam", b)] - v for (d, m, b), v in cells.items() if m == "mfc_sam"}
+    published = f"largest drop SAM - MFC-SAM {max(pub.values()):.3f}"
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    ran = _ok_rows(frame)
+    if ran.empty:
+        reasons = sorted({str(r) for r in frame.get("reason", pd.Series(dtype=object)).dropna()} - {""})
+        return _verdict(NOT_RUN, "; ".join(reasons) or f"no {spec['input']} row ran", published=published)
+    ran = ran.assign(_d=ran["data"].map(normalise), _m=ran["method"].map(normalise))
+    drops = {}
+    for data, group in ran.groupby("_d"):
+        by = group.set_index("_m")
+        if {"sam", "mfc_sam"} <= set(by.index):
+            for metric in spec["metrics"]:
+                drops[(data, metric)] = float(pd.to_numeric(by[metric]).loc["sam"] - pd.to_numeric(by[metric]).loc["mfc_sam"])
+    if not drops or any(math.isnan(v) for v in drops.values()):
+        return _verdict(NOT_RUN, "needs SAM and MFC-SAM rows with both metrics on one dataset", published=published)
+    limit = spec["tolerance"]["max_drop"]
+    (data, metric), worst = max(drops.items(), key=lambda kv: kv[1])
+    images = pd.to_numeric(ran.get("n_images", pd.Series(dtype=float)), errors="coerce").min()
+    holds = worst <= limit
+    return _verdict(REPRODUCED if holds else DEVIATES,
+                    f"largest drop {worst:.4f} ({data}, {metric}) {'<=' if holds else '>'} {limit:g}; "
+                    f"{'?' if pd.isna(images) else int(images)} image(s) per dataset at least (paper: 1000)",
+                    published=published, reproduced=", ".join(f"{d} {m}: {v:+.4f}" for (d, m), v in sorted(drops.items())),
+                    dataset="+".join(sorted({d for d, _ in drops})))
+
+
+def _fig8_numbers(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per run (single_scale, full_multiscale): seed means of executed #WU, confidence, Frechet distance."""
+    rows = _ok_rows(frame).assign(_r=lambda f: f["run"].map(normalise))
+    out = {}
+    for run in ("single_scale", "full_multiscale"):
+        group = rows[rows["_r"] == run]
+        if not group.empty:
+            out[run] = {m: float(pd.to_numeric(group[m], errors="coerce").mean())
+                        for m in ("wu_executed", "mean_confidence", "frechet_distance")}
+            out[run]["seeds"] = group["seed"].nunique() if "seed" in group.columns else len(group)
+    return out
+
+
+@CHECKS.register("ddpm_quality")
+def check_ddpm_quality(spec: dict, results: dict) -> dict:
+    """Figure 8: Full-Multiscale's executed #WU below single scale's, and its samples as good:
+    classifier confidence at most `confidence_abs` lower and Frechet distance at most `frechet_rel`
+    higher (relative). Fewer than `min_seeds` seeds decide only the cost (more #WU deviates); the
+    quality comparison is then INCONCLUSIVE, saying how far apart the numbers are."""
+    published = "samples alike (pictures only; no number printed)"
+    frame = _frame(results, spec["input"])
+    if frame is None:
+        return {**_missing(spec["input"]), "published": published}
+    numbers = _fig8_numbers(frame)
+    if set(numbers) != {"single_scale", "full_multiscale"}:
+        return _verdict(NOT_RUN, f"{spec['input']}.csv lacks a finished single_scale and full_multiscale run",
+                        published=published)
+    ss, fm = numbers["single_scale"], numbers["full_multiscale"]
+    tol = spec["tolerance"]
+    conf_gap = ss["mean_confidence"] - fm["mean_confidence"]  # > 0: Full-Multiscale less confident
+    fd_ratio = fm["frechet_distance"] / ss["frechet_distance"] if ss["frechet_distance"] > 0 else float("inf")
+    seeds = int(min(ss["seeds"], fm["seeds"]))
+    reproduced = (f"#WU {fm['wu_executed']:,.6g} vs {ss['wu_executed']:,.6g}; confidence {fm['mean_confidence']:.3f} "
+                  f"vs {ss['mean_confidence']:.3f}; FD {fm['frechet_distance']:.3g} vs {ss['frechet_distance']:.3g} "
+                  f"(n={seeds} seed{'s' if seeds != 1 else ''})")
+    cheaper = fm["wu_executed"] < ss["wu_executed"]
+    within = conf_gap <= tol["confidence_abs"] and fd_ratio <= 1 + tol["frechet_rel"]
+    decisive = tol["decisive"]
+    clearly_worse = conf_gap > decisive * tol["confidence_abs"] or fd_ratio > 1 + decisive * tol["frechet_rel"]
+    gaps = f"confidence gap {conf_gap:+.3f} (tol {tol['confidence_abs']:g}), FD ratio {fd_ratio:.3g} (tol {1 + tol['frechet_rel']:g})"
+    if not cheaper:
+        verdict, reason = DEVIATES, "Full-Multiscale executed no fewer #WU than single scale"
+    elif seeds >= tol["min_seeds"]:
+        verdict, reason = (REPRODUCED if within else DEVIATES), f"seed means: {gaps}"
+    else:  # one seed, and no record that either run converged: never DEVIATES for want of budget
+        verdict = INCONCLUSIVE
+        reason = (f"{seeds} seed(s) < {tol['min_seeds']} and convergence not recorded: {gaps} "
+                  f"({'clearly outside' if clearly_worse else 'within' if within else 'outside'} the tolerance)")
+    used = _datasets(frame) or "digits"
+    if normalise(used) != "mnist":
+        reason += f"; {used} stand in for the paper's MNIST"
+    return _verdict(verdict, reason, published=published, reproduced=reproduced, dataset=used)

@@ -124,12 +124,15 @@ def _stats(rows: pd.DataFrame, metric: str) -> dict[str, Any]:
 
 
 def _failures(frame: pd.DataFrame) -> str:
-    """'failed: <error>' lines of cells that recorded a failure (empty when none did)."""
+    """'failed: <error>' of cells that recorded a failure, then NOT_RUN rows' reasons (empty when none)."""
     if "status" not in frame:
         return ""
-    failed = frame[frame["status"].map(normalise) == "failed"]
+    status = frame["status"].map(normalise)
+    failed = frame[status == "failed"]
     errors = sorted({str(e) for e in failed.get("error", pd.Series(dtype=str)).dropna()})
-    return "; ".join(f"failed: {e}" for e in errors) or ("failed" if len(failed) else "")
+    lines = [f"failed: {e}" for e in errors] or (["failed"] if len(failed) else [])
+    lines += sorted({str(r) for r in frame[status == "not_run"].get("reason", pd.Series(dtype=str)).dropna()} - {""})
+    return "; ".join(lines)
 
 
 def _pick_metric(frame: pd.DataFrame | None, candidates: list[str]) -> str | None:

@@ -8,7 +8,7 @@ def results_inputs():
     """Every results file of this profile: the claims and REPORT.md read them all."""
     files = [f"{RESULTS}/{t}.csv" for t in TABLES + extra_tables()] + [f"{RESULTS}/workunits.csv"]
     files += [f"{RESULTS}/curves_{t}.csv" for t in TABLES]
-    files += [f"{RESULTS}/{x}.csv" for x in ("flops_models", "fig3", "fig7", "lemma4") if x in extras()]
+    files += [f"{RESULTS}/{x}.csv" for x in ("flops_models", "fig3", "fig7", "lemma4", "fig8") if x in extras()]
     return files
 
 
