@@ -127,3 +127,12 @@ def all_reports():
         targets.append(f"{REPORTS}/fig5.png")
     targets += [f"{REPORTS}/claims.csv", f"{REPORTS}/REPORT.md"]
     return targets
+
+
+PUBLISHED = f"reports/published/{PROFILE}"  # the committed snapshot a reviewer reads (rule publish)
+
+
+def published_files():
+    """What `rule publish` copies into PUBLISHED: every report, and the data behind each figure."""
+    files = [Path(t).name for t in all_reports()]
+    return files + [f[:-4] + ".csv" for f in files if f.startswith("fig") and f.endswith(".png")]

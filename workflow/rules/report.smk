@@ -110,3 +110,19 @@ rule report_markdown:
     shell:
         "{PY} report markdown --results-dir {RESULTS} --reports-dir {REPORTS} --profile {PROFILE} "
         "--config {input.config} --out {output} > {log} 2>&1"
+
+
+rule publish:
+    """Copy this profile's reports into reports/published/<profile>/, the snapshot committed to git for
+    reviewers. The pipeline itself never reads it: a fresh clone rebuilds reports/ from scratch."""
+    input:
+        [f"{REPORTS}/{name}" for name in published_files()],
+    output:
+        [f"{PUBLISHED}/{name}" for name in published_files()],
+    log:
+        f"{LOGS}/report/publish.log",
+    run:
+        for src, dst in zip(input, output):
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        Path(log[0]).write_text(f"published {len(output)} files to {PUBLISHED}\n")
