@@ -12,6 +12,7 @@ physical, one set of parameters is one continuous operator, whatever the mesh it
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import torch
@@ -28,9 +29,15 @@ def wavenumbers(height: int, width: int, h: float | None = None, *, device=None,
     """Physical wavenumbers (ky of shape (H, 1), kx of shape (1, W//2+1)) for an rfft2 grid.
 
     `h` is the mesh spacing on both axes; the default 1/width places the image on the unit square.
+    Built once per (mesh, spacing, device, dtype) and shared (read-only): a multiscale step visits the
+    same few meshes in every layer and every step.
     """
-    if h is None:
-        h = 1.0 / width
+    return _wavenumbers(int(height), int(width), 1.0 / width if h is None else float(h),
+                        str(torch.device(device) if device is not None else "cpu"), dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _wavenumbers(height: int, width: int, h: float, device: str, dtype):
     ky = 2 * math.pi * torch.fft.fftfreq(height, d=h, device=device, dtype=dtype)
     kx = 2 * math.pi * torch.fft.rfftfreq(width, d=h, device=device, dtype=dtype)
     return ky[:, None], kx[None, :]
