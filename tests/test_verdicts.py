@@ -51,9 +51,12 @@ def test_inconclusive_with_fewer_than_three_seeds():
 def test_never_deviates_for_want_of_budget():
     """Far outside the margin, but a cell is not converged: our budget, not the paper -> INCONCLUSIVE."""
     v, reason = verdict(frame({"msgd": [1.5, 1.5, 1.5]}, converged={("sgd", 1): False}))
-    assert v == "INCONCLUSIVE" and "not converged (sgd seed 1)" in reason
-    v, reason = verdict(frame({"msgd": [1.5, 1.5, 1.5]}, converged=False))
-    assert v == "INCONCLUSIVE"
+    assert v == "INCONCLUSIVE" and "SGD not converged (sgd seed 1)" in reason
+    v, reason = verdict(frame({"msgd": [1.5, 1.5, 1.5]}, converged={("msgd", 0): False}))
+    assert v == "INCONCLUSIVE" and "outside the margin but not converged (msgd seed 0)" in reason
+    # within the margin it got there, converged or not; an unconverged SGD reference still decides nothing
+    assert verdict(frame({"msgd": [1.05, 1.06, 1.04]}, converged={("msgd", 0): False}))[0] == "REPRODUCED"
+    assert verdict(frame({"msgd": [1.05, 1.06, 1.04]}, converged={("sgd", 0): False}))[0] == "INCONCLUSIVE"
 
 
 def test_not_run_without_pairs_and_diverged_cells_are_named():
@@ -116,5 +119,7 @@ def test_time_to_quality_rows_and_verdicts():
     never = _ttq_results([0.4, 0.3, 0.25, 0.2])
     assert C.check_time_to_quality(TTQ, never)["verdict"] == "DEVIATES"
     assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.3, 0.25, 0.2], converged=False))["verdict"] == "INCONCLUSIVE"
+    reached = C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.13, 0.115, 0.11], converged=False))
+    assert reached["verdict"] == "INCONCLUSIVE" and "SGD not converged" in reached["reason"]
     assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.13, 0.115, 0.11], seeds=(0,)))["verdict"] == "INCONCLUSIVE"
     assert C.check_time_to_quality(TTQ, {})["verdict"] == "NOT_RUN"

@@ -196,9 +196,11 @@ def check_wu_savings(spec: dict, results: dict) -> dict:
 def check_similar_quality(spec: dict, results: dict) -> dict:
     """Per network and multiscale strategy: the seed-paired ratio multiscale/SGD of the metric, its
     mean and 95% Student-t interval; REPRODUCED when every interval lies inside the margin (and the
-    multiscale cells are cheaper), DEVIATES when one lies wholly outside with converged cells,
-    INCONCLUSIVE when a cell is not converged, fewer than `min_seeds` seeds ran, or an interval
-    straddles the margin. A diverged multiscale cell beside a finished SGD cell deviates."""
+    multiscale cells are cheaper) against converged SGD cells, DEVIATES when one lies wholly outside
+    with converged cells on both sides, INCONCLUSIVE when an SGD reference is not converged, fewer
+    than `min_seeds` seeds ran, a worse multiscale cell had not converged (more budget might close the
+    gap), or an interval straddles the margin. A diverged multiscale cell beside a finished SGD cell
+    deviates."""
     metric, higher = spec["metric"], spec["higher_is_better"]
     tol = spec["tolerance"]
     pub = pd.DataFrame([{**c["keys"], "value": c["value"]} for c in _published_by_keys(spec["input"]) if "arch" in c["keys"]])
@@ -267,14 +269,17 @@ def quality_pair(frame: pd.DataFrame, arch: str, strategy: str, metric: str, hig
                    for k, v in c.loc[seeds, "converged"].items() if not _truthy(v)]
     if "converged" not in rows:
         unconverged = ["convergence not recorded"]
+    reference = [u for u in unconverged if u.startswith(("sgd", "convergence"))]  # SGD's quality not known yet
     if len(excess) == 0:
         return _pair(NOT_RUN, label, "no seed with both cells finished", display)
-    if high <= margin and len(excess) >= min_seeds and not unconverged:
+    enough = len(excess) >= min_seeds
+    if high <= margin and enough and not reference:  # it got there: its own convergence does not matter
         return _pair(REPRODUCED, label, f"{display} within the margin", display, mean)
-    if low > margin and len(excess) >= min_seeds and not unconverged:
-        return _pair(DEVIATES, label, f"{display} outside the margin", display, mean)
-    why = (f"not converged ({', '.join(unconverged[:3])})" if unconverged
-           else f"only {len(excess)} seed(s) (needs {min_seeds})" if len(excess) < min_seeds
+    if low > margin and enough and not unconverged:  # worse, and more steps would not have helped
+        return _pair(DEVIATES, label, f"{display} outside the margin (converged cells)", display, mean)
+    why = (f"SGD not converged ({', '.join(reference[:3])})" if reference
+           else f"only {len(excess)} seed(s) (needs {min_seeds})" if not enough
+           else f"outside the margin but not converged ({', '.join(unconverged[:3])})" if low > margin
            else "the interval straddles the margin")
     return _pair(INCONCLUSIVE, label, f"{display}: {why}", display, mean)
 
@@ -355,15 +360,17 @@ def _ttq_network(arch: str, group: pd.DataFrame, strategy: str, min_seeds: int) 
     ratio = ours["wu_to_quality"] / sgd["wu_to_quality"]
     shown = (f"{arch}: {strategy} reached on {int(ours['reached'].sum())}/{len(seeds)} seeds"
              + (f", at {ratio.mean():.2g}x SGD's #WU" if ratio.notna().any() else ""))
-    unconverged = [f"{s} seed {k}" for s, frame in (("sgd", sgd), (strategy, ours))
-                   for k, v in frame["converged"].items() if not _truthy(v)]
-    if unconverged:
-        return INCONCLUSIVE, f"{shown}; not converged ({', '.join(unconverged[:3])})", shown
+    reference = [f"sgd seed {k}" for k, v in sgd["converged"].items() if not _truthy(v)]
+    mine = [f"{strategy} seed {k}" for k, v in ours["converged"].items() if not _truthy(v)]
+    if reference:  # SGD's final value, the target, is not settled yet
+        return INCONCLUSIVE, f"{shown}; SGD not converged ({', '.join(reference[:3])})", shown
     if len(seeds) < min_seeds:
         return INCONCLUSIVE, f"{shown}; only {len(seeds)} seed(s) (needs {min_seeds})", shown
     if ours["reached"].all() and (ratio < 1).all():
         return REPRODUCED, shown, shown
     if (~ours["reached"] | (ratio >= 1)).all():
+        if mine:  # it never got there, but it was still improving: our budget, not the claim
+            return INCONCLUSIVE, f"{shown}; {strategy} not converged ({', '.join(mine[:3])})", shown
         return DEVIATES, shown, shown
     return INCONCLUSIVE, f"{shown}; the seeds disagree", shown
 
