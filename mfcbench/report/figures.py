@@ -77,15 +77,15 @@ def ordered(values, order: dict) -> list:
 
 
 def seed_stats(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Mean over seeds per `keys`; std and the band lo/hi (mean ± std) only where n_seeds > 1."""
+    """Mean over seeds per `keys`; std and the band lo/hi (min and max over seeds) only where n_seeds > 1."""
     data = frame.assign(_v=pd.to_numeric(frame[value], errors="coerce")).dropna(subset=["_v"])
     if "seed" not in data.columns:
         data = data.assign(seed=0)
     extra = {c: (c, "mean") for c in ("wu_executed", "level") if c in data.columns and c not in keys}
     out = data.groupby(keys, sort=True).agg(mean=("_v", "mean"), std=("_v", "std"), n_seeds=("seed", "nunique"),
-                                            **extra).reset_index()
-    out["std"] = out["std"].where(out["n_seeds"] > 1)
-    out["lo"], out["hi"] = out["mean"] - out["std"], out["mean"] + out["std"]
+                                            lo=("_v", "min"), hi=("_v", "max"), **extra).reset_index()
+    several = out["n_seeds"] > 1  # the band is the range over seeds: it stays positive on a log axis
+    out["std"], out["lo"], out["hi"] = out["std"].where(several), out["lo"].where(several), out["hi"].where(several)
     return out.assign(metric=value)
 
 
@@ -96,7 +96,7 @@ def describe(frame: pd.DataFrame) -> str:
         if column in frame.columns and frame[column].notna().any():
             parts.append(f"{column} {'+'.join(sorted({str(v) for v in frame[column].dropna()}))}")
     seeds = frame["seed"].nunique() if "seed" in frame.columns else 1
-    parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}" + (" (mean ± std band)" if seeds > 1 else " (no band)"))
+    parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}" + (" (mean; band: range over seeds)" if seeds > 1 else " (no band)"))
     return ", ".join(parts)
 
 
