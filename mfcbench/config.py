@@ -40,6 +40,9 @@ OPTIONS: dict[str, Option] = {
     "lr_schedule": Option("constant", {"enum": ["constant", "cosine"]},
                           "constant (paper) or cosine over all iterations (authors' code)"),
     "val_size": Option(512, INT_MIN1, "images in the fixed validation batch"),
+    "val_selection": Option("spread", {"enum": ["spread", "first"]},
+                            "which val_size images validate: spread = evenly spaced over the val split (default), "
+                            "first = the first val_size (the first skimage val patches are flat: std 0.006)"),
     "val_every": Option(500, INT_MIN1, "validate every this many iterations (and at the end)"),
     "checkpoint_every": Option(500, INT_MIN1, "checkpoint every this many iterations (and at phase ends)"),
     "plateau_threshold": Option(0.01, {"type": "number", "minimum": 0},

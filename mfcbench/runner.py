@@ -324,12 +324,21 @@ def _images(cfg: dict, dataset: str, train_images, val_images) -> tuple[torch.Te
     else:
         checksum = tensor_checksum(train_images, val_images)
     train_images = train_images.float().cpu()
-    val_images = val_images[: cfg["val_size"]].float().cpu()
+    val_images = validation_subset(val_images, cfg).float().cpu()
     if len(train_images) == 0 or len(val_images) == 0:
         raise ValueError("the train and val splits must each hold at least one image")
     if tuple(train_images.shape[-2:]) != (cfg["image_size"],) * 2:
         raise ValueError(f"training images are {tuple(train_images.shape[-2:])}, config image_size is {cfg['image_size']}")
     return train_images, val_images, checksum
+
+
+def validation_subset(val_images: torch.Tensor, cfg: dict) -> torch.Tensor:
+    """The cell's validation images: `val_size` of them, evenly spaced over the split ("spread": every
+    val image contributes, whatever order the dataset tiles it in) or the first ones ("first")."""
+    n = min(cfg["val_size"], len(val_images))
+    if cfg.get("val_selection", "spread") == "first" or n == len(val_images):
+        return val_images[:n]
+    return val_images[torch.linspace(0, len(val_images) - 1, n).round().long()]
 
 
 def _task_and_strategy(cell: dict, cfg: dict) -> tuple[Task, Any]:

@@ -256,3 +256,11 @@ def test_plateau_statistic(values, higher, expected):
     assert ok["converged"] == (expected is not None and expected <= 0.01)
     assert runner.convergence(curve, steps, higher, 1.0, "diverged", False)["converged"] is False
     assert runner.convergence(curve, steps, higher, 0.0, "ok", True)["converged"] is True  # early stop = plateau
+
+
+def test_validation_images_spread_over_the_split():
+    val = torch.arange(100, dtype=torch.float32).view(100, 1, 1, 1)
+    spread = runner.validation_subset(val, {"val_size": 5, "val_selection": "spread"}).flatten().tolist()
+    assert spread == [0.0, 25.0, 50.0, 74.0, 99.0]  # evenly spaced: every val image can contribute
+    assert runner.validation_subset(val, {"val_size": 5, "val_selection": "first"}).flatten().tolist() == [0, 1, 2, 3, 4]
+    assert len(runner.validation_subset(val, {"val_size": 500})) == 100

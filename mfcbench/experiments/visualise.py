@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from ..atomic import atomic_path, torch_load, write_csv
+from ..runner import validation_subset
 from ..sampling import seed_for
 
 
@@ -259,7 +260,7 @@ def validation_images(dataset: str, cfg: Mapping[str, Any], cache: dict, given: 
         from ..data import open_dataset
 
         cache[key] = open_dataset(dataset, cfg["image_size"], cfg["data_root"]).val
-    return cache[key][: cfg["val_size"]].float().cpu()
+    return validation_subset(cache[key], cfg).float().cpu()
 
 
 def validation_batch(task, images: torch.Tensor, seed: int):
