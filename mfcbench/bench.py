@@ -119,7 +119,8 @@ def bench_packed_fft(b: Bench) -> None:
                 times[path].append(float(row["median_ms"]))
     for path, values in times.items():
         b.add("packed_fft", f"mfc_pointwise fwd+bwd {path} {shape}",
-              {"median_ms": round(sorted(values)[len(values) // 2], 3), "runs": len(values)} if values else None)
+              {"median_ms": round(sorted(values)[len(values) // 2], 3), "iqr_ms": round(max(values) - min(values), 3),
+               "runs": len(values)} if values else {"status": "not measured"})
     if times["rfft"] and times["packed"]:
         ratio = min(times["packed"]) / min(times["rfft"])
         b.add("packed_fft", "ratio packed/rfft (fwd+bwd)", value=round(ratio, 3), target="<= 0.90",
