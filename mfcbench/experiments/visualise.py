@@ -338,8 +338,15 @@ def select_cells(cells: Iterable, table: str) -> dict[str, dict[str, Any]]:
     return chosen
 
 
+IMAGE_SLOTS = 4  # each table's pair of figures shows 2 + 2 images, spread over its validation batch
+
+
 def image_indices(first: int, count: int, available: int) -> list[int]:
-    return list(dict.fromkeys((first + k) % available for k in range(count)))
+    """Slot s of IMAGE_SLOTS picks the image at the middle of the s-th quarter of the validation batch,
+    so a figure's images come from different parts of the split (its first patches can be flat)."""
+    slots = max(IMAGE_SLOTS, first + count)
+    return list(dict.fromkeys(((first + k) * available // slots + available // (2 * slots)) % available
+                              for k in range(count)))
 
 
 @torch.no_grad()
@@ -475,7 +482,7 @@ def prediction_figure(fig: str, cells: Iterable, results_dir: str | Path, out: s
     for ax, name in zip(axes[0], ["input (data)", "target", *(STRATEGY_LABELS[s] for s in STRATEGIES)]):
         ax.set_title(name, fontsize=10)
     figure.suptitle(_prediction_title(fig, spec, context, metric, first.task.higher_is_better), fontsize=10.5)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.55 / figure.get_figheight()))  # room for the two-line title
     _save(figure, out)
     frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     frame[["iterations", "seed"]] = frame[["iterations", "seed"]].astype("Int64")
