@@ -265,11 +265,9 @@ def _cell_problem(config, table: str, spec, arch: str, strategy: str, variant: s
 # ----------------------------------------------------------------------------- work units
 def cell_work_units(cell: Cell) -> float | None:
     """Closed-form #WU of a cell's schedule (App. C), from `mfcbench.workunits`; None if unknown."""
-    try:
-        from mfcbench.strategies import build_strategy
-        from mfcbench.workunits import schedule_wu
-    except ImportError:
-        return None
+    from .strategies import build_strategy
+    from .workunits import schedule_wu
+
     try:
         return float(schedule_wu(build_strategy(cell.strategy, dict(cell.config)).phases()))
     except Exception:  # unsupported strategy/schedule: the summary says n/a, the runner reports the error
