@@ -232,3 +232,22 @@ def test_report_never_imports_training_code():
             "bad=[m for m in sys.modules if m.startswith(('mfcbench.models','mfcbench.strategies','mfcbench.runner','mfcbench.tasks','torch'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_fig3_titles_name_what_each_row_varies():
+    from mfcbench.report.figures import fig3
+
+    rows = []
+    for row, varied in ((1, "gx"), (2, "tau")):
+        for panel in range(3):
+            params = {"axx": 1.0, "axy": panel / 2, "ayy": 3.0, "tau": 0.002, "g0": 1.0, "gx": 0.0, "gy": 0.0}
+            params[varied] = (panel + 1) / 64
+            rows += [{"row": row, "panel": panel, "sweep": panel / 2, **params, "x": x, "y": y, "value": x * y}
+                     for x in range(4) for y in range(4)]
+    fig, _ = fig3(pd.DataFrame(rows))
+    axes = [ax for ax in fig.axes if ax.get_images()]
+    titles = [ax.get_title() for ax in axes]
+    assert len(titles) == 6 and len(set(titles)) == 6, titles  # no two panels share a title
+    assert all("alpha_{xy}" in t for t in titles) and sum("gamma_x" in t for t in titles) == 3
+    labels = [ax.get_ylabel() for ax in axes if ax.get_subplotspec().colspan.start == 0]
+    assert "tau" in labels[0] and "gamma_x" in labels[1], labels  # the row's fixed parameters

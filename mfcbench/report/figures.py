@@ -134,24 +134,38 @@ def positive_log(ax, values: pd.Series, axis: str = "y") -> None:
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
 
 
+PARAM_SYMBOLS = {"axx": r"\alpha_{xx}", "axy": r"\alpha_{xy}", "ayy": r"\alpha_{yy}", "tau": r"\tau",
+                 "g0": r"\gamma_0", "gx": r"\gamma_x", "gy": r"\gamma_y"}
+
+
+def kernel_params(cell: pd.DataFrame, names: list[str]) -> str:
+    first = cell.iloc[0]
+    return ", ".join(f"${PARAM_SYMBOLS.get(c, c)}$={first[c]:.3g}" for c in names)
+
+
 @FIGURES.register("fig3")
 def fig3(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    """MFC kernels over the caption's parameter sweeps: one image per (row, panel)."""
+    """MFC kernels over the caption's parameter sweeps: one image per (row, panel). Each panel's
+    title names the parameters its row varies; the row's fixed parameters label the row."""
     rows, panels = sorted(frame["row"].unique()), sorted(frame["panel"].unique())
-    fig, axes = plt.subplots(len(rows), len(panels), figsize=(2.0 * len(panels), 2.0 * len(rows)), squeeze=False)
-    params = [c for c in frame.columns if c not in {"row", "panel", "x", "y", "value"}]
+    fig, axes = plt.subplots(len(rows), len(panels), figsize=(2.2 * len(panels), 2.4 * len(rows)), squeeze=False)
+    params = [c for c in frame.columns if c in PARAM_SYMBOLS]
     for i, r in enumerate(rows):
+        in_row = frame[frame["row"] == r]
+        varying = [c for c in params if in_row[c].nunique() > 1]
+        fixed = [c for c in params if c not in varying]
         for j, p in enumerate(panels):
             ax = axes[i][j]
-            cell = frame[(frame["row"] == r) & (frame["panel"] == p)]
-            ax.set_axis_off()
+            cell = in_row[in_row["panel"] == p]
+            ax.set_xticks([]), ax.set_yticks([])
             if cell.empty:
+                ax.set_axis_off()
                 continue
             image = cell.pivot_table(index="y", columns="x", values="value", aggfunc="mean")
             ax.imshow(image.to_numpy(), cmap="RdBu_r", origin="lower")
-            first = cell.iloc[0]
-            ax.set_title(", ".join(f"{c}={first[c]:.2g}" for c in params[:3] if pd.api.types.is_number(first[c])), fontsize=6)
-    fig.suptitle("Mesh-free convolution kernels")
+            ax.set_title(kernel_params(cell, varying), fontsize=8)
+        axes[i][0].set_ylabel(f"row {r}\n" + textwrap.fill(kernel_params(in_row, fixed), 28), fontsize=7)
+    fig.suptitle("Mesh-free convolution kernels (Figure 3's sweeps)")
     fig.tight_layout()
     return fig, frame
 
