@@ -285,6 +285,21 @@ def summarize(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def schedule_summary(config: Mapping[str, Any]) -> str:
+    """Iterations per level of every table's strategies, as run: 'table4: sgd/msgd [320, 320, 320,
+    320], fmsgd [320, 160, 80, 40]; ...' ('up to' where the cells may stop early)."""
+    parts = []
+    for name in config.get("tables", {}):
+        schedules: dict[str, list[str]] = {}
+        for cell in expand(config, [name]):
+            its = f"{'up to ' if cell.config.get('early_stop') else ''}{list(cell.config['iterations'])}"
+            strategies = schedules.setdefault(its, [])
+            if cell.strategy not in strategies:
+                strategies.append(cell.strategy)
+        parts.append(f"{name}: " + ", ".join(f"{'/'.join(s)} {its}" for its, s in schedules.items()))
+    return "; ".join(parts)
+
+
 def format_summary(config: Mapping[str, Any]) -> str:
     rows = summarize(config)
     cells = sum(r["cells"] for r in rows)

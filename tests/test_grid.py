@@ -270,3 +270,11 @@ def test_gather_fails_clearly(tmp_path, capsys):
     other = _fake_cell(tmp_path, "table3/blur/fields/blur_conv/sgd/seed0")
     with pytest.raises(ValueError, match="table3"):
         gather([other], "tiny", "table4")
+
+
+def test_schedule_summary_names_each_tables_schedule():
+    config = grid.load_config(CONFIGS / "converged.yaml")
+    summary = grid.schedule_summary(config)
+    assert "table4: sgd/msgd [320, 320, 320, 320], fmsgd [320, 160, 80, 40]" in summary
+    assert "table3: sgd/msgd up to [500, 500, 500, 500]" in summary  # early stop: a cap, said so
+    assert summary.count("table") == len(config["tables"])

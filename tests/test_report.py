@@ -251,3 +251,16 @@ def test_fig3_titles_name_what_each_row_varies():
     assert all("alpha_{xy}" in t for t in titles) and sum("gamma_x" in t for t in titles) == 3
     labels = [ax.get_ylabel() for ax in axes if ax.get_subplotspec().colspan.start == 0]
     assert "tau" in labels[0] and "gamma_x" in labels[1], labels  # the row's fixed parameters
+
+
+def test_summary_puts_decided_claims_first_and_lists_not_run_apart():
+    from mfcbench.report.markdown import summary_section
+
+    claims = pd.DataFrame({"id": ["a", "b", "c"], "claim": ["A", "B", "C"], "published": ["1", "2", "3"],
+                           "reproduced": ["1", "", "9"], "verdict": ["REPRODUCED", "NOT_RUN", "DEVIATES"],
+                           "reason": ["ok", "no results: table9.csv missing", "off"]})
+    text = summary_section(claims)
+    head, tail = text.split("**NOT_RUN** (1)")
+    assert "(`a`)" in head and "(`c`)" in head and "(`b`)" not in head
+    assert "(`b`)" in tail and "table9.csv missing" in tail and "**REPRODUCED**" not in tail
+    assert "**NOT_RUN** (" not in summary_section(claims[claims["verdict"] != "NOT_RUN"])

@@ -223,7 +223,9 @@ def check_similar_quality(spec: dict, results: dict) -> dict:
     worst = max(pairs, key=lambda p: (p["verdict"] == verdict, p["excess"] if p["excess"] == p["excess"] else -1))
     frac = ", ".join(f"{s} {f:.3g}" for s, f in fractions.items()) or "no #WU"
     deciding = [p for p in pairs if p["verdict"] == verdict]
-    reason = (f"{verdict.lower()}: " + "; ".join(p["reason"] for p in deciding[:3]) + (" ..." if len(deciding) > 3 else "")
+    tally = pd.Series([p["verdict"] for p in pairs]).value_counts()
+    reason = (f"{verdict.lower()} ({len(pairs)} pairs: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + "): "
+              + "; ".join(p["reason"] for p in deciding[:3]) + (" ..." if len(deciding) > 3 else "")
               + f" (margin {tol['margin']:.0%} {'below' if higher else 'above'} SGD; #WU fraction of SGD: {frac})"
               + _substitution_note(frame, spec["input"]))
     return _verdict(verdict, reason, published=published, reproduced=worst["display"], dataset=_datasets(frame))
@@ -347,7 +349,9 @@ def check_time_to_quality(spec: dict, results: dict) -> dict:
         return _verdict(NOT_RUN, f"no network has both SGD and {strategy}", published=published)
     verdict = _combine([o[0] for o in outcomes])
     reasons = [o[1] for o in outcomes if o[0] == verdict]
-    return _verdict(verdict, "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "") + f" (margin {tol['margin']:.0%})",
+    others = [f"{o[1]} ({o[0]})" for o in outcomes if o[0] != verdict]
+    reason = "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "") + f" (margin {tol['margin']:.0%})"
+    return _verdict(verdict, reason + (f"; the other networks: {'; '.join(others[:3])}" if others else ""),
                     published=published, reproduced="; ".join(o[2] for o in outcomes[:4]), dataset=_datasets(cells))
 
 
@@ -371,7 +375,7 @@ def _ttq_network(arch: str, group: pd.DataFrame, strategy: str, min_seeds: int) 
     if (~ours["reached"] | (ratio >= 1)).all():
         if mine:  # it never got there, but it was still improving: our budget, not the claim
             return INCONCLUSIVE, f"{shown}; {strategy} not converged ({', '.join(mine[:3])})", shown
-        return DEVIATES, shown, shown
+        return DEVIATES, f"{shown}; SGD and {strategy} converged on every seed", shown
     return INCONCLUSIVE, f"{shown}; the seeds disagree", shown
 
 

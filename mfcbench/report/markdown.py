@@ -55,13 +55,22 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 
 
 def summary_section(claims: pd.DataFrame) -> str:
-    """The verdict table a reviewer reads first: claim, published, reproduced (mean ± CI, n), verdict, reason."""
+    """The verdict table a reviewer reads first: claim, published, reproduced (mean ± CI, n), verdict,
+    reason, for every claim this profile's results decide or could not; then, shorter, the claims it
+    did not run (the reason names what is missing)."""
+    ran = claims["verdict"].astype(str) != "NOT_RUN"
+    label = [f"{c} (`{i}`)" for c, i in zip(claims["claim"], claims["id"])]
     view = pd.DataFrame({
-        "claim": [f"{c} (`{i}`)" for c, i in zip(claims["claim"], claims["id"])],
-        "published": claims["published"], "reproduced": claims["reproduced"],
+        "claim": label, "published": claims["published"], "reproduced": claims["reproduced"],
         "verdict": claims["verdict"].map(lambda v: f"**{v}**"), "reason": claims["reason"],
     })
-    return f"## Summary of verdicts\n\n{len(claims)} claims: {verdict_counts(claims)}.\n\n{md_table(view)}"
+    out = f"## Summary of verdicts\n\n{len(claims)} claims: {verdict_counts(claims)}.\n\n"
+    if ran.any():
+        out += md_table(view[ran.to_numpy()])
+    if (~ran).any():
+        out += (f"\n**NOT_RUN** ({int((~ran).sum())}): the results they need are not in this profile (the reason names what is missing).\n\n"
+                + md_table(view.loc[~ran.to_numpy(), ["claim", "published", "reason"]]))
+    return out
 
 
 def load_scored_claims(reports_dir: Path, results: dict[str, pd.DataFrame], profile: str) -> pd.DataFrame:

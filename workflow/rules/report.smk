@@ -90,8 +90,8 @@ rule run_manifest:
             "profile": PROFILE, "generated_at": now(), "git_commit": commit, "git_dirty": dirty,
             "versions": versions(), "device_setting": config["device"],
             "datasets": {name: spec["image_size"] for name, spec in config["datasets"].items()},
-            "scale": f"{d['levels']} levels, N0 {d['batch_size']}, iterations {d['iterations']} per level "
-                     f"(per-table overrides in config.yaml), val_size {d['val_size']}",
+            "scale": f"{d['levels']} levels, N0 {d['batch_size']}, val_size {d['val_size']}; iterations per level "
+                     f"{grid.schedule_summary(config)}",
             "seeds": {table: spec["seeds"] for table, spec in config["tables"].items()},
         })
         Path(log[0]).write_text(f"wrote {output.manifest} and {output.config}\n")
