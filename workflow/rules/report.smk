@@ -12,6 +12,11 @@ def results_inputs():
     return files
 
 
+# The report code and its data files: a report rule reruns when they change (reports are cheap, and a
+# verdict or layout fixed in the code must not leave an old claims.csv or REPORT.md behind).
+REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).with_name("report").iterdir()
+                     if p.suffix in (".py", ".yaml"))
+
 FIGURE_INPUTS = {
     "fig3": [f"{RESULTS}/fig3.csv"],
     "fig4": [f"{RESULTS}/curves_table3.csv"],  # blur: gradient norm and validation metric, conv vs MFC
@@ -30,7 +35,8 @@ def table_inputs(name):
 
 rule report_table:
     input:
-        lambda wc: table_inputs(wc.name),
+        data=lambda wc: table_inputs(wc.name),
+        code=REPORT_CODE,
     output:
         f"{REPORTS}/{{name}}.csv",
     log:
@@ -38,14 +44,15 @@ rule report_table:
     wildcard_constraints:
         name="|".join(TABLES + list(DISCREPANCY) + EXPERIMENT_TABLES + MEASURED),
     params:
-        inputs=lambda wc, input: " ".join(f"--input {f}" for f in input),
+        inputs=lambda wc, input: " ".join(f"--input {f}" for f in input.data),
     shell:
         "{PY} report table --name {wildcards.name} {params.inputs} --out {output} > {log} 2>&1"
 
 
 rule report_figure:
     input:
-        lambda wc: FIGURE_INPUTS[wc.fig],
+        data=lambda wc: FIGURE_INPUTS[wc.fig],
+        code=REPORT_CODE,
     output:
         png=report(f"{REPORTS}/{{fig}}.png", caption="../report/figure.rst", category="Figures",
                    labels={"figure": "{fig}"}),
@@ -55,12 +62,13 @@ rule report_figure:
     wildcard_constraints:
         fig="|".join(FIGURE_INPUTS),
     shell:
-        "{PY} report figure --name {wildcards.fig} --input {input} --out {output.png} > {log} 2>&1"
+        "{PY} report figure --name {wildcards.fig} --input {input.data} --out {output.png} > {log} 2>&1"
 
 
 rule claims:
     input:
         results_inputs(),
+        code=REPORT_CODE,
     output:
         report(f"{REPORTS}/claims.csv", caption="../report/claims.rst", category="Verdicts"),
     log:
@@ -101,6 +109,7 @@ rule report_markdown:
     input:
         results_inputs(),
         [t for t in all_reports() if not t.endswith("REPORT.md")],
+        code=REPORT_CODE,
         manifest=rules.run_manifest.output.manifest,
         config=rules.run_manifest.output.config,
     output:
