@@ -53,8 +53,12 @@ OPTIONS: dict[str, Option] = {
                                     "patience": {**INT_MIN1, "default": 5,
                                                  "description": "validations without improvement before stopping"},
                                     "min_delta": {"type": "number", "minimum": 0, "default": 0.0,
-                                                  "description": "smallest improvement that counts"}}},
-                         "{patience, min_delta} on the headline val metric (blur estimation stops on a plateau)"),
+                                                  "description": "smallest improvement that counts"},
+                                    "scope": {"enum": ["phase", "run"], "default": "phase",
+                                              "description": "what a plateau ends: the phase (Algorithm 2: "
+                                                             "the next, finer level starts) or the whole run"}}},
+                         "{patience, min_delta, scope} on the headline val metric (blur estimation stops on a plateau); with "
+                         "several phases (Full-Multiscale) a plateau ends the phase unless scope is 'run'"),
     "augment": Option("none", {"enum": ["none", "crops"]},
                       "clean-image augmentation for any strategy: none | crops (RandomResizedCrop, App. D.8; Table 12)"),
     "crop_size": Option(None, {"type": ["integer", "null"], "minimum": 1},
@@ -148,7 +152,8 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
     _check_schedule(cfg)
     if cfg["early_stop"] is not None:
         cfg["early_stop"] = {"patience": cfg["early_stop"]["patience"],
-                             "min_delta": float(cfg["early_stop"].get("min_delta", 0.0))}
+                             "min_delta": float(cfg["early_stop"].get("min_delta", 0.0)),
+                             "scope": cfg["early_stop"].get("scope", "phase")}
     return cfg
 
 

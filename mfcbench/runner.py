@@ -82,7 +82,8 @@ class TrainState:
     eval_seconds: float = 0.0  # validation and checkpoint writes
     best: float | None = None
     bad: int = 0
-    stopped_early: bool = False
+    stopped_early: bool = False  # the last phase stopped on a plateau
+    phase_stops: list = field(default_factory=list)  # iterations where an earlier phase stopped on one
     last_val: dict | None = None
     last_val_step: int = -1
 
@@ -96,6 +97,11 @@ class TrainState:
         else:
             self.bad += 1
             self.stopped_early = self.bad >= rule["patience"]
+
+    def next_level(self) -> None:
+        """A plateau ended a phase before the last: note where, and start the next level afresh."""
+        self.phase_stops.append(self.step)
+        self.stopped_early = False
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -269,6 +275,8 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
     while st.phase < len(phases) and not st.stopped_early:
         phase = phases[st.phase]
         if st.phase_iter == 0:
+            if st.phase > 0:
+                st.best, st.bad = None, 0  # early stopping judges each level on its own
             if st.phase > 0 and run.strategy.reset_optimizer:
                 run.optimizer = make_optimizer(run.model.parameters(), cfg)
             if run.bar is None:
@@ -288,15 +296,19 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
             row = {"iteration": st.step, "level": phase.level, "wu_executed": run.counter.value,
                    "seconds": round(st.seconds, 4), "train_seconds": round(st.train_seconds, 4),
                    "train_loss": loss_value, "grad_norm": grad_norm, "val_metric": None}
-            if st.step % cfg["val_every"] == 0 or st.step == total:
+            last = st.phase == len(phases) - 1 and st.phase_iter == phase.iterations
+            if st.step % cfg["val_every"] == 0 or st.step == total or last:
                 row["val_metric"] = run.validate(st)[headline]
                 st.observe(row["val_metric"], cfg["early_stop"], run.task.higher_is_better)
             st.curve.append(row)
             _show_progress(run, loss_value, phase.level)
             if st.stopped_early:
-                run.log(f"early stop at iteration {st.step}: no {headline} improvement in "
-                        f"{cfg['early_stop']['patience']} validations")
-                return "ok"
+                run.log(f"early stop at iteration {st.step} (level {phase.level}): no {headline} improvement "
+                        f"in {cfg['early_stop']['patience']} validations")
+                if st.phase == len(phases) - 1 or cfg["early_stop"]["scope"] == "run":
+                    return "ok"
+                st.next_level()  # Algorithm 2 solves each level: a plateau ends the level, not the run
+                break
             if st.step % cfg["checkpoint_every"] == 0:
                 run.checkpoint(st)
             if stop_after is not None and st.step >= stop_after:
@@ -388,6 +400,7 @@ def _record(run: CellRun, st: TrainState, status: str, final: dict, checksum: st
         "iterations": st.step,
         "iterations_planned": sum(p.iterations for p in phases),
         "stopped_early": st.stopped_early,
+        "phase_stops": list(st.phase_stops),
         "schedule": [{"level": p.level, "iterations": p.iterations, "batches": [d.batch for d in p.draws]}
                      for p in phases],
         "val_images": len(run.val_batch.inputs),

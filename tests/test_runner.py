@@ -169,6 +169,21 @@ def test_early_stop_on_a_plateau(tmp_path, images):
     assert record["stopped_early"] and record["iterations"] == 3  # best at 1, no 10.0 gain at 2 and 3
 
 
+def test_early_stop_ends_a_level_not_the_full_multiscale_run(tmp_path, images):
+    """Algorithm 2 solves each level in turn: a plateau on a coarse level moves on to the next finer
+    one (the run used to end on the coarsest mesh, never training on the finest)."""
+    record = cell(tmp_path, images, strategy="fmsgd", overrides={
+        "iterations": [10, 10, 10], "val_every": 1, "early_stop": {"patience": 2, "min_delta": 10.0}})
+    curve = (tmp_path / "cell" / "curve.csv").read_text().splitlines()[1:]
+    levels = [int(line.split(",")[1]) for line in curve]
+    assert levels == [2, 2, 2, 1, 1, 1, 0, 0, 0], levels  # three validations per level, coarse to fine
+    assert record["phase_stops"] == [3, 6] and record["stopped_early"] and record["iterations"] == 9
+    assert all(line.split(",")[-1] for line in curve)  # every step validated (val_every 1)
+    whole = cell(tmp_path / "run", images, strategy="fmsgd", overrides={
+        "iterations": [10, 10, 10], "val_every": 1, "early_stop": {"patience": 2, "min_delta": 10.0, "scope": "run"}})
+    assert whole["iterations"] == 3 and whole["phase_stops"] == [] and whole["stopped_early"]
+
+
 @pytest.mark.parametrize("overrides,match", [
     ({"image_size": 14}, "multiple of 4"),
     ({"model": {"width": 4, "size_divisor": 8}}, "multiple of 32"),
@@ -200,7 +215,7 @@ def test_set_overrides_parse_yaml_and_nested_keys(tmp_path):
     path.write_text("levels: 2\niterations: [5, 5]\nmodel: {width: 8}\n")
     cfg = config_mod.resolve(path, ["lr=1e-3", "model.depth=2", "early_stop={patience: 3}"])
     assert cfg["lr"] == 1e-3 and cfg["model"] == {"width": 8, "depth": 2}
-    assert cfg["early_stop"] == {"patience": 3, "min_delta": 0.0} and cfg["levels"] == 2
+    assert cfg["early_stop"] == {"patience": 3, "min_delta": 0.0, "scope": "phase"} and cfg["levels"] == 2
     with pytest.raises(ValueError, match="key=value"):
         config_mod.parse_overrides(["lr"])
 
