@@ -150,11 +150,19 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValueError(schema_error_message(errors[0]))
     _check_schedule(cfg)
-    if cfg["early_stop"] is not None:
-        cfg["early_stop"] = {"patience": cfg["early_stop"]["patience"],
-                             "min_delta": float(cfg["early_stop"].get("min_delta", 0.0)),
-                             "scope": cfg["early_stop"].get("scope", "phase")}
+    cfg["early_stop"] = full_early_stop(cfg["early_stop"])
     return cfg
+
+
+def full_early_stop(rule: dict | None) -> dict | None:
+    """An `early_stop` rule with every field spelled out (the schema's defaults filled in), so a
+    cell's written config says what it ran and changes when a default's meaning does."""
+    if rule is None:
+        return None
+    fields = OPTIONS["early_stop"].schema["properties"]
+    out = {k: copy.deepcopy(rule.get(k, spec.get("default"))) for k, spec in fields.items()}
+    out["min_delta"] = float(out["min_delta"])
+    return out
 
 
 def _check_schedule(cfg: dict[str, Any]) -> None:

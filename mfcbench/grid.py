@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-from .config import merge, schema_error_message, strict_validator, training_schema
+from .config import full_early_stop, merge, schema_error_message, strict_validator, training_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -147,6 +147,8 @@ def cell_config(config: Mapping[str, Any], table: str, arch: str, strategy: str,
     out = merge(out, spec.get("overrides"))
     out = merge(out, (spec.get("strategy_overrides") or {}).get(strategy))
     out = merge(out, variants.get(variant))
+    if isinstance(out.get("early_stop"), dict):
+        out["early_stop"] = full_early_stop(out["early_stop"])
     dataset = spec["dataset"]
     if dataset in config.get("datasets", {}):
         size = config["datasets"][dataset]["image_size"]
