@@ -72,6 +72,24 @@ def test_fig4_single_seed_has_no_band(tmp_path):
     assert len(axes) == 4 and not any(ax.collections for ax in axes)
 
 
+def test_fig4_draws_each_full_multiscale_seed_when_levels_end_apart():
+    """Early stopping ends a level at a different iteration per seed: a mean over seeds would mix
+    levels, so each seed is its own line with a marker at each level change."""
+    frame = pd.read_csv(FIX / "curves_table3_val.csv")
+    fm = frame["strategy"].astype(str) == "fmsgd"
+    first_seed = frame["seed"] == frame["seed"].min()
+    shifted = frame[fm & first_seed].assign(iteration=lambda f: f["iteration"] + 3)  # that seed's levels start later
+    frame = pd.concat([frame[~(fm & first_seed)], shifted], ignore_index=True)
+    fig, _ = F.FIGURES.get("fig4")(frame)
+    seeds = frame.loc[fm, "seed"].nunique()
+    for ax in fig.axes:
+        green = [line for line in ax.get_lines() if line.get_color() == F.STRATEGY_COLORS["fmsgd"]]
+        ticks = [line for line in ax.get_lines() if line.get_marker() == "|"]
+        assert len(green) == seeds and len(ticks) == seeds, ax.get_title()
+        assert not any(line.get_linestyle() == ":" for line in ax.get_lines())  # no shared level lines
+    assert "each seed" in fig._suptitle.get_text()
+
+
 def test_figures_need_their_columns(tmp_path):
     bad = tmp_path / "bad.csv"
     pd.read_csv(FIX / "curves_table4.csv").drop(columns=["arch"]).to_csv(bad, index=False)

@@ -174,7 +174,10 @@ def fig3(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     """Blur estimation, single scale vs Full-Multiscale: one column per convolution type (standard,
     MFC); top row the gradient norm across levels, bottom row the validation metric (else the
-    training loss) against iteration. Dotted lines mark Full-Multiscale's level changes."""
+    training loss) against iteration. Full-Multiscale's level changes are dotted lines when every
+    seed changes level at the same iteration; when early stopping ends levels at different
+    iterations, each seed is its own thin line with a marker where it moves to a finer level
+    (a mean over seeds would mix levels)."""
     wanted = [s for s in ("sgd", "fmsgd") if s in set(frame["strategy"].astype(str))]
     data = frame[frame["strategy"].astype(str).isin(wanted)] if len(wanted) == 2 else frame
     metric = curve_metric(data, CURVE_METRICS["fig4"])
@@ -184,19 +187,54 @@ def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
                        for value, _ in rows], ignore_index=True)
     fig, axes = plt.subplots(2, len(archs), figsize=(5.2 * len(archs) + 0.6, 7.4), squeeze=False, sharex="col",
                              sharey="row")
+    seeded = [a for a in archs if not _same_level_changes(data[data["arch"].astype(str) == a])]
     for j, arch in enumerate(archs):
+        cells = data[data["arch"].astype(str) == arch]
+        per_seed = arch in seeded
         for i, (value, label) in enumerate(rows):
             ax = axes[i][j]
             part = stats[(stats["arch"] == arch) & (stats["panel"] == value)]
-            draw_lines(ax, part, "iteration")
+            if per_seed:
+                draw_lines(ax, part[part["strategy"].astype(str) != "fmsgd"], "iteration")
+                _draw_fmsgd_seeds(ax, cells, value)
+            else:
+                draw_lines(ax, part, "iteration")
+                _mark_levels(ax, cells, with_text=i == 0)
             positive_log(ax, part["mean"])
-            _mark_levels(ax, data[data["arch"].astype(str) == arch], with_text=i == 0)
             ax.set_title(f"({chr(97 + i * len(archs) + j)}) {ARCH_LABELS.get(arch, arch)}: {label}",
                          fontsize=11)
             ax.set_ylabel(label if j == 0 else "")
             ax.set_xlabel("iteration" if i == 1 else "")
-    legend_below(fig, axes.ravel(), f"Figure 4 — blur estimation, single scale vs Full-Multiscale ({describe(data)})")
+    note = "; Full-Multiscale: each seed, its levels end on a plateau" if seeded else ""
+    legend_below(fig, axes.ravel(), f"Figure 4 — blur estimation, single scale vs Full-Multiscale ({describe(data)}{note})")
     return fig, stats.assign(conv=stats["arch"].map(conv_type))
+
+
+def _level_starts(fm: pd.DataFrame) -> pd.DataFrame:
+    """Per seed, the first iteration on each level of a Full-Multiscale run."""
+    fm = fm if "seed" in fm.columns else fm.assign(seed=0)
+    return fm.groupby(["seed", "level"])["iteration"].min().reset_index()
+
+
+def _same_level_changes(data: pd.DataFrame) -> bool:
+    fm = data[data["strategy"].astype(str) == "fmsgd"]
+    if fm.empty:
+        return True
+    starts = _level_starts(fm).pivot(index="seed", columns="level", values="iteration")
+    return bool((starts.nunique(dropna=False) <= 1).all())
+
+
+def _draw_fmsgd_seeds(ax, data: pd.DataFrame, value: str) -> None:
+    """Full-Multiscale one thin line per seed, a '|' marker where that seed moves to a finer level."""
+    fm = data[data["strategy"].astype(str) == "fmsgd"]
+    fm = fm.assign(_v=pd.to_numeric(fm[value], errors="coerce")).dropna(subset=["_v"])
+    color, label = STRATEGY_COLORS["fmsgd"], STRATEGY_LABELS["fmsgd"] + " (each seed; | next level)"
+    for k, (seed, run) in enumerate(fm.groupby("seed" if "seed" in fm.columns else lambda _: 0)):
+        run = run.sort_values("iteration")
+        ax.plot(run["iteration"], run["_v"], color=color, ls=STRATEGY_STYLES["fmsgd"], lw=1.0, alpha=0.85,
+                label=label if k == 0 else None)
+        changes = run[run["level"].ne(run["level"].shift()) & (run.index != run.index[0])]
+        ax.plot(changes["iteration"], changes["_v"], ls="none", marker="|", ms=12, mew=2, color="black")
 
 
 def _mark_levels(ax, data: pd.DataFrame, with_text: bool) -> None:
