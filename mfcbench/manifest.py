@@ -23,12 +23,15 @@ def now() -> str:
 
 
 def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout holding mfcbench; (None, None) without git or a repo."""
+    """(commit, dirty) of the checkout holding mfcbench; (None, None) without git or a repo. The
+    committed report snapshot (reports/published/, which the pipeline itself rewrites) does not
+    make a checkout dirty: it is an output, never read by the code that makes results."""
     cwd = Path(path) if path else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                 ":(top,exclude)reports/published"], cwd=cwd, capture_output=True, text=True,
+                                timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None, None
     sha = commit.stdout.strip() if commit.returncode == 0 else None

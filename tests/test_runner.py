@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 
 import pytest
 import torch
@@ -279,3 +280,19 @@ def test_validation_images_spread_over_the_split():
     assert spread == [0.0, 25.0, 50.0, 74.0, 99.0]  # evenly spaced: every val image can contribute
     assert runner.validation_subset(val, {"val_size": 5, "val_selection": "first"}).flatten().tolist() == [0, 1, 2, 3, 4]
     assert len(runner.validation_subset(val, {"val_size": 500})) == 100
+
+
+def test_git_state_ignores_the_published_snapshot(tmp_path):
+    from mfcbench.manifest import git_state
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    (tmp_path / "reports/published/p").mkdir(parents=True)
+    (tmp_path / "reports/published/p/REPORT.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], cwd=tmp_path, check=True)
+    (tmp_path / "reports/published/p/REPORT.md").write_text("refreshed by the pipeline\n")
+    assert git_state(tmp_path)[1] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)[1] is True
