@@ -123,3 +123,13 @@ def test_time_to_quality_rows_and_verdicts():
     assert reached["verdict"] == "INCONCLUSIVE" and "SGD not converged" in reached["reason"]
     assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.13, 0.115, 0.11], seeds=(0,)))["verdict"] == "INCONCLUSIVE"
     assert C.check_time_to_quality(TTQ, {})["verdict"] == "NOT_RUN"
+
+
+def test_where_limits_a_claim_to_the_cells_it_is_about():
+    """Figure 4's claim is about the MFC cells: a standard-convolution network far off does not count."""
+    good = frame({"msgd": [1.05, 1.06, 1.04]})["table4"].assign(arch="blur_mfc")
+    bad = frame({"msgd": [3.0, 3.1, 2.9]})["table4"].assign(arch="blur_conv")
+    results = {"table4": pd.concat([good, bad], ignore_index=True)}
+    assert verdict(results)[0] == "DEVIATES"
+    out = C.check_similar_quality({**SPEC, "where": {"arch": "blur_mfc"}, "published": "similar"}, results)
+    assert out["verdict"] == "REPRODUCED" and "blur_conv" not in out["reason"] and out["published"] == "similar"

@@ -62,6 +62,13 @@ def _frame(results: dict, name: str) -> pd.DataFrame | None:
     return None if frame is None or frame.empty else frame
 
 
+def _where(frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """The rows a claim is about (its `where:`, e.g. {arch: blur_mfc}, the cells the paper's table shows)."""
+    for column, wanted in (spec.get("where") or {}).items():
+        frame = frame[frame[column].map(normalise) == normalise(wanted)] if column in frame else frame.iloc[0:0]
+    return frame
+
+
 def _missing(name: str) -> dict:
     return _verdict(NOT_RUN, f"no results: {name}.csv missing or empty")
 
@@ -178,8 +185,7 @@ def check_wu_savings(spec: dict, results: dict) -> dict:
     frame = _frame(results, spec["input"])
     if frame is None:
         return {**_missing(spec["input"]), "published": published}
-    for column, wanted in (spec.get("where") or {}).items():  # the cells the paper's table shows
-        frame = frame[frame[column].map(normalise) == normalise(wanted)] if column in frame else frame.iloc[0:0]
+    frame = _where(frame, spec)
     metric = _first_metric(frame, spec["metric"])
     if metric is None:
         return _verdict(NOT_RUN, f"results lack {', '.join(spec['metric'])}", published=published)
@@ -207,10 +213,11 @@ def check_similar_quality(spec: dict, results: dict) -> dict:
     metric, higher = spec["metric"], spec["higher_is_better"]
     tol = spec["tolerance"]
     pub = pd.DataFrame([{**c["keys"], "value": c["value"]} for c in _published_by_keys(spec["input"]) if "arch" in c["keys"]])
-    published = f"worst gap {_worst_gap(pub.rename(columns={'value': metric}), metric, higher)[0]:+.1%}"
+    published = spec.get("published") or f"worst gap {_worst_gap(pub.rename(columns={'value': metric}), metric, higher)[0]:+.1%}"
     frame = _frame(results, spec["input"])
     if frame is None:
         return {**_missing(spec["input"]), "published": published}
+    frame = _where(frame, spec)
     if metric not in frame.columns:
         return _verdict(NOT_RUN, f"results lack {metric}", published=published)
     pairs = [quality_pair(frame, arch, strategy, metric, higher, tol["margin"], tol.get("min_seeds", 3))
