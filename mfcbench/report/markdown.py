@@ -176,7 +176,7 @@ def scale_line(results_dir: Path) -> str:
     manifest = json.loads(path.read_text())
     datasets = ", ".join(f"{name} at {size}px" for name, size in (manifest.get("datasets") or {}).items())
     return (f"**Scale of these results:** {manifest.get('scale', 'not recorded')}; data: {datasets or 'none'}; "
-            f"commit `{str(manifest.get('git_commit'))[:12]}`{' (dirty)' if manifest.get('git_dirty') else ''}. "
+            f"report commit `{str(manifest.get('git_commit'))[:12]}`{' (dirty)' if manifest.get('git_dirty') else ''}. "
             "Verdicts on quality hold for this scale only; see Provenance.\n")
 
 

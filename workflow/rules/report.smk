@@ -78,9 +78,11 @@ rule claims:
 
 
 rule run_manifest:
-    """What produced this profile's results: the resolved config, commit, versions, the scale."""
+    """What produced this profile's reports: the resolved config, commit, versions, the scale (each
+    cell's own commit is in its metrics.json and the gathered tables' git_commit column)."""
     input:
         results_inputs(),
+        code=REPORT_CODE,
     output:
         manifest=f"{RESULTS}/manifest.json",
         config=f"{RESULTS}/config.yaml",
