@@ -264,3 +264,10 @@ def test_summary_puts_decided_claims_first_and_lists_not_run_apart():
     assert "(`a`)" in head and "(`c`)" in head and "(`b`)" not in head
     assert "(`b`)" in tail and "table9.csv missing" in tail and "**REPRODUCED**" not in tail
     assert "**NOT_RUN** (" not in summary_section(claims[claims["verdict"] != "NOT_RUN"])
+
+
+def test_display_shows_a_dash_where_the_paper_prints_nothing():
+    from mfcbench.report.layout import display
+
+    assert display(1.0, 0.1, 3, float("nan"), "OK") == "1 ± 0.1 (n=3) | —"  # the cost block's ratios
+    assert display(1.0, 0.1, 3, "0.19", "OK").endswith("| 0.19")
