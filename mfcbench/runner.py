@@ -296,8 +296,8 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
             row = {"iteration": st.step, "level": phase.level, "wu_executed": run.counter.value,
                    "seconds": round(st.seconds, 4), "train_seconds": round(st.train_seconds, 4),
                    "train_loss": loss_value, "grad_norm": grad_norm, "val_metric": None}
-            last = st.phase == len(phases) - 1 and st.phase_iter == phase.iterations
-            if st.step % cfg["val_every"] == 0 or st.step == total or last:
+            last = st.phase == len(phases) - 1 and st.phase_iter == phase.iterations  # the run's final step
+            if st.step % cfg["val_every"] == 0 or last:
                 row["val_metric"] = run.validate(st)[headline]
                 st.observe(row["val_metric"], cfg["early_stop"], run.task.higher_is_better)
             st.curve.append(row)

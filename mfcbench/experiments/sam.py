@@ -26,6 +26,7 @@ and image folders (COCO val2017, ADE20K validation); without them `run_table9` r
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -52,7 +53,8 @@ CHECKPOINT_SHA256 = None  # not verified here; pass sha256= to check a copy
 DEFAULT_BASIS: tuple[str, int, tuple[float, ...]] = ("alpha", 2, (0.5,))  # m = 24; Lemma 4 residual ~0.11
 
 
-def _published_table9() -> dict[tuple[str, str], tuple[float, float]]:
+@functools.cache
+def paper_table9() -> dict[tuple[str, str], tuple[float, float]]:
     """Table 9's printed (mean predicted IoU, stability score) per (dataset, model), read from the one
     file of published values (mfcbench/report/published.yaml; a data file, so no import of the report layer)."""
     import yaml
@@ -63,8 +65,6 @@ def _published_table9() -> dict[tuple[str, str], tuple[float, float]]:
     return {(names[row["data"]], names[row["method"]]): (iou[0], stab[0])
             for row, iou, stab in zip(blocks["iou"]["rows"], blocks["iou"]["value"], blocks["stability"]["value"])}
 
-
-PAPER_TABLE9 = _published_table9()  # display beside our rows only; never a result
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -316,7 +316,7 @@ def not_run_rows(reason: str) -> list[dict[str, Any]]:
     """Table 9's four cells, each NOT_RUN with `reason` and the published values."""
     return [{"dataset": dataset, "model": model, "mean_predicted_iou": float("nan"), "mean_stability_score": float("nan"),
              "paper_predicted_iou": iou, "paper_stability_score": stab, "n_images": 0, "status": "NOT_RUN",
-             "reason": reason} for (dataset, model), (iou, stab) in PAPER_TABLE9.items()]
+             "reason": reason} for (dataset, model), (iou, stab) in paper_table9().items()]
 
 
 def table9_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -373,7 +373,7 @@ def run_table9(checkpoint: str | None, images: str | dict[str, str] | None, sha2
     for label, named in loaded.items():
         arrays = [img for _, img in named[:limit]]
         for model_name, model in (("SAM", sam), ("MFC-SAM", mfc_sam)):
-            paper = PAPER_TABLE9.get((label, model_name), (float("nan"), float("nan")))
+            paper = paper_table9().get((label, model_name), (float("nan"), float("nan")))
             rows.append({"dataset": label, "model": model_name, **evaluate_masks(model, arrays, points_per_side, **options),
                          "paper_predicted_iou": paper[0], "paper_stability_score": paper[1], "status": "OK", "reason": ""})
     if out_dir is not None:

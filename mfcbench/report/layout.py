@@ -83,8 +83,7 @@ def _fmt(value: float) -> str:
 
 def display(mean: float, std: float, n: int, printed: str | None, status: str) -> str:
     """'0.1234 ± 0.0010 (n=3) | 0.1918' — human-readable twin of the numeric columns."""
-    missing = printed is None or (isinstance(printed, float) and math.isnan(printed)) or str(printed) in ("", "nan")
-    published = "—" if missing else printed
+    published = "—" if pd.isna(printed) or printed == "" else printed
     if status == NOT_RUN:
         return f"NOT_RUN | {published}"
     spread = "" if std is None or (isinstance(std, float) and math.isnan(std)) else f" ± {_fmt(std)}"
