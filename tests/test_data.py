@@ -7,22 +7,12 @@ import json
 import pytest
 import torch
 
-from mfcbench.data import (
-    CorruptPreparedDataError,
-    DatasetNotPreparedError,
-    build_splits,
-    dataset_checksum,
-    dataset_names,
-    get_dataset,
-    load_split,
-    prepare,
-    prepared_dir,
-)
+from mfcbench.data import CorruptPreparedDataError, DatasetNotPreparedError, build_splits, dataset_checksum, dataset_names, get_dataset, load_split, prepare, prepared_dir
 from mfcbench.data.fields import random_fields
 from mfcbench.cli.prepare import main as prepare_main
 from mfcbench.data.skimage_images import TRAIN_IMAGES, VAL_IMAGES, load_image
 from mfcbench.data.transforms import tile
-from mfcbench.registry import UnknownNameError
+from mfcbench.core.registry import UnknownNameError
 
 EMBEDDED = ["digits", "fields", "skimage"]
 

@@ -16,14 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mfcbench.data import (
-    ArchiveError,
-    ManualDownloadRequired,
-    dataset_checksum,
-    load_split,
-    prepare,
-    prepared_dir,
-)
+from mfcbench.data import ArchiveError, ManualDownloadRequired, dataset_checksum, load_split, prepare, prepared_dir
 from mfcbench.data.fetch import download, safe_extract
 from mfcbench.cli.prepare import main as prepare_main
 

@@ -8,8 +8,8 @@ import torch
 pytest.importorskip("diffusers")
 
 from mfcbench.experiments import ddpm  # noqa: E402
-from mfcbench.restrict import restrict  # noqa: E402
-from mfcbench.workunits import wu_fmsgd  # noqa: E402
+from mfcbench.core.restrict import restrict  # noqa: E402
+from mfcbench.core.workunits import wu_fmsgd  # noqa: E402
 
 MICRO = dict(block_out_channels=(8, 16, 16), batch_size=2, fmsgd_iterations=(4, 2, 1), sgd_iterations=2,
              sgd_batch=2, samples=8, inference_steps=2, classifier_epochs=1, train_limit=256)

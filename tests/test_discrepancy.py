@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mfcbench.experiments.discrepancy import RESTRICTIONS_1D, conv_loss, gradient, mfc_loss, run_discrepancy
-from mfcbench.registry import UnknownNameError
+from mfcbench.core.registry import UnknownNameError
 
 RESOLUTIONS = ["1/1024", "1/512", "1/256", "1/128", "1/64", "1/32"]
 

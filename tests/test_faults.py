@@ -18,9 +18,10 @@ import torch
 import yaml
 
 from _cluster import copy_pipeline
-from mfcbench import checkpoint, grid, runner
-from mfcbench.atomic import DamagedFileError, NoSpaceError, torch_save
-from mfcbench.gather import GatherError, gather
+from mfcbench.train import checkpoint, runner
+from mfcbench.pipeline import grid
+from mfcbench.core.atomic import DamagedFileError, NoSpaceError, torch_save
+from mfcbench.pipeline.gather import GatherError, gather
 
 ROOT = Path(__file__).resolve().parent.parent
 CELL = "table4/denoise/skimage/resnet/sgd/seed0"
@@ -78,7 +79,7 @@ def test_training_job_stops_when_the_scheduler_is_killed(tmp_path):
 
 def test_a_second_runner_on_the_same_cell_fails_naming_the_holder(tmp_path, images):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from mfcbench.checkpoint import lock_cell\n"
+        "import sys, time; from pathlib import Path; from mfcbench.train.checkpoint import lock_cell\n"
         f"with lock_cell(Path({str(tmp_path / 'cell')!r})):\n    print('locked', flush=True); time.sleep(60)")],
         env=_env(), stdout=subprocess.PIPE, text=True)
     try:

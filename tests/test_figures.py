@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mfcbench.report import figures as F
+from mfcbench.figures import paper as F
 from mfcbench.report.findings import all_findings, findings_markdown
 from mfcbench.report.layout import load_results_dir
 

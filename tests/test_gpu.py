@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mfcbench.layers import MeshFreeConv2d
-from mfcbench.runner import run_cell
+from mfcbench.train.runner import run_cell
 
 pytestmark = pytest.mark.gpu
 

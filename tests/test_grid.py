@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mfcbench import grid
+from mfcbench.pipeline import grid
 from mfcbench.cli.gather import main as gather_main
-from mfcbench.gather import gather
+from mfcbench.pipeline.gather import gather
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "workflow" / "config"
@@ -140,7 +140,7 @@ def test_schema_documents_every_key():
 
 
 def test_schema_training_options_are_generated_from_the_one_declaration():
-    from mfcbench import config
+    from mfcbench.train import config
     from mfcbench.strategies import STRATEGIES
 
     schema = grid.load_schema()
@@ -161,14 +161,14 @@ def test_schema_training_options_are_generated_from_the_one_declaration():
 
 
 def test_one_merge_and_one_config_hash():
-    from mfcbench import config
+    from mfcbench.train import config
 
     assert not hasattr(grid, "config_hash") and not hasattr(grid, "_merge")
     assert config.merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}}
 
 
 def test_closed_form_work_units_in_summary():
-    pytest.importorskip("mfcbench.workunits")
+    pytest.importorskip("mfcbench.core.workunits")
     config = grid.load_config(CONFIGS / "paper.yaml")
     rows = {r["table"]: r for r in grid.summarize(config)}
     assert rows["table4"]["cells"] == 4 * 3 * len(config["tables"]["table4"]["seeds"])

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from mfcbench.report import claims as C
-from mfcbench.report.published import (equal_at_printed_precision, load_published, parse_printed,
-                                       printed_precision, published_cells, round_like)
+from mfcbench.report.published import equal_at_printed_precision, load_published, parse_printed, printed_precision, published_cells, round_like
 from mfcbench.report.layout import build_table, load_results_dir, read_results
 
 FIX = Path(__file__).parent / "fixtures" / "report"
@@ -228,14 +227,14 @@ def test_captions_exist_and_are_one_line():
 
 
 def test_report_never_imports_training_code():
-    code = ("import sys, mfcbench.cli.report, mfcbench.report.markdown, mfcbench.report.figures;"
-            "bad=[m for m in sys.modules if m.startswith(('mfcbench.models','mfcbench.strategies','mfcbench.runner','mfcbench.tasks','torch'))];"
+    code = ("import sys, mfcbench.cli.report, mfcbench.report.markdown, mfcbench.figures.paper;"
+            "bad=[m for m in sys.modules if m.startswith(('mfcbench.models','mfcbench.strategies','mfcbench.train.runner','mfcbench.tasks','torch'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_fig3_titles_name_what_each_row_varies():
-    from mfcbench.report.figures import fig3
+    from mfcbench.figures.paper import fig3
 
     rows = []
     for row, varied in ((1, "gx"), (2, "tau")):

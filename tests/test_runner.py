@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench import config as config_mod
-from mfcbench import runner
+from mfcbench.train import config as config_mod
+from mfcbench.train import runner
 from mfcbench.cli import train as train_cli
-from mfcbench.atomic import torch_load
+from mfcbench.core.atomic import torch_load
 from mfcbench.models import MODELS
 from mfcbench.tasks import TASKS
 from mfcbench.tasks.base import Batch, Task
@@ -283,7 +283,7 @@ def test_validation_images_spread_over_the_split():
 
 
 def test_git_state_ignores_the_published_snapshot(tmp_path):
-    from mfcbench.manifest import git_state
+    from mfcbench.train.manifest import git_state
 
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     (tmp_path / "reports/published/p").mkdir(parents=True)

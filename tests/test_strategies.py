@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench.config import resolve
-from mfcbench.restrict import restrict
+from mfcbench.train.config import resolve
+from mfcbench.core.restrict import restrict
 from mfcbench.strategies import build_strategy, strategy_names
 from mfcbench.strategies.base import Draw, Phase
 from mfcbench.tasks.base import Batch, Task
-from mfcbench.workunits import WorkCounter
+from mfcbench.core.workunits import WorkCounter
 
 
 # --- tiny in-test model, task and sampler --------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench.registry import UnknownNameError
+from mfcbench.core.registry import UnknownNameError
 from mfcbench.tasks import build_task, task_names
 from mfcbench.tasks.blur import random_blur_kernel
 from mfcbench.tasks.superres import ssim_per_image, ssim_window

@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from mfcbench import grid
+from mfcbench.pipeline import grid
 from mfcbench.cli import main as cli_main
-from mfcbench.config import resolve
-from mfcbench.experiments import visualise as vis
-from mfcbench.runner import run_cell
+from mfcbench.train.config import resolve
+from mfcbench.figures import visualise as vis
+from mfcbench.train.runner import run_cell
 from mfcbench.strategies import build_strategy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench import workunits
+from mfcbench.core import workunits
 from mfcbench.cli import wu as wu_cli
-from mfcbench.config import resolve
+from mfcbench.train.config import resolve
 from mfcbench.strategies import build_strategy, strategy_names
 from mfcbench.tasks.base import Batch, Task
-from mfcbench.workunits import WorkCounter, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
+from mfcbench.core.workunits import WorkCounter, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
 
 
 class TinyNet(nn.Module):

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from ..bench import COMPARISONS, Bench
+from ..measure.bench import COMPARISONS, Bench
 from ..measure import suites
 from ..measure.timing import device_available, not_measured
 from ._args import positive_int

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from ..atomic import atomic_path, write_csv
+from ..core.atomic import atomic_path, write_csv
 from ..experiments.discrepancy import LOSSES, run_discrepancy
 from ..experiments.kernels import figure3_kernels
 from ..experiments.lemma4 import lemma4_residuals
-from ..manifest import git_state, versions
+from ..train.manifest import git_state, versions
 from ._args import non_negative_int, positive_float, positive_int
 
 

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from ..atomic import write_csv
-from ..gather import gather
+from ..core.atomic import write_csv
+from ..pipeline.gather import gather
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from ..grid import ROOT, ConfigError, format_summary, iter_cells, load_config, load_schema
+from ..pipeline.grid import ROOT, ConfigError, format_summary, iter_cells, load_config, load_schema
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..atomic import write_csv, write_text
+from ..core.atomic import write_csv, write_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
             out = settings_frame(args.name, _config(args.config))
         write_csv(args.out, out)
     elif args.command == "figure":
-        from ..report.figures import render
+        from ..figures.paper import render
 
         render(args.name, args.input, args.out)
     elif args.command == "claims":

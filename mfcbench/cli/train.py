@@ -1,6 +1,6 @@
 """`python -m mfcbench train --task T --dataset D --arch A --strategy S --seed K --config cfg.yaml --out DIR`.
 
-Trains one cell (or resumes it); see mfcbench/runner.py and docs/architecture.md "Cell outputs".
+Trains one cell (or resumes it); see mfcbench/train/runner.py and docs/architecture.md "Cell outputs".
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 
-from ..checkpoint import CellLockedError
-from ..runner import StaleCellError, run_cell
+from ..train.checkpoint import CellLockedError
+from ..train.runner import StaleCellError, run_cell
 from ._args import non_negative_int, positive_int
 
 PR_SET_PDEATHSIG = 1
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True)
     p.add_argument("--strategy", required=True)
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--config", help="YAML of training options (see mfcbench/config.py)")
+    p.add_argument("--config", help="YAML of training options (see mfcbench/train/config.py)")
     p.add_argument("--out", required=True, help="cell folder")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
@@ -74,8 +74,8 @@ def record_failure(args: argparse.Namespace, exc: BaseException) -> None:
     """metrics.json of a cell that could not train: its coordinates, status 'failed' and the error."""
     from pathlib import Path
 
-    from ..atomic import write_json
-    from ..manifest import now
+    from ..core.atomic import write_json
+    from ..train.manifest import now
 
     reason = " ".join(str(exc).split()) or type(exc).__name__
     write_json(Path(args.out) / "metrics.json", {

@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..atomic import write_csv
+from ..core.atomic import write_csv
 from ._args import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..experiments.visualise import FIGURES
+    from ..figures.visualise import FIGURES
 
     parser = argparse.ArgumentParser(prog="python -m mfcbench visualise", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,9 +48,9 @@ def schedule_table(config: dict) -> str:
 
 
 def schedule(fig: str, config: dict, out: Path):
-    from .. import grid
-    from ..config import resolve
-    from ..experiments.visualise import ALGORITHM_FIGURES, schedule_figure
+    from ..pipeline import grid
+    from ..train.config import resolve
+    from ..figures.visualise import ALGORITHM_FIGURES, schedule_figure
 
     table, strategy = schedule_table(config), ALGORITHM_FIGURES[fig]
     spec = config["tables"][table]
@@ -61,9 +61,9 @@ def schedule(fig: str, config: dict, out: Path):
 
 def feature_sources(config: dict, results_dir: Path) -> list:
     """MFC-ResNet-18 and ResNet-18: Table 7's cells (SGD first), else configs from the first denoising table."""
-    from .. import grid
-    from ..config import resolve
-    from ..experiments.visualise import FEATURE_ARCHS, FEATURE_TABLE, STRATEGIES, FeatureSource
+    from ..pipeline import grid
+    from ..train.config import resolve
+    from ..figures.visualise import FEATURE_ARCHS, FEATURE_TABLE, STRATEGIES, FeatureSource
 
     tables = config.get("tables") or {}
     sources = []
@@ -86,8 +86,8 @@ def feature_sources(config: dict, results_dir: Path) -> list:
 
 
 def draw(args, config: dict):
-    from .. import grid
-    from ..experiments import visualise as vis
+    from ..pipeline import grid
+    from ..figures import visualise as vis
 
     out, results_dir, profile = Path(args.out), Path(args.results_dir), config["profile"]
     if args.figure in vis.ALGORITHM_FIGURES:
@@ -100,7 +100,7 @@ def draw(args, config: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .. import grid
+    from ..pipeline import grid
 
     args = build_parser().parse_args(argv)
     started = time.perf_counter()

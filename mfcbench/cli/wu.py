@@ -62,7 +62,7 @@ def _write_csv(path: str, rows: list[dict]) -> None:
     import csv
     import io
 
-    from ..atomic import write_text
+    from ..core.atomic import write_text
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

@@ -137,7 +137,7 @@ def open_dataset(name: str, image_size: int, root: str | os.PathLike = "data", *
     directory = prepared_dir(root, name, image_size)
     if is_prepared(directory):
         _check_options_match(directory, ds, options)
-        from .. import atomic
+        from ..core import atomic
 
         fix = f"delete {directory} and run `python -m mfcbench prepare --dataset {name} --image-size {image_size}` again"
         splits = {s: atomic.torch_load(directory / f"{s}.pt", "prepared data", fix) for s in SPLITS}

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 SPLITS = ("train", "val")

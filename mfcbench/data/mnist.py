@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import atomic
+from ..core import atomic
 from .base import DATASETS, NetworkDataset
 from .fetch import ArchiveError, ManualDownloadRequired, download, is_offline, manual_hint, verify_file
 from .transforms import resize, to_unit_float

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .. import atomic
+from ..core import atomic
 from .base import SPLITS
 
 CHECKSUM_FILE = "checksum.txt"

@@ -40,12 +40,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..restrict import restrict
-from ..sampling import seed_for
+from ..core.restrict import restrict
+from ..strategies.sampling import seed_for
 from ..strategies import build_strategy
-from ..workunits import WorkCounter, schedule_wu
+from ..core.workunits import WorkCounter, schedule_wu
 
-from ..atomic import atomic_path, torch_save, write_json
+from ..core.atomic import atomic_path, torch_save, write_json
 
 READING = (
     "DDPM on a coarse mesh: x0 restricted by average pooling; eps drawn N(0,I) on the draw's finest "

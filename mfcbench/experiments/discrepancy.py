@@ -38,7 +38,7 @@ import torch
 from torch.nn import functional as F
 
 from ..layers.mfc import mesh_free_filter
-from ..registry import Registry
+from ..core.registry import Registry
 
 RESTRICTIONS_1D: Registry = Registry("1D restriction")
 SMOOTH_FUNCTIONS: Registry = Registry("smooth function")

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from ..layers.mfc import mesh_free_symbol, wavenumbers
 from .lemma4 import FAMILIES, mfc_basis
 
-from ..atomic import atomic_path, write_json
+from ..core.atomic import atomic_path, write_json
 
 READING = (
     "MFC-SAM (App. D.5): every 3x3 conv (ViT-B: image_encoder.neck.2) becomes a Lemma 4 MFC, a sum of m "

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..atomic import atomic_path
+from ..core.atomic import atomic_path
 from ..layers.mfc import MeshFreeConv2d, symbol_cache
-from ..restrict import restrict
+from ..core.restrict import restrict
 from ..strategies.base import telescoping_draws
 from .timing import device_available, environment, measure, not_measured
 

@@ -8,7 +8,7 @@ Builders live in sibling modules and register themselves with `@MODELS.register(
 
 from __future__ import annotations
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 MODELS: Registry = Registry("model")
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pandas as pd
 import yaml
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .published import equal_at_printed_precision, published_cells, round_like
 from .layout import OK, build_table, normalise
 

@@ -1,7 +1,7 @@
 """Findings about the paper: internal inconsistencies, each with the numbers that show it.
 
 Pure functions over the published values (published.yaml) and, where they help, our result frames
-(`results['table1']` ...). The #WU arithmetic uses `mfcbench.workunits`' exact closed forms (layer
+(`results['table1']` ...). The #WU arithmetic uses `mfcbench.core.workunits`' exact closed forms (layer
 0, no training code). Each finding is a dict: id, title, statement, evidence (list of lines),
 and `ours` (what our results say, or '' when they do not bear on it).
 """
@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..workunits import msgd_step_wu, wu_fmsgd, wu_msgd, wu_sgd
+from ..core.workunits import msgd_step_wu, wu_fmsgd, wu_msgd, wu_sgd
 from .published import published_cells, published_table
 
 Finding = dict[str, Any]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Sequence
 
-from ..registry import Registry
-from ..workunits import Number, fmsgd_schedule, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
+from ..core.registry import Registry
+from ..core.workunits import Number, fmsgd_schedule, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
 
 STRATEGIES: Registry = Registry("strategy")
 

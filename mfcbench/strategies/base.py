@@ -7,7 +7,7 @@ draws one independent batch per `Draw` and evaluates it on one or two meshes:
 - `Draw(n, (j, j+1))`  adds  + l(batch at level j) - l(batch at level j+1)  (a telescoping term)
 
 so Algorithm 1 is the draws [(N_0,(0,1)), (N_1,(1,2)), ..., (N_{L-1},(L-1,))] and one backward.
-The same phases price the schedule in closed form (`mfcbench.workunits.schedule_wu`), while the
+The same phases price the schedule in closed form (`mfcbench.core.workunits.schedule_wu`), while the
 `WorkCounter` counts what the forwards really processed: two routes that must agree.
 """
 
@@ -20,11 +20,11 @@ from typing import Any
 import torch
 
 from ._augment import build_augmentation
-from ..options import Option
-from ..restrict import restrict
-from ..sampling import Sampler
+from ..core.options import Option
+from ..core.restrict import restrict
+from .sampling import Sampler
 from ..tasks.base import Batch, Task
-from ..workunits import WorkCounter, level_cost
+from ..core.workunits import WorkCounter, level_cost
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Strategy:
 
     name = "strategy"
     phased = False  # True: iterations[i] runs at phase i (coarsest first); False: sum(iterations) steps
-    options: dict[str, Option] = {}  # training options only this strategy reads (mfcbench.options)
+    options: dict[str, Option] = {}  # training options only this strategy reads (mfcbench.core.options)
 
     def __init__(self, config: dict[str, Any]):
         self.config = dict(config)

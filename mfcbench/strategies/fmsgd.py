@@ -7,7 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from . import STRATEGIES
-from ..options import NUMBER_MIN1, Option
+from ..core.options import NUMBER_MIN1, Option
 from .base import Phase, Strategy, level_batches, telescoping_draws
 
 PHASED_OPTIONS = {

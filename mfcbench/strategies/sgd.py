@@ -4,7 +4,7 @@ level batches (App. C: 15 N0 for 4 levels, "seeing an equivalent amount of data"
 from __future__ import annotations
 
 from . import STRATEGIES
-from ..options import Option
+from ..core.options import Option
 from .base import Draw, Phase, Strategy, level_batches
 
 SGD_OPTIONS = {

@@ -5,7 +5,7 @@ and its metrics. Register with `@TASKS.register("name")` in a sibling module.
 from __future__ import annotations
 
 from .base import Batch, Task  # noqa: F401
-from ..registry import Registry
+from ..core.registry import Registry
 
 TASKS: Registry = Registry("task")
 

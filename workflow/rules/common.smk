@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import this checkout's mfcbench even when not installed
-from mfcbench import grid
+from mfcbench.pipeline import grid
 
 # The schema file plus its generated parts (training options, task and strategy names: one source
 # each, see grid.load_schema). Defaults are filled by grid.apply_defaults: overrides stay sparse.

@@ -1,10 +1,10 @@
 # Figures drawn from the schedules and the trained cells: Figures 1, 2 and 9-15.
-# `python -m mfcbench visualise <fig>` (mfcbench/experiments/visualise.py) writes reports/<fig>.png and
+# `python -m mfcbench visualise <fig>` (mfcbench/figures/visualise.py) writes reports/<fig>.png and
 # the data behind it, reports/<fig>.csv. Figures 1-2 read the profile's schedule only; 9-14 read the
 # checkpoints of their table's cells (9-10: table4, 11-12: table6, 13-14: table5); 15 reads table7's
 # resnet18 / mfc_resnet18 cells, else draws freshly initialised models. A figure whose table has no
 # cells in the profile is still drawn, saying so. Each figure costs seconds (a few forward passes).
-from mfcbench.experiments.visualise import FIGURES as VISUAL_FIGURES, figure_table
+from mfcbench.figures.visualise import FIGURES as VISUAL_FIGURES, figure_table
 
 
 def _visual_profile_text():
@@ -44,7 +44,7 @@ rule visual_profile:
     params:
         text=VISUAL_PROFILE_TEXT,  # a changed profile rewrites the file (params are a rerun trigger)
     run:
-        from mfcbench.atomic import write_text
+        from mfcbench.core.atomic import write_text
 
         write_text(output[0], params.text)
         Path(log[0]).write_text(f"wrote {output[0]}\n")

@@ -14,8 +14,8 @@ def results_inputs():
 
 # The report code and its data files: a report rule reruns when they change (reports are cheap, and a
 # verdict or layout fixed in the code must not leave an old claims.csv or REPORT.md behind).
-REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).with_name("report").iterdir()
-                     if p.suffix in (".py", ".yaml"))
+REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).parent.parent.glob("report/*")
+                     if p.suffix in (".py", ".yaml")) + [str(Path(grid.__file__).parent.parent / "figures" / "paper.py")]
 
 FIGURE_INPUTS = {
     "fig3": [f"{RESULTS}/fig3.csv"],
@@ -90,8 +90,8 @@ rule run_manifest:
         f"{LOGS}/report/manifest.log",
     run:
         import yaml
-        from mfcbench.atomic import write_json, write_text
-        from mfcbench.manifest import git_state, now, versions
+        from mfcbench.core.atomic import write_json, write_text
+        from mfcbench.train.manifest import git_state, now, versions
 
         commit, dirty = git_state()
         d = config["defaults"]

@@ -18,7 +18,7 @@ rule cell_config:
         options=lambda wc: dict(cell_of(wc).config),
     run:
         import yaml
-        from mfcbench.atomic import write_text
+        from mfcbench.core.atomic import write_text
 
         write_text(output[0], yaml.safe_dump(params.options, sort_keys=True))
         Path(log[0]).write_text(f"wrote {output[0]}\n")

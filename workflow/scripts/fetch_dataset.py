@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mfcbench.data import ArchiveError, ManualDownloadRequired, get_dataset
-    from mfcbench.atomic import write_text
+    from mfcbench.core.atomic import write_text
 
     try:
         dataset = get_dataset(args.dataset)

@@ -1,12 +1,12 @@
 """The cell runner: train one (task, dataset, arch, strategy, seed) cell and write its folder.
 
 The story of `run_cell`: resolve the config -> open the dataset once -> build task, strategy and
-model (`_build`) -> resume from a matching checkpoint (`mfcbench.checkpoint`) -> run the phases
+model (`_build`) -> resume from a matching checkpoint (`mfcbench.train.checkpoint`) -> run the phases
 (`train_phases`, one `train_step` per optimizer step, validation every `val_every` steps and
 early stopping through `TrainState`) -> write curve.csv, metrics.json and the final checkpoint.
 
 DIR gets metrics.json, curve.csv and checkpoint.pt (docs/architecture.md "Cell outputs").
-Randomness: `mfcbench.sampling` (one seeded generator per purpose, all checkpointed), so a killed
+Randomness: `mfcbench.strategies.sampling` (one seeded generator per purpose, all checkpointed), so a killed
 cell resumes to the identical result. `run_cell(...)` also takes in-memory image tensors (tests,
 notebooks). The command line is `python -m mfcbench train` (mfcbench/cli/train.py).
 """
@@ -27,12 +27,12 @@ import torch
 
 from . import checkpoint
 from . import config as config_mod
-from .atomic import write_json, write_text
-from .layers import symbol_cache
+from ..core.atomic import write_json, write_text
+from ..layers import symbol_cache
 from .manifest import build_manifest, now
-from .sampling import TrainSampler, seed_for, to_device
-from .tasks.base import Batch, Task
-from .workunits import WorkCounter, schedule_wu
+from ..strategies.sampling import TrainSampler, seed_for, to_device
+from ..tasks.base import Batch, Task
+from ..core.workunits import WorkCounter, schedule_wu
 
 CURVE_COLUMNS = ("iteration", "level", "wu_executed", "seconds", "train_seconds", "train_loss", "grad_norm",
                  "val_metric")
@@ -330,7 +330,7 @@ def _show_progress(run: CellRun, loss_value: float, level: int) -> None:
 def _images(cfg: dict, dataset: str, train_images, val_images) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The cell's train and val images (opened once) and the dataset checksum."""
     if train_images is None or val_images is None:
-        from .data import open_dataset
+        from ..data import open_dataset
 
         train_images, val_images, checksum = open_dataset(dataset, cfg["image_size"], cfg["data_root"])
     else:
@@ -355,8 +355,8 @@ def validation_subset(val_images: torch.Tensor, cfg: dict) -> torch.Tensor:
 
 def _task_and_strategy(cell: dict, cfg: dict) -> tuple[Task, Any]:
     """Built and size-checked before any data is read, so a bad schedule fails in a second."""
-    from .strategies import build_strategy
-    from .tasks import build_task
+    from ..strategies import build_strategy
+    from ..tasks import build_task
 
     task = build_task(cell["task"], cfg["task_options"], seed=cell["seed"])
     strategy = build_strategy(cell["strategy"], cfg)
@@ -366,7 +366,7 @@ def _task_and_strategy(cell: dict, cfg: dict) -> tuple[Task, Any]:
 
 def _build(cell: dict, cfg: dict, dev: torch.device, parts: tuple, images: tuple, out: Path, log) -> CellRun:
     """Model (seeded), optimizer, sampler and validation batch of one cell around its task and strategy."""
-    from .models import build_model
+    from ..models import build_model
 
     seed = cell["seed"]
     (task, strategy), (train_images, val_images) = parts, images

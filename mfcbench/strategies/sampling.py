@@ -13,7 +13,7 @@ from typing import Protocol
 
 import torch
 
-from .tasks.base import Batch, Task
+from ..tasks.base import Batch, Task
 
 
 def seed_for(seed: int, purpose: str) -> int:

@@ -1,7 +1,7 @@
 """Gather (`python -m mfcbench gather`): a table's cells -> one tidy CSV (one row per cell), plus
 the cells' training curves in one long CSV.
 
-The cell's coordinates come from its directory (`mfcbench.grid.parse_cell_dir`), everything else
+The cell's coordinates come from its directory (`mfcbench.pipeline.grid.parse_cell_dir`), everything else
 from its metrics.json, so the CSV holds only what ran. Reports read these files, never the cells.
 """
 
@@ -51,7 +51,7 @@ def _check_config(cell_dir: Path, result: dict) -> None:
     recorded = (result.get("manifest") or {}).get("config_hash")
     if not cell_yaml.is_file() or recorded is None:
         return
-    from .config import config_hash, resolve
+    from ..train.config import config_hash, resolve
 
     try:
         expected = config_hash(resolve(cell_yaml))

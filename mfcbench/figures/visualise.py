@@ -25,9 +25,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from ..atomic import atomic_path, torch_load, write_csv
-from ..runner import validation_subset
-from ..sampling import seed_for
+from ..core.atomic import atomic_path, torch_load, write_csv
+from ..train.runner import validation_subset
+from ..strategies.sampling import seed_for
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def cell_settings(cell, record: dict | None) -> dict:
     """The cell's resolved training config: what metrics.json recorded, else its profile config resolved."""
     if record and isinstance(record.get("config"), dict):
         return record["config"]
-    from ..config import resolve
+    from ..train.config import resolve
 
     return resolve(dict(cell.config))
 

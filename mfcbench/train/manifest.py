@@ -43,7 +43,7 @@ def versions() -> dict[str, str]:
     """Versions of the packages that can change a result, for those installed here."""
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     out = {"python": platform.python_version(), "torch_runtime": torch.__version__, "mfcbench": __version__}
     if torch.cuda.is_available():  # cuFFT ships with the CUDA runtime torch was built against

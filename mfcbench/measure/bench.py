@@ -21,9 +21,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .layers.mfc import MeshFreeConv2d, mesh_free_symbol, wavenumbers
-from .measure import suites
-from .measure.timing import device_available, environment, measure, not_measured
+from ..layers.mfc import MeshFreeConv2d, mesh_free_symbol, wavenumbers
+from . import suites
+from .timing import device_available, environment, measure, not_measured
 
 
 class Bench:
@@ -230,7 +230,7 @@ def bench_msgd_vs_sgd(b: Bench) -> None:
     and with mixing "pointwise": full mixing builds Cout*Cin symbol entries per frequency on every
     model call whatever the batch, a cost that does not shrink with the per-level batch.
     """
-    from .models import build_model, model_names
+    from ..models import build_model, model_names
 
     size = 64 if b.quick else 256
     registered = model_names()
@@ -284,8 +284,8 @@ def bench_fmsgd_vs_sgd(b: Bench) -> None:
     """Wall-clock for Full-Multiscale-SGD to reach SGD's final validation metric on the embedded
     denoising cell, and the peak memory of one training cell."""
     try:
-        from .data import load_split
-        from .runner import run_cell
+        from ..data import load_split
+        from ..train.runner import run_cell
     except ImportError as exc:
         b.add("fmsgd_vs_sgd", "wall-clock to SGD's final val", status=f"skipped: cell runner absent ({exc})")
         return

@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..atomic import atomic_path, write_csv  # noqa: E402
-from ..registry import Registry  # noqa: E402
-from .layout import harmonise  # noqa: E402
+from ..core.atomic import atomic_path, write_csv  # noqa: E402
+from ..core.registry import Registry  # noqa: E402
+from ..report.layout import harmonise  # noqa: E402
 
 Plot = Callable[[pd.DataFrame], tuple[plt.Figure, pd.DataFrame]]
 FIGURES: Registry[Plot] = Registry("figure")

@@ -21,9 +21,9 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-from .config import full_early_stop, merge, schema_error_message, strict_validator, training_schema
+from ..train.config import full_early_stop, merge, schema_error_message, strict_validator, training_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 BASE_VARIANT = "base"
 VARIANT_SEP = "+"  # a non-base variant lives in "<strategy>+<variant>/"
@@ -71,9 +71,9 @@ def parse_cell_dir(path: str | Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- config + schema
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """The profile schema with its generated parts filled in: the training options (from
-    mfcbench.config, one declaration each) and the task and strategy names (from the registries)."""
-    from .strategies import strategy_names
-    from .tasks import task_names
+    mfcbench.train.config, one declaration each) and the task and strategy names (from the registries)."""
+    from ..strategies import strategy_names
+    from ..tasks import task_names
 
     schema = yaml.safe_load(Path(path).read_text())
     defs = schema["$defs"]
@@ -218,8 +218,8 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
     """Every problem a cell would hit at its start, found at parse time: one line per problem and
     table naming the key and what is allowed (the runner's validation, the registries, the model
     builder's accepted options, the schedule's mesh sizes). Empty when every cell can start."""
-    from .data import dataset_names
-    from .models import model_names
+    from ..data import dataset_names
+    from ..models import model_names
 
     problems: list[str] = []
     for name in [d for d in config.get("datasets", {}) if d not in dataset_names()]:
@@ -243,11 +243,11 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
 def _cell_problem(config, table: str, spec, arch: str, strategy: str, variant: str) -> str | None:
     import inspect
 
-    from .config import validate
-    from .models import MODELS
-    from .runner import check_sizes
-    from .strategies import build_strategy
-    from .tasks import build_task
+    from ..train.config import validate
+    from ..models import MODELS
+    from ..train.runner import check_sizes
+    from ..strategies import build_strategy
+    from ..tasks import build_task
 
     try:
         cfg = validate(cell_config(config, table, arch, strategy, variant))
@@ -266,9 +266,9 @@ def _cell_problem(config, table: str, spec, arch: str, strategy: str, variant: s
 
 # ----------------------------------------------------------------------------- work units
 def cell_work_units(cell: Cell) -> float | None:
-    """Closed-form #WU of a cell's schedule (App. C), from `mfcbench.workunits`; None if unknown."""
-    from .strategies import build_strategy
-    from .workunits import schedule_wu
+    """Closed-form #WU of a cell's schedule (App. C), from `mfcbench.core.workunits`; None if unknown."""
+    from ..strategies import build_strategy
+    from ..core.workunits import schedule_wu
 
     try:
         return float(schedule_wu(build_strategy(cell.strategy, dict(cell.config)).phases()))

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from .options import INT_MIN1, NUMBER_MIN1, Option
+from ..core.options import INT_MIN1, NUMBER_MIN1, Option
 
 
 # Paper defaults (Table 13 / App. C) unless noted; "authors' code" marks where their code differs.
@@ -76,7 +76,7 @@ SET_BY_PROFILE = ("data_root", "threads")  # a table cannot override these: the 
 
 def all_options() -> dict[str, Option]:
     """The common OPTIONS plus every registered strategy's own `options` (one declaration each)."""
-    from .strategies import STRATEGIES, strategy_names
+    from ..strategies import STRATEGIES, strategy_names
 
     out = dict(OPTIONS)
     for name in strategy_names():

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from .atomic import DamagedFileError, torch_load, torch_save
+from ..core.atomic import DamagedFileError, torch_load, torch_save
 
 VERSION = 1
 
