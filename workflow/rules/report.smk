@@ -14,7 +14,7 @@ def results_inputs():
 
 # The report code and its data files: a report rule reruns when they change (reports are cheap, and a
 # verdict or layout fixed in the code must not leave an old claims.csv or REPORT.md behind).
-REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).parent.parent.glob("report/*")
+REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).parent.parent.glob("report/**/*")
                      if p.suffix in (".py", ".yaml")) + [str(Path(grid.__file__).parent.parent / "figures" / "paper.py")]
 
 FIGURE_INPUTS = {

@@ -1,0 +1,110 @@
+"""Checks on the experiments outside the training grid: Table 9 (SAM) and Figure 8 (DDPM), and `not_run`."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..engine import (
+    DEVIATES,
+    INCONCLUSIVE,
+    NOT_RUN,
+    REPRODUCED,
+    Inputs,
+    Verdict,
+    check,
+    datasets,
+    ok_rows,
+    published_by_keys,
+)
+from ..layout import normalise
+
+
+@check("not_run", inputs=lambda spec: [])
+def check_not_run(data: Inputs):
+    return Verdict(NOT_RUN, data.spec["reason"])
+
+
+def _sam_published(spec: dict) -> str:
+    cells = {(c["keys"]["data"], c["keys"]["method"], c["block"]): c["value"] for c in published_by_keys(spec["input"])}
+    drops = [cells[(d, "sam", b)] - v for (d, m, b), v in cells.items() if m == "mfc_sam"]
+    return f"largest drop SAM - MFC-SAM {max(drops):.3f}"
+
+
+@check("sam_quality", published=_sam_published)
+def check_sam_quality(data: Inputs):
+    """Table 9: per dataset that ran and per metric, MFC-SAM's drop below our own SAM on the same
+    images; REPRODUCED when every drop is at most tolerance.max_drop. NOT_RUN rows: their reason."""
+    spec, table = data.spec, data.frame
+    ran = ok_rows(table)
+    if ran.empty:
+        reasons = sorted({str(r) for r in table.get("reason", pd.Series(dtype=object)).dropna()} - {""})
+        return data.verdict(NOT_RUN, "; ".join(reasons) or f"no {spec['input']} row ran")
+    ran = ran.assign(_d=ran["data"].map(normalise), _m=ran["method"].map(normalise))
+    drops = {}
+    for name, group in ran.groupby("_d"):
+        by = group.set_index("_m")
+        if {"sam", "mfc_sam"} <= set(by.index):
+            for metric in spec["metrics"]:
+                drops[(name, metric)] = float(pd.to_numeric(by[metric]).loc["sam"] - pd.to_numeric(by[metric]).loc["mfc_sam"])
+    if not drops or any(math.isnan(v) for v in drops.values()):
+        return data.verdict(NOT_RUN, "needs SAM and MFC-SAM rows with both metrics on one dataset")
+    limit = data.tolerance["max_drop"]
+    (name, metric), worst = max(drops.items(), key=lambda kv: kv[1])
+    images = pd.to_numeric(ran.get("n_images", pd.Series(dtype=float)), errors="coerce").min()
+    holds = worst <= limit
+    return data.verdict(REPRODUCED if holds else DEVIATES,
+                        f"largest drop {worst:.4f} ({name}, {metric}) {'<=' if holds else '>'} {limit:g}; "
+                        f"{'?' if pd.isna(images) else int(images)} image(s) per dataset at least (paper: 1000)",
+                        reproduced=", ".join(f"{d} {m}: {v:+.4f}" for (d, m), v in sorted(drops.items())),
+                        dataset="+".join(sorted({d for d, _ in drops})))
+
+
+def _fig8_numbers(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per run (single_scale, full_multiscale): seed means of executed #WU, confidence, Frechet distance."""
+    rows = ok_rows(table).assign(_r=lambda f: f["run"].map(normalise))
+    out = {}
+    for run in ("single_scale", "full_multiscale"):
+        group = rows[rows["_r"] == run]
+        if not group.empty:
+            out[run] = {m: float(pd.to_numeric(group[m], errors="coerce").mean())
+                        for m in ("wu_executed", "mean_confidence", "frechet_distance")}
+            out[run]["seeds"] = group["seed"].nunique() if "seed" in group.columns else len(group)
+    return out
+
+
+@check("ddpm_quality", published=lambda spec: "samples alike (pictures only; no number printed)")
+def check_ddpm_quality(data: Inputs):
+    """Figure 8: Full-Multiscale's executed #WU below single scale's, and its samples as good:
+    classifier confidence at most `confidence_abs` lower and Frechet distance at most `frechet_rel`
+    higher (relative). Fewer than `min_seeds` seeds decide only the cost (more #WU deviates); the
+    quality comparison is then INCONCLUSIVE, saying how far apart the numbers are."""
+    spec, table, tol = data.spec, data.frame, data.tolerance
+    numbers = _fig8_numbers(table)
+    if set(numbers) != {"single_scale", "full_multiscale"}:
+        return data.verdict(NOT_RUN, f"{spec['input']}.csv lacks a finished single_scale and full_multiscale run")
+    ss, fm = numbers["single_scale"], numbers["full_multiscale"]
+    conf_gap = ss["mean_confidence"] - fm["mean_confidence"]  # > 0: Full-Multiscale less confident
+    fd_ratio = fm["frechet_distance"] / ss["frechet_distance"] if ss["frechet_distance"] > 0 else float("inf")
+    seeds = int(min(ss["seeds"], fm["seeds"]))
+    reproduced = (f"#WU {fm['wu_executed']:,.6g} vs {ss['wu_executed']:,.6g}; confidence {fm['mean_confidence']:.3f} "
+                  f"vs {ss['mean_confidence']:.3f}; FD {fm['frechet_distance']:.3g} vs {ss['frechet_distance']:.3g} "
+                  f"(n={seeds} seed{'s' if seeds != 1 else ''})")
+    cheaper = fm["wu_executed"] < ss["wu_executed"]
+    within = conf_gap <= tol["confidence_abs"] and fd_ratio <= 1 + tol["frechet_rel"]
+    decisive = tol["decisive"]
+    clearly_worse = conf_gap > decisive * tol["confidence_abs"] or fd_ratio > 1 + decisive * tol["frechet_rel"]
+    gaps = f"confidence gap {conf_gap:+.3f} (tol {tol['confidence_abs']:g}), FD ratio {fd_ratio:.3g} (tol {1 + tol['frechet_rel']:g})"
+    if not cheaper:
+        verdict, reason = DEVIATES, "Full-Multiscale executed no fewer #WU than single scale"
+    elif seeds >= tol["min_seeds"]:
+        verdict, reason = (REPRODUCED if within else DEVIATES), f"seed means: {gaps}"
+    else:  # one seed, and no record that either run converged: never DEVIATES for want of budget
+        verdict = INCONCLUSIVE
+        reason = (f"{seeds} seed(s) < {tol['min_seeds']} and convergence not recorded: {gaps} "
+                  f"({'clearly outside' if clearly_worse else 'within' if within else 'outside'} the tolerance)")
+    used = datasets(table) or "digits"
+    if normalise(used) != "mnist":
+        reason += f"; {used} stand in for the paper's MNIST"
+    return data.verdict(verdict, reason, reproduced=reproduced, dataset=used)
