@@ -14,11 +14,11 @@ from mfcbench.data.skimage_images import TRAIN_IMAGES, VAL_IMAGES, load_image
 from mfcbench.data.transforms import tile
 from mfcbench.core.registry import UnknownNameError
 
-EMBEDDED = ["digits", "fields", "skimage"]
+EMBEDDED = ["digits", "fields", "lfw", "skimage"]
 
 
 def test_registry_lists_every_dataset():
-    assert set(dataset_names()) == {"celeba", "digits", "fields", "mnist", "skimage", "stl10", "urban100"}
+    assert set(dataset_names()) == {"celeba", "digits", "fields", "lfw", "mnist", "skimage", "stl10", "urban100"}
     assert [n for n in dataset_names() if get_dataset(n).embedded] == EMBEDDED
 
 

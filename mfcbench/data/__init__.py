@@ -1,6 +1,6 @@
 """Datasets by name: `open_dataset` (what a cell trains on), `load_split`, `dataset_checksum`, `prepare`.
 
-Embedded datasets (`fields`, `skimage`, `digits`) work offline and may be built in memory when not
+Embedded datasets (`fields`, `skimage`, `digits`, `lfw`) work offline and may be built in memory when not
 prepared; network datasets (`stl10`, `celeba`, `mnist`, `urban100`) must be prepared first.
 Each dataset lives in its own module and registers itself with `@DATASETS.register("name")`.
 """
