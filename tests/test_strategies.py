@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from fractions import Fraction
 
 import pytest
@@ -131,9 +132,9 @@ def test_msgd_loss_is_algorithm_1_and_restricts_inputs_and_targets_alike():
     expected += F.mse_loss(model.conv(restrict(b.inputs, 3)) + model.scale * b.cond.view(-1, 1, 1, 1),
                            restrict(b.targets, 3))
     torch.testing.assert_close(loss, expected)
-    shapes = [s for s, _ in model.seen[:7]]
-    assert shapes == [(1, 1, 16, 16), (1, 1, 8, 8), (2, 1, 8, 8), (2, 1, 4, 4), (4, 1, 4, 4), (4, 1, 2, 2), (8, 1, 2, 2)]
-    assert all(c is not None and c.shape == (s[0],) for s, c in model.seen[:7])  # cond passes through
+    shapes = [s for s, _ in model.seen]  # one call per mesh: draw j's coarse part beside draw j+1's fine part
+    assert shapes == [(1, 1, 16, 16), (3, 1, 8, 8), (6, 1, 4, 4), (12, 1, 2, 2)]
+    assert all(c is not None and c.shape == (s[0],) for s, c in model.seen)  # cond passes through
 
 
 def test_fine_and_coarse_terms_share_images():
@@ -143,8 +144,84 @@ def test_fine_and_coarse_terms_share_images():
     seen_inputs = []
     model.register_forward_hook(lambda m, args, out: seen_inputs.append(args[0]))
     strategy.loss(model, task, phase, ListSampler(torch.rand(10, 1, 8, 8), task), WorkCounter(64))
-    torch.testing.assert_close(seen_inputs[1], seen_inputs[0][..., ::2, ::2])  # same images, coarser mesh
-    assert not torch.equal(seen_inputs[2][:2], seen_inputs[1])  # the coarsest term draws its own batch
+    assert len(seen_inputs) == 2  # two meshes, two calls
+    torch.testing.assert_close(seen_inputs[1][:2], seen_inputs[0][..., ::2, ::2])  # same images, coarser mesh
+    assert not torch.equal(seen_inputs[1][2:], seen_inputs[1][:2])  # the coarsest term draws its own batch
+
+
+SR_MODELS = {"espcn", "mfc_espcn", "fno_espcn", "srresnet", "mfc_srresnet"}
+
+
+def real_model_and_task(name: str):
+    """A registered model, tiny, in float64 with dropout off, and the task it trains on."""
+    from mfcbench.models import MODELS, build_model
+    from mfcbench.tasks import build_task
+
+    task = build_task("superres" if name in SR_MODELS else "blur" if name.startswith("blur") else "denoise", {})
+    params = inspect.signature(MODELS.get(name)).parameters
+    options = {"width": 0.125} if "width" in params else {}
+    options.update({"modes": 4} if name == "fno_espcn" else {"init_resolution": 16} if "init_resolution" in params else {})
+    torch.manual_seed(0)
+    model = build_model(name, **{**task.model_options(1 if name.startswith("blur") else 3), **options}).double()
+    for param in model.parameters():
+        if param.is_complex():  # .double() converts real parameters only (FNO's spectral weights are complex)
+            param.data = param.data.to(torch.complex128)
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0  # dropout masks come from the global stream, in another order when batched
+    return model, task
+
+
+def step_gradient(strategy, model, task, pool):
+    from mfcbench.layers import symbol_cache
+
+    model.zero_grad(set_to_none=True)
+    with symbol_cache():
+        loss = strategy.loss(model, task, strategy.phases()[0], ListSampler(pool, task), WorkCounter(16 * 16))
+        loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    return loss.detach(), grads
+
+
+@pytest.mark.parametrize("name", sorted(__import__("mfcbench.models", fromlist=["model_names"]).model_names()))
+def test_one_call_per_mesh_is_exact_on_every_registered_model(name):
+    """float64: the batched step's loss and gradient equal the draw-by-draw telescoping sum to 1e-10."""
+    model, task = real_model_and_task(name)
+    strategy = build_strategy("msgd", cfg(levels=3, batch_size=1, iterations=[0, 0, 1]))
+    pool = torch.rand(12, 1 if name.startswith("blur") else 3, 16, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    calls = []
+    model.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape))
+    loss, grad = step_gradient(strategy, model, task, pool)
+    assert len(calls) == 3  # three meshes, three calls
+    model.per_sample = False  # draw by draw: one call per part
+    calls.clear()
+    loss_ref, grad_ref = step_gradient(strategy, model, task, pool)
+    assert len(calls) == 5
+    assert abs(float(loss - loss_ref)) <= 1e-10 * max(abs(float(loss_ref)), 1e-30)
+    assert float((grad - grad_ref).norm()) <= 1e-10 * float(grad_ref.norm())
+    assert float(grad_ref.norm()) > 0
+
+
+def test_a_four_level_step_calls_the_model_once_per_mesh():
+    task, model = NoisyTask({}), SpyNet()
+    strategy = build_strategy("msgd", cfg(batch_size=2))
+    counter = WorkCounter(16 * 16)
+    strategy.loss(model, task, strategy.phases()[0], ListSampler(torch.rand(40, 1, 16, 16), task), counter)
+    assert len(model.seen) == 4
+    assert counter.total == strategy.phases()[0].wu_per_iteration  # the counter still counts every part
+
+
+def test_batch_statistics_fall_back_to_draw_by_draw():
+    from mfcbench.strategies.base import per_sample_model
+
+    task, model = NoisyTask({}), SpyNet()
+    model.norm = nn.BatchNorm2d(1)
+    assert not per_sample_model(model) and per_sample_model(nn.GroupNorm(1, 1))
+    strategy = build_strategy("msgd", cfg(batch_size=2))
+    strategy.loss(model, task, strategy.phases()[0], ListSampler(torch.rand(40, 1, 16, 16), task), WorkCounter(256))
+    assert len(model.seen) == 7
+    model.eval()  # running statistics: per-sample again
+    assert per_sample_model(model)
 
 
 def test_crops_resize_clean_images_reproducibly():

@@ -33,8 +33,9 @@ def sinusoidal(t: torch.Tensor, dim: int, scale: float = 1000.0, max_period: flo
     t in [0, 1] is multiplied by `scale` first so the low frequencies are not all ~linear in t.
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = (t.float() * scale)[:, None] * freqs[None]
+    dtype = t.dtype if t.dtype == torch.float64 else torch.float32  # float64 models (exactness tests) stay float64
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = (t.to(dtype) * scale)[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     if dim % 2:
         emb = F.pad(emb, (0, 1))
@@ -67,7 +68,7 @@ class HybridEmbedding(nn.Module):
         )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return torch.cat([sinusoidal(t, self.fixed), self.mlp(t.float()[:, None])], dim=-1)
+        return torch.cat([sinusoidal(t, self.fixed), self.mlp(t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)[:, None])], dim=-1)
 
 
 def check_cond(model: nn.Module, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor | None:
