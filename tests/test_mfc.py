@@ -183,3 +183,66 @@ def test_full_mixing_custom_backward_passes_gradcheck(monkeypatch, chunk_element
     expected = torch.einsum("bihw,oihw->bohw", x_hat, mesh_free_symbol(tau, alpha, gamma, ky, kx))
     assert torch.allclose(apply(x_hat, tau, alpha, gamma), expected, atol=1e-12)
     assert torch.autograd.gradcheck(apply, (x_hat, tau, alpha, gamma))
+
+
+# --- boundaries: periodic (the FFT's), zero and reflect done the mesh-free way -------------------
+def _edge_impulse(n=32):
+    x = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    x[..., n // 2, 1] = 1.0  # one pixel from the left edge
+    return x
+
+
+@pytest.mark.parametrize("boundary,wraps", [("periodic", True), ("zero", False), ("reflect", False)])
+def test_impulse_near_an_edge_wraps_only_under_periodic(boundary, wraps):
+    out = mesh_free_filter(_edge_impulse(), *_params(1, 1e-3), boundary=boundary)
+    far_side = float(out[..., -4:].abs().max())  # the four columns at the opposite (right) edge
+    assert (far_side > 1e-3) if wraps else (far_side < 1e-5), far_side
+    assert float(out[..., :4].abs().max()) > 0.05  # the response itself is where the impulse is
+
+
+@pytest.mark.parametrize("mixing", ["pointwise", "full"])
+@pytest.mark.parametrize("boundary,wraps", [("periodic", True), ("zero", False), ("reflect", False)])
+def test_layer_boundary_option(mixing, boundary, wraps):
+    torch.manual_seed(0)
+    # kernels 2-2.5 pixels wide (resolved: no spectral ringing), 7 widths inside an 8-pixel pad's reach
+    layer = MeshFreeConv2d(1, 2, mixing=mixing, boundary=boundary, padding=0.25, init_resolution=32,
+                           init_width=(2.0, 2.5), bias=False).double()
+    out = layer(_edge_impulse()).detach()
+    assert out.shape == (1, 2, 32, 32)
+    far_side = float(out[..., -3:].abs().max())
+    assert (far_side > 1e-4) if wraps else (far_side < 1e-6), far_side
+    assert boundary == "periodic" or f"boundary={boundary!r}" in repr(layer)
+
+
+def _cell_centred_field(n, dtype=torch.float64):
+    """A smooth field that is not periodic, sampled at pixel centres (what average pooling restricts)."""
+    coords = (torch.arange(n, dtype=dtype) + 0.5) / n
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    return (torch.exp(torch.sin(2 * math.pi * x) + 0.5 * torch.cos(2 * math.pi * (x + 2 * y))) + 2 * x * y)[None, None]
+
+
+@pytest.mark.parametrize("boundary,tol", [("periodic", 5e-3), ("zero", 1e-2), ("reflect", 2e-3)])
+def test_padded_boundaries_stay_mesh_independent(boundary, tol):
+    """Filter-then-restrict equals restrict-then-filter ever more closely as h shrinks: the pad is a
+    physical width (ceil(0.125 / h) pixels), so both meshes see the same padded domain."""
+    tau, alpha, gamma = _params(1, 2e-3, (1.0, 0.3, 0.8), (0.7, 0.02, -0.01))
+    errors = []
+    for n in (8, 16, 32):
+        fine = _cell_centred_field(2 * n)
+        coarse = mesh_free_filter(restrict(fine, 1, "pool"), tau, alpha, gamma, boundary=boundary)
+        restricted = restrict(mesh_free_filter(fine, tau, alpha, gamma, boundary=boundary), 1, "pool")
+        errors.append(float((restricted - coarse).abs().max() / coarse.abs().max()))
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[2] < tol, errors
+
+
+def test_pad_is_a_physical_width():
+    from mfcbench.layers.mfc import pad_pixels
+
+    assert [pad_pixels(n, None, 0.125) for n in (64, 32, 16)] == [8, 4, 2]
+    assert pad_pixels(64, 1 / 128, 0.125) == 16  # an explicit h: pixels = padding / h
+    with pytest.raises(ValueError, match="boundary must be one of"):
+        MeshFreeConv2d(1, 1, boundary="mirror")
+    with pytest.raises(ValueError, match="reflect"):
+        mesh_free_filter(torch.zeros(1, 1, 4, 4), *_params(1, 1e-3, dtype=torch.float32), boundary="reflect",
+                         padding=2.0)

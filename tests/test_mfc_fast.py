@@ -98,11 +98,14 @@ def _msgd_grads(model, x, meshes):
     return torch.autograd.grad(loss, [p for p in model.parameters()])
 
 
-@pytest.mark.parametrize("meshes", [(16, 8, 4), (16, 8, 8, 4), (15, 7, 5)])
-def test_cached_msgd_gradients_equal_uncached(meshes):
+@pytest.mark.parametrize("meshes,boundary", [((16, 8, 4), "periodic"), ((16, 8, 8, 4), "periodic"),
+                                             ((15, 7, 5), "periodic"), ((16, 8, 4), "zero"), ((16, 8, 4), "reflect")])
+def test_cached_msgd_gradients_equal_uncached(meshes, boundary):
+    """Padded meshes (a physical pad) sample a coarser padded mesh's wavenumbers too: the cache slices."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(MeshFreeConv2d(3, 4, mixing="full", init_resolution=8), torch.nn.Tanh(),
-                                MeshFreeConv2d(4, 3, mixing="full", init_resolution=8))
+    model = torch.nn.Sequential(MeshFreeConv2d(3, 4, mixing="full", init_resolution=8, boundary=boundary),
+                                torch.nn.Tanh(),
+                                MeshFreeConv2d(4, 3, mixing="full", init_resolution=8, boundary=boundary))
     x = torch.randn(2, 3, meshes[0], meshes[0])
     ref = _msgd_grads(model, x, meshes)
     with symbol_cache() as cache:

@@ -7,6 +7,11 @@ An MFC is a parabolic-PDE filter: solve v_t = L(alpha) v for time tau from the i
 
 with k in physical units (2*pi*m for mode m when the mesh spacing is h = 1/n). Because k is
 physical, one set of parameters is one continuous operator, whatever the mesh it is sampled on.
+
+Boundaries: the FFT makes the filter periodic (what leaves one edge enters at the opposite one).
+`boundary="zero"` or `"reflect"` pads the image by a fixed *physical* width (`padding`, in units of
+the domain width, so the padded pixel count scales with 1/h and the operator stays mesh-free),
+filters periodically on the larger domain and crops back.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["mesh_free_filter", "mesh_free_symbol", "MeshFreeConv2d", "wavenumbers", "symbol_cache"]
+__all__ = ["BOUNDARIES", "DEFAULT_PADDING", "mesh_free_filter", "mesh_free_symbol", "MeshFreeConv2d", "wavenumbers",
+           "symbol_cache"]
 
+BOUNDARIES = ("periodic", "zero", "reflect")
+DEFAULT_PADDING = 0.125  # physical pad on each side for zero/reflect, in units of the domain width
 FFT_PATHS = ("rfft", "packed")
 DEFAULT_FFT_PATH = "rfft"  # "packed" is exact but was not faster on the 2-core CPU (see _PackedFilter)
 
@@ -67,15 +75,30 @@ def _check_parameters(tau, alpha) -> None:
 
 
 def mesh_free_filter(x: torch.Tensor, tau, alpha, gamma, h: float | None = None, *, validate: bool = True,
-                     fft_path: str | None = None):
-    """Apply one MFC filter per channel to x of shape (B, C, H, W) with periodic boundaries.
+                     fft_path: str | None = None, boundary: str = "periodic", padding: float = DEFAULT_PADDING):
+    """Apply one MFC filter per channel to x of shape (B, C, H, W).
 
-    tau (C,), alpha (C, 3), gamma (C, 3). x is the width axis (last), y the height axis.
-    Raises ValueError for tau <= 0 or a non-elliptic alpha (unless validate=False, which the
-    layer uses because its parametrization guarantees validity and a check would force a sync).
-    fft_path "rfft" (rfft2/irfft2) or "packed" (two channels per complex fft2/ifft2, _PackedFilter);
-    both give the same filter to rounding. None means DEFAULT_FFT_PATH.
+    x: the images; x is the width axis (last), y the height axis.
+    tau (C,): diffusion time, > 0. alpha (C, 3): (axx, axy, ayy), elliptic (axx > 0, axx*ayy > axy^2).
+    gamma (C, 3): (g0, gx, gy), the weights of the identity and the two first derivatives.
+    h: mesh spacing in physical units on both axes; None (default) = 1/W, i.e. the image spans the
+        unit width whatever its pixel count, so a restricted copy (W/2 pixels) gets h = 2/W and the
+        same parameters give the same continuous operator. Give h when a mesh is not the whole domain.
+    validate: raise ValueError for tau <= 0 or a non-elliptic alpha (the layer passes False because its
+        parametrization guarantees validity and a check would force a device sync).
+    fft_path: "rfft" (rfft2/irfft2) or "packed" (two channels per complex fft2/ifft2, _PackedFilter);
+        both give the same filter to rounding. None means DEFAULT_FFT_PATH.
+    boundary: "periodic" (default; the FFT's own wrap-around), "zero" or "reflect" (pad, filter, crop;
+        reflect mirrors about the domain edge, half a pixel beyond the outer pixel centres).
+    padding: for zero/reflect, the pad on each side in physical units (default 0.125 of the unit
+        width: ceil(padding / h) pixels). A kernel wider than twice the pad still wraps partly.
     """
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    if boundary != "periodic":
+        xp, pixels, h = _pad(x, h, boundary, padding)
+        out = mesh_free_filter(xp, tau, alpha, gamma, h, validate=validate, fft_path=fft_path)
+        return _crop(out, pixels)
     fft_path = DEFAULT_FFT_PATH if fft_path is None else fft_path
     if fft_path not in FFT_PATHS:
         raise ValueError(f"fft_path must be one of {FFT_PATHS}, got {fft_path!r}")
@@ -95,6 +118,39 @@ def mesh_free_filter(x: torch.Tensor, tau, alpha, gamma, h: float | None = None,
         return _packed_filter(x.to(real_dtype), symbol).to(x.dtype)
     x_hat = torch.fft.rfft2(x.to(real_dtype))
     return torch.fft.irfft2(x_hat * symbol, s=(height, width)).to(x.dtype)
+
+
+def pad_pixels(width: int, h: float | None, padding: float) -> int:
+    """Pixels of a physical pad `padding` on a mesh of spacing h (None: 1/width): ceil(padding / h)."""
+    spacing = 1.0 / width if h is None else float(h)
+    return max(1, math.ceil(padding / spacing - 1e-9))
+
+
+def _pad(x: torch.Tensor, h: float | None, boundary: str, padding: float) -> tuple[torch.Tensor, int, float]:
+    """x padded by `padding` physical units per side, the pixel count, and the spacing to filter with:
+    the unpadded mesh's (the padded image is a larger physical domain, not a finer mesh).
+
+    "zero" pads zeros; "reflect" mirrors about the domain's edge, which lies half a pixel beyond the
+    outer pixel centres (the edge pixel is repeated, numpy's "symmetric"): the mirror that restricts
+    consistently by average pooling. torch's own "reflect" mirrors about the edge pixel's centre, a
+    boundary that moves with h."""
+    if not padding > 0:
+        raise ValueError(f"padding must be > 0 for boundary={boundary!r}, got {padding}")
+    height, width = x.shape[-2:]
+    spacing = 1.0 / width if h is None else float(h)
+    pixels = pad_pixels(width, spacing, padding)
+    if boundary == "zero":
+        return F.pad(x, (pixels,) * 4), pixels, spacing
+    if pixels > min(height, width):
+        raise ValueError(f"boundary='reflect' needs a pad ({pixels} pixels) no larger than the image "
+                         f"({height}x{width}): lower padding or use boundary='zero'")
+    x = torch.cat((x[..., :pixels].flip(-1), x, x[..., -pixels:].flip(-1)), dim=-1)
+    x = torch.cat((x[..., :pixels, :].flip(-2), x, x[..., -pixels:, :].flip(-2)), dim=-2)
+    return x, pixels, spacing
+
+
+def _crop(y: torch.Tensor, pixels: int) -> torch.Tensor:
+    return y[..., pixels:-pixels, pixels:-pixels] if pixels else y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,18 +249,39 @@ def _packed_filter(x: torch.Tensor, s_half: torch.Tensor) -> torch.Tensor:
 
 
 class MeshFreeConv2d(nn.Module):
-    """Mesh-free convolution layer: a channel map followed by parabolic-PDE filters.
+    """Mesh-free convolution layer: a drop-in for `nn.Conv2d(in, out, k, padding=k // 2)` whose kernels
+    are parabolic-PDE filters defined in physical units, so one set of weights is the same operator on
+    every mesh (the property multiscale training relies on). Input (B, in_channels, H, W) with any H, W;
+    output (B, out_channels, H, W).
 
-    mixing="pointwise": a trainable 1x1 convolution in->out, then one 7-parameter filter per output
-        channel; cost O(C n log n).
-    mixing="full": 7 parameters per (input, output) channel pair (the count Table 13's MFC models
-        imply); computed as rfft2 of the inputs, a per-frequency channel contraction, and irfft2
-        of the outputs, so there is no FFT per pair: cost (Cin + Cout) n log n + Cin Cout n.
+    in_channels, out_channels: channels in and out.
+    mixing: "pointwise" (default) = a trainable 1x1 convolution in->out, then one 7-parameter filter
+        per output channel; cost O(C n log n). "full" = 7 parameters per (input, output) channel pair
+        (the count Table 13's MFC models imply); computed as rfft2 of the inputs, a per-frequency
+        channel contraction, and irfft2 of the outputs, so there is no FFT per pair: cost
+        (Cin + Cout) n log n + Cin Cout n.
+    bias: add a trainable per-output-channel bias.
+    h: the mesh spacing in physical units. None (default) = 1/W of each input: the image always spans
+        the unit width, so its W/2 restriction is filtered with h = 2/W and the layer applies the same
+        continuous operator on both meshes. Give a number only when the physical size of a pixel is
+        fixed (e.g. crops of a larger scene): then a bigger input is a bigger domain, not a finer mesh.
+    init_resolution, init_width: kernels start as Gaussians init_width = (lo, hi) pixels wide (std,
+        drawn uniformly) on a mesh of init_resolution pixels, i.e. local like a learned 3x3-7x7 kernel;
+        set init_resolution to your training image size.
+    fft_path: pointwise only: "rfft", "packed" (two channels per complex FFT) or None (DEFAULT_FFT_PATH).
+    boundary: "periodic" (default: the paper's FFT; an impulse at one edge also appears at the
+        opposite edge), "zero" or "reflect": pad `padding` physical units per side (ceil(padding / h)
+        pixels, so the pad scales with the mesh), filter periodically, crop. A Gaussian kernel wider
+        than about twice the pad still reaches the far side.
+    padding: the physical pad per side for zero/reflect (default 0.125 of the unit width).
 
     Parameters are unconstrained: tau = exp(log_tau) > 0 and alpha = L L^T with a Cholesky factor
     whose diagonal is exp(.), so alpha is symmetric positive definite by construction.
-    `init_resolution` and `init_width` set the initial kernel width in pixels at the training mesh,
-    so kernels start local (like a learned 3x3-7x7 kernel).
+
+    Speed: with mixing="full", wrap the forward *and* backward of each optimizer step in your own loop
+    in `with symbol_cache():` (leave it before optimizer.step()): the per-pair symbol is then built once
+    per step and sliced for the coarser meshes of a multiscale loss, instead of once per call.
+    `mfcbench.fit` and the harness do this for you; pointwise mixing gains nothing from it.
     """
 
     def __init__(
@@ -217,11 +294,16 @@ class MeshFreeConv2d(nn.Module):
         init_resolution: int = 64,
         init_width: tuple[float, float] = (0.5, 1.5),
         fft_path: str | None = None,
+        boundary: str = "periodic",
+        padding: float = DEFAULT_PADDING,
     ):
         super().__init__()
         if mixing not in ("pointwise", "full"):
             raise ValueError(f"mixing must be 'pointwise' or 'full', got {mixing!r}")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
         self.in_channels, self.out_channels, self.mixing, self.h = in_channels, out_channels, mixing, h
+        self.boundary, self.padding = boundary, float(padding)
         shape = (out_channels,) if mixing == "pointwise" else (out_channels, in_channels)
         self.log_tau = nn.Parameter(torch.empty(shape))
         self.chol = nn.Parameter(torch.empty(*shape, 3))  # (log l11, l21, log l22)
@@ -253,16 +335,18 @@ class MeshFreeConv2d(nn.Module):
         self.gamma[..., 1:].normal_(0.0, std / (2 * math.pi * n) * 4)
 
     def tau(self) -> torch.Tensor:
+        """Diffusion times exp(log_tau), shape (out,) or (out, in)."""
         return torch.exp(self.log_tau)
 
     def alpha(self) -> torch.Tensor:
+        """Diffusion tensors (axx, axy, ayy) = L L^T, shape (..., 3), positive definite."""
         l11, l21, l22 = torch.exp(self.chol[..., 0]), self.chol[..., 1], torch.exp(self.chol[..., 2])
         return torch.stack((l11 * l11, l11 * l21, l21 * l21 + l22 * l22), dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mixing == "pointwise":
             out = mesh_free_filter(self.mix(x), self.tau(), self.alpha(), self.gamma, self.h, validate=False,
-                                   fft_path=self.fft_path)
+                                   fft_path=self.fft_path, boundary=self.boundary, padding=self.padding)
         else:
             out = self._full(x)
         if self.bias is not None:
@@ -270,16 +354,20 @@ class MeshFreeConv2d(nn.Module):
         return out
 
     def _full(self, x: torch.Tensor) -> torch.Tensor:
+        h, pixels = self.h, 0
+        if self.boundary != "periodic":
+            x, pixels, h = _pad(x, h, self.boundary, self.padding)
         height, width = x.shape[-2:]
-        ky, kx = wavenumbers(height, width, self.h, device=x.device, dtype=x.dtype)
+        ky, kx = wavenumbers(height, width, h, device=x.device, dtype=x.dtype)
         x_hat = torch.fft.rfft2(x)  # (B, Ci, H, Wr)
         tau, alpha = self.tau(), self.alpha()
         cached = _ACTIVE_CACHES[-1].lookup(self, tau, alpha, ky, kx) if _ACTIVE_CACHES else None
         y_hat = _PairwiseSymbolContraction.apply(x_hat, tau, alpha, self.gamma, ky, kx, cached)
-        return torch.fft.irfft2(y_hat, s=(height, width))
+        return _crop(torch.fft.irfft2(y_hat, s=(height, width)), pixels)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, mixing={self.mixing!r}, bias={self.bias is not None}"
+        extra = "" if self.boundary == "periodic" else f", boundary={self.boundary!r}, padding={self.padding:g}"
+        return f"{self.in_channels}, {self.out_channels}, mixing={self.mixing!r}, bias={self.bias is not None}{extra}"
 
 
 def _frequency_basis(ky: torch.Tensor, kx: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -3,32 +3,95 @@
 A builder has the signature `build(in_channels, out_channels, *, cond, upscale, **options) -> nn.Module`
 and the module's forward is `forward(x, cond=None)`, where `cond` is a (B,) tensor (the noise
 level t for denoising) or None. Modules expose `upscale` (1 or 2) as an attribute.
-Builders live in sibling modules and register themselves with `@MODELS.register("name")`.
+Builders live in sibling modules and register themselves with `@MODELS.register("name")`; user code
+registers its own with `@register_model` (or an entry point in the group `mfcbench.models`).
+
+`MODELS` fills itself on first use (`MODELS.names()`, `MODELS.get(name)`, `name in MODELS`): it imports
+the builder modules and the entry points, and builds no model.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..core.registry import Registry
 
-MODELS: Registry = Registry("model")
+ENTRY_POINT_GROUP = "mfcbench.models"
+
+
+class _SelfLoadingRegistry(Registry):
+    """A `Registry` that imports its builders (package modules and entry points) before any lookup."""
+
+    def __init__(self, kind: str, loader: Callable[[], None]):
+        super().__init__(kind)
+        self._loader = loader
+
+    def get(self, name: str):
+        self._loader()
+        return super().get(name)
+
+    def names(self) -> list[str]:
+        self._loader()
+        return super().names()
+
+    def __contains__(self, name: str) -> bool:
+        self._loader()
+        return super().__contains__(name)
 
 
 def build_model(name: str, in_channels: int = 3, out_channels: int = 3, **options):
-    """Build a registered model by name; unknown names list the valid choices."""
-    _load_all()
+    """Build a registered model by name; unknown names list the valid choices.
+
+    name: a registered model (`model_names()`); in_channels, out_channels: image channels in and out;
+    options: passed to the builder (e.g. cond=True, upscale=2, width=0.5, mixing="full").
+    """
     return MODELS.get(name)(in_channels, out_channels, **options)
 
 
 def model_names() -> list[str]:
-    _load_all()
+    """Every registered model name, sorted (imports the builder modules; builds nothing)."""
     return MODELS.names()
 
 
+def register_model(name: str | Callable | None = None):
+    """Register a model builder, as timm's `register_model`: `@register_model` (the function's name)
+    or `@register_model("my_net")`.
+
+    name: the registry name, or the builder itself when used without parentheses.
+    The builder is called as `builder(in_channels, out_channels, cond=..., upscale=..., **options)` and
+    returns a module whose forward is `forward(x, cond=None)`; accept `cond` and `upscale` even if
+    you ignore them (raise ValueError for a value you cannot honour). Registering a taken name raises
+    ValueError. Installed packages can register builders without being imported by hand through an
+    entry point in the group `mfcbench.models` (the entry point's module is imported on first lookup).
+    """
+    if callable(name):
+        return MODELS.register(name.__name__)(name)
+
+    def decorator(builder: Callable) -> Callable:
+        return MODELS.register(name or builder.__name__)(builder)
+
+    return decorator
+
+
+_LOADED = False
+
+
 def _load_all() -> None:
-    """Import the modules that register builders (kept lazy so `import mfcbench` stays cheap)."""
+    """Import the modules that register builders, once (kept lazy so `import mfcbench` stays cheap),
+    then the entry points of the group `mfcbench.models`."""
+    global _LOADED
+    if _LOADED:
+        return
     import importlib
     import pkgutil
+    from importlib.metadata import entry_points
 
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        point.load()
+    _LOADED = True
+
+
+MODELS: Registry = _SelfLoadingRegistry("model", _load_all)

@@ -29,7 +29,7 @@ class Subsample(nn.Module):
         return f"stride={self.stride}"
 
 
-def mfc_like(conv: nn.Conv2d, mixing: str, init_resolution: int) -> nn.Module:
+def mfc_like(conv: nn.Conv2d, mixing: str, init_resolution: int, boundary: str = "periodic") -> nn.Module:
     """The MFC replacing one spatial conv (same channels and bias; a stride becomes a Subsample).
 
     A conv initialised to zero (e.g. a residual branch's last conv) gives an MFC with zero output.
@@ -37,7 +37,8 @@ def mfc_like(conv: nn.Conv2d, mixing: str, init_resolution: int) -> nn.Module:
     if conv.groups != 1:
         raise ValueError(f"cannot convert a grouped convolution ({conv}) to an MFC")
     mfc = MeshFreeConv2d(
-        conv.in_channels, conv.out_channels, mixing=mixing, bias=conv.bias is not None, init_resolution=init_resolution
+        conv.in_channels, conv.out_channels, mixing=mixing, bias=conv.bias is not None,
+        init_resolution=init_resolution, boundary=boundary,
     )
     if not bool(conv.weight.detach().any()):
         mfc.gamma.data.zero_()
@@ -49,13 +50,25 @@ def mfc_like(conv: nn.Conv2d, mixing: str, init_resolution: int) -> nn.Module:
 
 def to_mfc(
     module: nn.Module,
-    mixing: str = "full",
+    mixing: str = "pointwise",
     init_resolution: int = 64,
     include: Callable[[str], bool] | None = None,
+    boundary: str = "periodic",
 ) -> nn.Module:
-    """Replace, in place, every Conv2d with a kernel larger than 1x1 by an MFC; returns `module`.
+    """Replace, in place, every Conv2d with a kernel larger than 1x1 by a `MeshFreeConv2d`; returns `module`.
 
-    `include(qualified_name)` restricts the replacement to some convs (default: all of them).
+    module: any network (a torchvision model, your own); 1x1 convolutions and other layers stay.
+    mixing: "pointwise" (default: a 1x1 channel map, then one PDE filter per output channel) or
+        "full" (one filter per channel pair); see `MeshFreeConv2d`. The registered paper models pass
+        their own choice explicitly (mfcbench/__init__.py lists it per model).
+    init_resolution: the mesh (pixels across) at which the new kernels start 0.5-1.5 pixels wide;
+        use your training image size.
+    include: `include(qualified_name) -> bool` restricts the replacement to some convs (default: all).
+    boundary: "periodic" (the paper's FFT), "zero" or "reflect"; see `MeshFreeConv2d`.
+
+    Same channels and bias; a stride s becomes the MFC followed by `Subsample(s)`; a grouped or
+    anisotropically strided conv raises ValueError. A conv whose weights are all zero (a residual
+    branch initialised to zero) gives an MFC with zero output.
     """
     if mixing not in MIXINGS:
         raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}")
@@ -67,7 +80,7 @@ def to_mfc(
     for name in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = module.get_submodule(parent_name)
-        setattr(parent, attr, mfc_like(getattr(parent, attr), mixing, init_resolution))
+        setattr(parent, attr, mfc_like(getattr(parent, attr), mixing, init_resolution, boundary))
     return module
 
 
