@@ -167,6 +167,62 @@ def test_one_merge_and_one_config_hash():
     assert config.merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}}
 
 
+def test_shipped_schema_is_current():
+    """workflow/schemas/config.schema.yaml is generated; an option, strategy, task or catalogue entry added
+    without `python -m mfcbench grid --write-schema` fails here (the workflow validates against the file)."""
+    assert grid.SCHEMA_PATH.read_text() == grid.schema_text(), \
+        f"{grid.SCHEMA_PATH} is out of date: run `python -m mfcbench grid --write-schema`"
+    from mfcbench.core import catalogue
+
+    extras = grid.load_schema()["properties"]["extras"]
+    assert extras["items"]["enum"] == catalogue.extras() and "fig6" not in extras["default"]
+
+
+def test_cell_configs_are_written_only_when_they_change(tmp_path):
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    written = grid.write_cell_configs(config, tmp_path)
+    cells = grid.index(config)
+    assert sorted(str(p.relative_to(tmp_path).parent) for p in written) == sorted(cells)
+    first = {p: p.stat().st_mtime_ns for p in written}
+    assert grid.write_cell_configs(config, tmp_path) == []  # unchanged: nothing written, mtimes kept
+    assert {p: p.stat().st_mtime_ns for p in written} == first
+    config["tables"]["table4"]["strategy_overrides"] = {"msgd": {"lr": 0.002}}
+    changed = grid.write_cell_configs(config, tmp_path)
+    assert [p.parent.name for p in changed] == ["seed0"] and changed[0].parent.parent.name == "msgd"
+    assert yaml.safe_load(changed[0].read_text())["lr"] == 0.002
+    assert all(p.stat().st_mtime_ns == first[p] for p in written if p not in changed)
+
+
+def test_a_changed_profile_is_checked_before_any_cell_config_is_written(tmp_path):
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    config["defaults"]["model"] = {"widht": 0.25}
+    with pytest.raises(grid.ConfigError, match=r"1 problem\(s\) in the profile, no job started:\n  table4 "
+                                               r"\(every cell\): model: unknown option\(s\) 'widht'"):
+        grid.write_cell_configs(config, tmp_path)
+    assert not list(tmp_path.rglob("cell.yaml"))
+
+
+def test_summary_without_work_units_needs_no_strategy():
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    text = grid.format_summary(config, work_units=False)
+    assert text.startswith("mfcbench profile 'tiny': 2 cells") and "WU " not in text.splitlines()[1]
+
+
+def test_grid_cli_checks_the_schema_and_the_cells(capsys, tmp_path):
+    from mfcbench.cli.grid import main
+
+    assert main(["--check-schema"]) == 0
+    bad = raw("tiny")
+    bad["defaults"]["iterations"] = [3, 3, 3]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    assert main(["--config", str(tmp_path / "bad.yaml"), "--check"]) == 1
+    assert "table4 (every cell): 'iterations' must be a list of 2" in capsys.readouterr().err
+    out = tmp_path / "manifest.json"
+    assert main(["--config", str(CONFIGS / "tiny.yaml"), "--manifest", str(out)]) == 0
+    manifest = json.loads(out.read_text())
+    assert manifest["profile"] == "tiny" and manifest["seeds"] == {"table4": [0]} and "levels" in manifest["scale"]
+
+
 def test_closed_form_work_units_in_summary():
     pytest.importorskip("mfcbench.core.workunits")
     config = grid.load_config(CONFIGS / "paper.yaml")
@@ -195,6 +251,30 @@ def workdir(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
+def test_reading_a_profile_imports_no_torch():
+    code = ("import sys; from mfcbench.pipeline import grid; c = grid.load_config('workflow/config/default.yaml'); "
+            "grid.index(c); grid.format_summary(c, work_units=False); print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_planning_an_unchanged_profile_imports_no_torch(workdir):
+    """The second `snakemake -n` (cell configs written by the first) runs with a `torch` that cannot be
+    imported first on the path: planning, validating and the summary need none."""
+    assert _snakemake("-n", "--configfile", "workflow/config/paper.yaml", cwd=workdir).returncode == 0
+    fake = workdir / "no_torch" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('torch imported while planning')\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(workdir / "no_torch")}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "workflow/config/paper.yaml"],
+                          cwd=workdir, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mfcbench profile 'paper'" in proc.stderr and "Job stats" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
 def test_snakemake_dry_run_on_the_paper_grid(workdir):
     proc = _snakemake("-n", "--configfile", "workflow/config/paper.yaml", cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -205,6 +285,7 @@ def test_snakemake_dry_run_on_the_paper_grid(workdir):
     assert "skimage" not in out  # the default profile's tables do not leak into the paper's
 
 
+@pytest.mark.slow
 def test_snakemake_dry_run_table4_default(workdir):
     proc = _snakemake("-n", "reports/table4.csv", cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -213,6 +294,7 @@ def test_snakemake_dry_run_table4_default(workdir):
     assert "results/default/table5/" not in out
 
 
+@pytest.mark.slow
 def test_snakemake_stops_on_a_typo_before_any_job(workdir):
     bad = raw("tiny")
     bad["defaults"]["learning_rate"] = 0.1

@@ -1,33 +1,70 @@
-"""`python -m mfcbench grid --config workflow/config/paper.yaml [--cells] [--schema]`: a profile's cells and #WU."""
+"""`python -m mfcbench grid --config workflow/config/paper.yaml`: a profile's cells and closed-form #WU.
+
+  --cells              also list every cell directory
+  --check              every cell's start-up checks (model options, mesh sizes, registries); exit 1 on a problem
+  --schema             print the whole generated profile schema
+  --write-schema       regenerate workflow/schemas/config.schema.yaml (after changing an option, a strategy,
+                       a task or the output catalogue); --check-schema exits 1 when the shipped file is stale
+  --manifest OUT       write the run manifest (commit, versions, scale) of the profile, as the workflow does
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import yaml
 
-from ..pipeline.grid import ROOT, ConfigError, format_summary, iter_cells, load_config, load_schema
+from ..core.atomic import write_json, write_text
+from ..pipeline import grid
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mfcbench grid", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(grid.ROOT / "workflow" / "config" / "default.yaml"))
+    parser.add_argument("--cells", action="store_true", help="also list every cell directory")
+    parser.add_argument("--check", action="store_true", help="run every cell's start-up checks; exit 1 on a problem")
+    parser.add_argument("--schema", action="store_true", help="print the whole generated profile schema and exit")
+    parser.add_argument("--write-schema", action="store_true", help=f"regenerate {grid.SCHEMA_PATH.name} and exit")
+    parser.add_argument("--check-schema", action="store_true", help=f"exit 1 when {grid.SCHEMA_PATH.name} is stale")
+    parser.add_argument("--manifest", metavar="OUT", help="write the profile's run manifest (JSON) and exit")
+    return parser
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = grid.schema_text()
+    if args.schema:
+        print(text, end="")
+    elif args.write_schema:
+        write_text(grid.SCHEMA_PATH, text)
+        print(f"wrote {grid.SCHEMA_PATH}")
+    elif grid.SCHEMA_PATH.read_text() != text:
+        print(f"mfcbench grid: {grid.SCHEMA_PATH} is out of date with the options, registries or catalogue; "
+              "run `python -m mfcbench grid --write-schema`", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mfcbench grid", description=__doc__)
-    parser.add_argument("--config", default=str(ROOT / "workflow" / "config" / "default.yaml"))
-    parser.add_argument("--cells", action="store_true", help="also list every cell directory")
-    parser.add_argument("--schema", action="store_true",
-                        help="print the whole profile schema (with the generated training options) and exit")
-    args = parser.parse_args(argv)
-    if args.schema:
-        print(yaml.safe_dump(load_schema(), sort_keys=False, width=110))
-        return 0
+    args = _parser().parse_args(argv)
+    if args.schema or args.write_schema or args.check_schema:
+        return _schema(args)
     try:
-        config = load_config(args.config)
-        summary = format_summary(config)
-    except (ConfigError, OSError, yaml.YAMLError) as exc:
+        config = grid.load_config(args.config)
+        if args.manifest:
+            write_json(args.manifest, grid.run_manifest(config))
+            return 0
+        problems = grid.check_cells(config) if args.check else []
+        summary = grid.format_summary(config)
+    except (grid.ConfigError, OSError, yaml.YAMLError) as exc:
         print(f"mfcbench grid: {args.config}: {exc}", file=sys.stderr)
         return 2
     print(summary)
+    for problem in problems:
+        print(f"mfcbench grid: {Path(args.config).name}: {problem}", file=sys.stderr)
     if args.cells:
-        for cell in iter_cells(config):
+        for cell in grid.iter_cells(config):
             print(cell.relpath())
-    return 0
+    return 1 if problems else 0

@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..core.atomic import atomic_path, write_csv  # noqa: E402
+from ..core.labels import ARCH_LABELS, STRATEGY_COLORS, STRATEGY_LABELS, STRATEGY_STYLES, TASK_METRIC  # noqa: E402,F401
 from ..core.registry import Registry  # noqa: E402
 from ..report.layout import harmonise  # noqa: E402
 
@@ -31,14 +32,6 @@ REQUIRED = {
 }
 # one of these must carry numbers: the validation metric, else the training loss
 CURVE_METRICS = {"fig4": ["val_metric", "train_loss"], "fig5": ["val_metric", "train_loss"]}
-STRATEGY_LABELS = {"sgd": "SGD (single scale)", "msgd": "Multiscale-SGD", "fmsgd": "Full-Multiscale-SGD"}
-STRATEGY_COLORS = {"sgd": "#1f77b4", "msgd": "#ff7f0e", "fmsgd": "#2ca02c"}
-STRATEGY_STYLES = {"sgd": "-", "msgd": "--", "fmsgd": "-."}  # lines that coincide stay visible
-ARCH_LABELS = {"unet": "UNet", "resnet": "ResNet", "mfc_unet": "MFC-UNet", "mfc_resnet": "MFC-ResNet",
-               "blur_conv": "standard convolution", "conv": "standard convolution",
-               "blur_mfc": "mesh-free convolution (MFC)", "mfc": "mesh-free convolution (MFC)"}
-# the task's headline metric, which the curves' val_metric column holds (mfcbench.tasks.*.headline_metric)
-TASK_METRIC = {"denoise": "validation MSE", "blur": "validation loss", "superres": "validation SSIM"}
 STAT_COLUMNS = ["mean", "std", "lo", "hi", "n_seeds"]
 
 

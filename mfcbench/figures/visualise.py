@@ -27,6 +27,7 @@ import torch
 
 from ..core.atomic import atomic_path, torch_load, write_csv
 from ..train.runner import validation_subset
+from ..core.labels import ARCH_LABELS, METRIC_LABELS, STRATEGY_LABELS  # noqa: F401
 from ..strategies.sampling import seed_for
 
 
@@ -51,11 +52,6 @@ FEATURE_FIGURE, FEATURE_TABLE = "fig15", "table7"
 FEATURE_ARCHS = ("mfc_resnet18", "resnet18")  # the paper's row order: MFCs, then standard convolutions
 FIGURES = [*ALGORITHM_FIGURES, *PREDICTION_FIGURES, FEATURE_FIGURE]
 STRATEGIES = ("sgd", "msgd", "fmsgd")
-STRATEGY_LABELS = {"sgd": "SGD", "msgd": "Multiscale-SGD", "fmsgd": "Full-Multiscale-SGD"}
-ARCH_LABELS = {"unet": "UNet", "resnet": "ResNet", "mfc_unet": "MFC-UNet", "mfc_resnet": "MFC-ResNet",
-               "espcn": "ESPCN", "srresnet": "ResNet", "mfc_espcn": "MFC-ESPCN", "mfc_srresnet": "MFC-ResNet",
-               "fno_espcn": "FNO-ESPCN", "resnet18": "ResNet-18", "mfc_resnet18": "MFC-ResNet-18"}
-METRIC_LABELS = {"mse": "MSE", "ssim": "SSIM"}
 PREDICTION_COLUMNS = ["figure", "profile", "table", "task", "dataset", "arch", "column", "seed", "cell", "checkpoint",
                       "status", "iterations", "image", "cond", "mse", "ssim", "headline", "best", "inputs_match"]
 FEATURE_COLUMNS = ["figure", "profile", "table", "dataset", "row", "arch", "source", "trained", "channel", "image",

@@ -7,20 +7,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import this checkout's mfcbench even when not installed
+from mfcbench.core import catalogue
 from mfcbench.pipeline import grid
 
-# The schema file plus its generated parts (training options, task and strategy names: one source
-# each, see grid.load_schema). Defaults are filled by grid.apply_defaults: overrides stay sparse.
+# Parsing this workflow imports no torch: the schema is shipped generated (workflow/schemas/
+# config.schema.yaml; `python -m mfcbench grid --write-schema`), and the start-up checks of every
+# cell (which need the model builders) run only when a cell's resolved config is new or changed.
+# Defaults are filled by grid.apply_defaults: overrides stay sparse.
 try:
     grid.validate_config(config)
 except grid.ConfigError as concise:  # "key: what is allowed", before any job runs
     raise ValueError(str(concise)) from None
 grid.apply_defaults(config)
-if not os.environ.get("MFCBENCH_CELLS_CHECKED"):  # every cell's start-up checks, before any job runs
-    _problems = grid.check_cells(config)  # (once: `run:` jobs re-parse the Snakefile in a child process)
-    if _problems:
-        raise ValueError(f"{len(_problems)} problem(s) in the profile, no job started:\n  " + "\n  ".join(_problems))
-    os.environ["MFCBENCH_CELLS_CHECKED"] = "1"
 SNAKEMAKE_PID = os.getpid()  # training jobs stop when this process is gone (train --watch-pid)
 
 PROFILE = config["profile"]
@@ -30,32 +28,36 @@ LOGS = f"{config['logs_dir']}/{PROFILE}"
 DATA = config["data_root"]
 CELLS = grid.index(config)  # relpath -> Cell
 TABLES = list(config["tables"])  # trained tables: cells, gathered
-MEASURED = ["table11", "table13", "table15"]  # tables produced by measurement commands, not cells
-DISCREPANCY = {"table1": "standard", "table2": "mfc"}  # Tables 1-2: `mfcbench experiment discrepancy`
-EXPERIMENT_TABLES = ["table9"]  # results/<profile>/table9.csv from `mfcbench experiment sam` (experiments.smk)
-# reports/<fig>.png (+ its data) built by experiments.smk (fig8) and figures.smk (fig1, fig2, fig9-fig15)
-EXTRA_FIGURES = ["fig1", "fig2", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13", "fig14", "fig15"]
 PY = "python -m mfcbench"
 
-if not os.environ.get("MFCBENCH_SUMMARY_SHOWN"):  # `snakemake -n` shows cells and closed-form #WU,
-    print(grid.format_summary(config), file=sys.stderr)  # once: jobs re-parse the Snakefile
-    os.environ["MFCBENCH_SUMMARY_SHOWN"] = "1"
+# Every cell's cell.yaml (its resolved training options, the train rule's input) is written here, at
+# parse time, and only when its text changes: a changed cell retrains, an unchanged one keeps its
+# mtime. Before any file is written, a new or changed profile is checked cell by cell (one line per
+# problem, no job started). The profile as this run sees it is written the same way (config.yaml for
+# the reports, visualise/profile.yaml for the figures: without `extras`, which changes no figure).
+try:
+    _CHANGED = grid.write_cell_configs(config, RESULTS, CELLS)
+except grid.ConfigError as problems:
+    raise ValueError(str(problems)) from None
+grid.write_if_changed(f"{RESULTS}/config.yaml", grid.profile_text(config))
+grid.write_if_changed(f"{RESULTS}/visualise/profile.yaml", grid.profile_text(config, drop=("extras",), sort_keys=True))
+# `snakemake -n` shows the cells (and their closed-form #WU when the check above already loaded torch)
+print(grid.format_summary(config, work_units=bool(_CHANGED)), file=sys.stderr)
+
+# What each output is and which command makes it: mfcbench/core/catalogue.py (one place)
+EXTRAS = lookup(dpath="extras", within=config, default=[])
+MEASURED = [o for o in catalogue.ids("measurement") if catalogue.get(o).report == "report table"]
+DISCREPANCY = {o.id: o.command.split("--conv ")[1] for o in catalogue.by_command("experiment discrepancy").values()}
+EXPERIMENT_TABLES = [o for o in catalogue.ids("experiment") if catalogue.get(o).report == "report table"
+                     and o not in DISCREPANCY]  # table9 (experiments.smk, rule sam)
+REPORT_FIGURES = catalogue.by_report("report figure")  # fig3, 4, 5, 7: `report figure` from result CSVs
+VISUAL_FIGURES = catalogue.by_report("visualise")  # fig1, 2, 9-15: `visualise` (figures.smk)
 
 
 wildcard_constraints:
     table="|".join(TABLES),
     strategy_dir=r"[^/]+",
     seed=r"\d+",
-
-
-def param(*keys, default=None):
-    """The one lookup helper for config values used by rules: param("measure", "quick")."""
-    node = config
-    for key in keys:
-        if not isinstance(node, dict) or key not in node:
-            return default
-        node = node[key]
-    return node
 
 
 def cell_of(wildcards):
@@ -70,7 +72,7 @@ def cell_of(wildcards):
 
 def extra_tables():
     """Experiment/measurement tables this profile builds (extras), besides the trained TABLES."""
-    return [t for t in (*DISCREPANCY, *EXPERIMENT_TABLES, *MEASURED) if t in extras()]
+    return [t for t in catalogue.by_report("report table") if t not in TABLES and builds(t)]
 
 
 def failure_stamp(cell_dir):
@@ -106,27 +108,27 @@ def dvc_profile():
 
 def use_dvc():
     """Fetch data through DVC only when run directly (inside a DVC stage DVC holds our outputs)."""
-    return (param("use_dvc") == "auto" and shutil.which("dvc") is not None and Path(".dvc").is_dir()
+    return (lookup(dpath="use_dvc", within=config) == "auto" and shutil.which("dvc") is not None and Path(".dvc").is_dir()
             and Path(".git").exists()  # DVC repos live in git repos
             and not os.environ.get("DVC_STAGE") and dvc_profile() == PROFILE)
 
 
-def extras():
-    return param("extras", default=[])
+def builds(output):
+    """Whether this profile builds a catalogue output: a trained table of `tables`, or an extra whose
+    trained inputs are trained and whose required key (Figure 6: a SAM checkpoint) is set."""
+    entry = catalogue.get(output)
+    if entry.kind == "table":
+        return entry.id in TABLES
+    return (entry.id in EXTRAS and catalogue.trained_inputs(entry.id) <= set(TABLES)
+            and (not entry.requires or bool(lookup(dpath=entry.requires, within=config, default=None))))
 
 
 def all_reports():
-    targets = [f"{REPORTS}/{t}.csv" for t in TABLES + extra_tables()]
-    targets += [f"{REPORTS}/{f}.png" for f in ("fig3", "fig7") if f in extras()]
-    targets += [f"{REPORTS}/{f}.png" for f in EXTRA_FIGURES if f in extras()]
-    if "fig6" in extras() and param("sam", "checkpoint"):  # drawn only from a real SAM checkpoint
-        targets.append(f"{REPORTS}/fig6.png")
-    if "fig4" in extras() and "table3" in TABLES:
-        targets.append(f"{REPORTS}/fig4.png")
-    if "fig5" in extras() and "table4" in TABLES:
-        targets.append(f"{REPORTS}/fig5.png")
-    targets += [f"{REPORTS}/claims.csv", f"{REPORTS}/REPORT.md"]
-    return targets
+    """Every reports/ file `rule all` builds, from the catalogue: tables first, then figures, then verdicts."""
+    built = [o for o in catalogue.OUTPUTS if o.report and builds(o.id)]
+    targets = [f"{REPORTS}/{o.id}.csv" for o in built if not o.is_figure]
+    targets += [f"{REPORTS}/{o.id}.png" for o in built if o.is_figure]
+    return targets + [f"{REPORTS}/claims.csv", f"{REPORTS}/REPORT.md"]
 
 
 PUBLISHED = f"reports/published/{PROFILE}"  # the committed snapshot a reviewer reads (rule publish)

@@ -7,7 +7,7 @@
 def prepare_command(wildcards):
     if use_dvc():
         return f"dvc --wait-for-lock repro prepare@{wildcards.dataset}"
-    options = param("datasets", wildcards.dataset, "prepare_options", default={})
+    options = lookup(dpath=f"datasets/{wildcards.dataset}/prepare_options", within=config, default={})
     flags = " ".join(f"--{key} {value}" for key, value in options.items())
     return (f"{PY} prepare --dataset {wildcards.dataset} --image-size {wildcards.size} "
             f"--root {DATA} {flags}").strip()

@@ -5,18 +5,21 @@ import json
 import shlex
 
 
+def sam_key(key, default=None):
+    return lookup(dpath=f"sam/{key}", within=config, default=default)
+
+
 def sam_flags():
     """The profile's sam keys as `mfcbench experiment sam` flags (absent keys: the CLI's defaults)."""
-    flags = {"--checkpoint": param("sam", "checkpoint"), "--sha256": param("sam", "sha256"),
-             "--images": param("sam", "images"), "--limit": param("sam", "limit"),
-             "--points-per-side": param("sam", "points_per_side")}
+    flags = {"--checkpoint": sam_key("checkpoint"), "--sha256": sam_key("sha256"), "--images": sam_key("images"),
+             "--limit": sam_key("limit"), "--points-per-side": sam_key("points_per_side")}
     return " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in flags.items() if value is not None)
 
 
 def sam_outputs():
     """table9.csv always (NOT_RUN rows without a checkpoint); Figure 6 only from a real checkpoint."""
     outputs = {"csv": f"{RESULTS}/table9.csv"}
-    if param("sam", "checkpoint"):
+    if sam_key("checkpoint"):
         outputs["fig6"] = f"{REPORTS}/fig6.png"
     return outputs
 
@@ -24,19 +27,19 @@ def sam_outputs():
 rule sam:
     """Table 9 / Figure 6 (App. D.5): SAM vs MFC-SAM mask quality; NOT_RUN rows saying why without weights."""
     input:
-        [param("sam", "checkpoint")] if param("sam", "checkpoint") else [],
+        [sam_key("checkpoint")] if sam_key("checkpoint") else [],
     output:
         **sam_outputs(),
     log:
         f"{LOGS}/experiment/table9.log",
     message:
-        "SAM vs MFC-SAM (Table 9, Figure 6)" if param("sam", "checkpoint") else "SAM vs MFC-SAM (Table 9): NOT_RUN rows, no checkpoint"
+        "SAM vs MFC-SAM (Table 9, Figure 6)" if sam_key("checkpoint") else "SAM vs MFC-SAM (Table 9): NOT_RUN rows, no checkpoint"
     resources:
-        gpu=1 if param("gpu") and param("sam", "checkpoint") else 0,
+        gpu=1 if lookup(dpath="gpu", within=config) and sam_key("checkpoint") else 0,
     params:
         flags=sam_flags(),
-        figure=f"--figure {REPORTS}/fig6.png" if param("sam", "checkpoint") else "",
-        device=param("device"),
+        figure=f"--figure {REPORTS}/fig6.png" if sam_key("checkpoint") else "",
+        device=lookup(dpath="device", within=config),
         work=f"{RESULTS}/sam",
     shell:
         "{PY} experiment sam {params.flags} {params.figure} --device {params.device} --work-dir {params.work} "
@@ -58,8 +61,8 @@ rule ddpm:
     # wall and was not done; 1 thread needs about 3 CPU-min (small UNet, batch 16-64: threads mostly wait)
     threads: 1
     params:
-        seed=param("ddpm", "seed", default=0),
-        options=shlex.quote(json.dumps(param("ddpm", "options", default={}))),
+        seed=lookup(dpath="ddpm/seed", within=config, default=0),
+        options=shlex.quote(json.dumps(lookup(dpath="ddpm/options", within=config, default={}))),
         work=f"{RESULTS}/fig8",
     shell:
         "{PY} experiment ddpm --seed {params.seed} --options {params.options} --root {DATA} --threads {threads} "

@@ -4,23 +4,12 @@
 # checkpoints of their table's cells (9-10: table4, 11-12: table6, 13-14: table5); 15 reads table7's
 # resnet18 / mfc_resnet18 cells, else draws freshly initialised models. A figure whose table has no
 # cells in the profile is still drawn, saying so. Each figure costs seconds (a few forward passes).
-from mfcbench.figures.visualise import FIGURES as VISUAL_FIGURES, figure_table
-
-
-def _visual_profile_text():
-    """The profile as this run sees it (config file + --config), without `extras` (which figures
-    are built changes no figure): rewritten, and the figures redrawn, only when the rest changes."""
-    import yaml
-
-    return yaml.safe_dump({k: v for k, v in dict(config).items() if k != "extras"}, sort_keys=True)
-
-
-VISUAL_PROFILE_TEXT = _visual_profile_text()
+# Which figures, and which table each reads: VISUAL_FIGURES, from the catalogue (common.smk).
 
 
 def visual_dataset(fig):
     """The dataset a figure reads validation images from (None for Figures 1-2)."""
-    table = figure_table(fig)
+    table = VISUAL_FIGURES[fig].table
     if table is None:
         return None
     if table not in TABLES and fig == "fig15":  # fresh models on the first denoising table's data
@@ -30,29 +19,15 @@ def visual_dataset(fig):
 
 def visual_inputs(fig):
     """The cells whose checkpoints the figure draws (so it runs after training) and its prepared data."""
-    table = figure_table(fig)
+    table = VISUAL_FIGURES[fig].table
     files = [f"{d}/metrics.json" for d in cell_dirs(table)] if table in TABLES else []
     dataset = visual_dataset(fig)
     return files + ([ancient(prepared(dataset))] if dataset else [])
 
 
-rule visual_profile:
-    output:
-        f"{RESULTS}/visualise/profile.yaml",
-    log:
-        f"{LOGS}/report/visual_profile.log",
-    params:
-        text=VISUAL_PROFILE_TEXT,  # a changed profile rewrites the file (params are a rerun trigger)
-    run:
-        from mfcbench.core.atomic import write_text
-
-        write_text(output[0], params.text)
-        Path(log[0]).write_text(f"wrote {output[0]}\n")
-
-
 rule visualise:
     input:
-        profile=rules.visual_profile.output[0],
+        profile=f"{RESULTS}/visualise/profile.yaml",  # written at parse time when it changes (common.smk)
         cells=lambda wc: visual_inputs(wc.fig),
     output:
         png=report(f"{REPORTS}/{{fig}}.png", caption="../report/figure.rst", category="Figures",
@@ -61,7 +36,7 @@ rule visualise:
     log:
         f"{LOGS}/report/{{fig}}.log",
     wildcard_constraints:
-        fig="|".join(VISUAL_FIGURES),
+        fig="|".join(VISUAL_FIGURES),  # from the catalogue (mfcbench/core/catalogue.py)
     shell:
         "{PY} visualise {wildcards.fig} --results-dir {RESULTS} --config {input.profile} --out {output.png} "
         "> {log} 2>&1"

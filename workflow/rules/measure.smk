@@ -3,9 +3,8 @@ import json
 import shlex
 
 
-
 def quick_flag():
-    return "--quick" if param("measure", "quick") else ""
+    return "--quick" if lookup(dpath="measure/quick", within=config, default=True) else ""
 
 
 rule measure_table11:
@@ -37,10 +36,10 @@ rule measure_fig7:
         "timing: conv vs MFC forward (Figure 7)"
     threads: workflow.cores  # timings run alone on the machine
     resources:
-        gpu=1 if param("gpu") else 0,
+        gpu=1 if lookup(dpath="gpu", within=config) else 0,
     params:
         quick=quick_flag(),
-        device=param("device"),
+        device=lookup(dpath="device", within=config),
     shell:
         "{PY} measure fig7 --device {params.device} --out {output} {params.quick} > {log} 2>&1"
 
@@ -54,7 +53,7 @@ rule measure_table15:
         "timing: SGD vs Multiscale-SGD iteration (Table 15)"
     threads: workflow.cores
     resources:
-        gpu=1 if param("gpu") else 0,
+        gpu=1 if lookup(dpath="gpu", within=config) else 0,
     params:
         quick=quick_flag(),
     shell:  # both devices: a CUDA row says "not measured" without one (never a CPU stand-in)
@@ -94,14 +93,16 @@ rule discrepancy:
         table="|".join(DISCREPANCY),
     params:
         conv=lambda wc: DISCREPANCY[wc.table],
-        seed=param("discrepancy", "seed", default=0),
-        options=lambda wc: shlex.quote(json.dumps(param("discrepancy", "options", default={}))),
+        seed=lookup(dpath="discrepancy/seed", within=config, default=0),
+        options=shlex.quote(json.dumps(lookup(dpath="discrepancy/options", within=config, default={}))),
     shell:
         "{PY} experiment discrepancy --conv {params.conv} --seed {params.seed} --options {params.options} "
         "--out {output} > {log} 2>&1"
 
 
-EXPERIMENTS = {"fig3": "kernels", "lemma4": "lemma4"}  # output name -> `mfcbench experiment` name
+# output name -> `mfcbench experiment` name: the catalogue's experiments with no rule of their own
+EXPERIMENTS = {o.id: o.command.split()[1] for o in catalogue.by_command("experiment").values()
+               if o.result and o.id not in DISCREPANCY and o.report in (None, "report figure")}
 
 
 rule experiment:

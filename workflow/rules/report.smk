@@ -5,32 +5,26 @@ report: "../report/workflow.rst"
 
 
 def results_inputs():
-    """Every results file of this profile: the claims and REPORT.md read them all."""
-    files = [f"{RESULTS}/{t}.csv" for t in TABLES + extra_tables()] + [f"{RESULTS}/workunits.csv"]
-    files += [f"{RESULTS}/curves_{t}.csv" for t in TABLES]
-    files += [f"{RESULTS}/{x}.csv" for x in ("flops_models", "fig3", "fig7", "lemma4", "fig8") if x in extras()]
+    """Every results file of this profile (the catalogue's outputs it builds): the claims and REPORT.md read them all."""
+    files = [f"{RESULTS}/{o.result}" for o in catalogue.OUTPUTS if o.result and builds(o.id)]
+    files += [f"{RESULTS}/workunits.csv"] + [f"{RESULTS}/curves_{t}.csv" for t in TABLES]
     return files
 
 
 # The report code and its data files: a report rule reruns when they change (reports are cheap, and a
 # verdict or layout fixed in the code must not leave an old claims.csv or REPORT.md behind).
 REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).parent.parent.glob("report/**/*")
-                     if p.suffix in (".py", ".yaml")) + [str(Path(grid.__file__).parent.parent / "figures" / "paper.py")]
+                     if p.suffix in (".py", ".yaml")) + [str(Path(grid.__file__).parent.parent / f)
+                                                         for f in ("figures/paper.py", "core/labels.py")]
 
-FIGURE_INPUTS = {
-    "fig3": [f"{RESULTS}/fig3.csv"],
-    "fig4": [f"{RESULTS}/curves_table3.csv"],  # blur: gradient norm and validation metric, conv vs MFC
-    "fig5": [f"{RESULTS}/curves_table4.csv"],  # denoise: validation metric against #WU, a panel per network
-    "fig7": [f"{RESULTS}/fig7.csv"],
-}
+# the result files each report table and figure reads: the catalogue's `inputs` (checked against
+# published.yaml's `results` by tests/test_catalogue.py)
+FIGURE_INPUTS = {fig: [f"{RESULTS}/{f}" for f in o.inputs] for fig, o in REPORT_FIGURES.items()}
 
 
 def table_inputs(name):
-    """The result CSVs a paper table reads (published.yaml's `results`, e.g. Table 10 reads Table 7's SGD cells too)."""
-    from mfcbench.report.published import load_published
-
-    files = load_published()["tables"].get(name, {}).get("results") or [f"{name}.csv"]
-    return [f"{RESULTS}/{f}" for f in files]
+    """The result CSVs a paper table reads (e.g. Table 10 reads Table 7's SGD cells too)."""
+    return [f"{RESULTS}/{f}" for f in catalogue.get(name).inputs]
 
 
 rule report_table:
@@ -42,7 +36,7 @@ rule report_table:
     log:
         f"{LOGS}/report/{{name}}.log",
     wildcard_constraints:
-        name="|".join(TABLES + list(DISCREPANCY) + EXPERIMENT_TABLES + MEASURED),
+        name="|".join(catalogue.by_report("report table")),
     params:
         inputs=lambda wc, input: " ".join(f"--input {f}" for f in input.data),
     shell:
@@ -78,33 +72,18 @@ rule claims:
 
 
 rule run_manifest:
-    """What produced this profile's reports: the resolved config, commit, versions, the scale (each
-    cell's own commit is in its metrics.json and the gathered tables' git_commit column)."""
+    """What produced this profile's reports: commit, versions, the scale (each cell's own commit is in its
+    metrics.json and the gathered tables' git_commit column); config.yaml is written at parse time."""
     input:
         results_inputs(),
         code=REPORT_CODE,
+        config=f"{RESULTS}/config.yaml",
     output:
         manifest=f"{RESULTS}/manifest.json",
-        config=f"{RESULTS}/config.yaml",
     log:
         f"{LOGS}/report/manifest.log",
-    run:
-        import yaml
-        from mfcbench.core.atomic import write_json, write_text
-        from mfcbench.train.manifest import git_state, now, versions
-
-        commit, dirty = git_state()
-        d = config["defaults"]
-        write_text(output.config, yaml.safe_dump(dict(config), sort_keys=False))
-        write_json(output.manifest, {
-            "profile": PROFILE, "generated_at": now(), "git_commit": commit, "git_dirty": dirty,
-            "versions": versions(), "device_setting": config["device"],
-            "datasets": {name: spec["image_size"] for name, spec in config["datasets"].items()},
-            "scale": f"{d['levels']} levels, N0 {d['batch_size']}, val_size {d['val_size']}; iterations per level "
-                     f"{grid.schedule_summary(config)}",
-            "seeds": {table: spec["seeds"] for table, spec in config["tables"].items()},
-        })
-        Path(log[0]).write_text(f"wrote {output.manifest} and {output.config}\n")
+    shell:
+        "{PY} grid --config {input.config} --manifest {output.manifest} > {log} 2>&1"
 
 
 rule report_markdown:
@@ -113,7 +92,7 @@ rule report_markdown:
         [t for t in all_reports() if not t.endswith("REPORT.md")],
         code=REPORT_CODE,
         manifest=rules.run_manifest.output.manifest,
-        config=rules.run_manifest.output.config,
+        config=rules.run_manifest.input.config,
     output:
         report(f"{REPORTS}/REPORT.md", caption="../report/markdown.rst", category="Verdicts"),
     log:

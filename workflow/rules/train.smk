@@ -1,6 +1,7 @@
 # Cells: results/<profile>/<table>/<task>/<dataset>/<arch>/<strategy>[+variant]/seed<k>/
-# Each cell's resolved training options are written to cell.yaml (rewritten only when they change,
-# which then retrains the cell); the runner writes metrics.json, curve.csv and checkpoint.pt.
+# Each cell's resolved training options are written to cell.yaml when the Snakefile is read (common.smk;
+# rewritten only when they change, which then retrains the cell); the runner writes metrics.json,
+# curve.csv and checkpoint.pt.
 CELL = "{table}/{task}/{dataset}/{arch}/{strategy_dir}/seed{seed}"
 
 
@@ -9,24 +10,9 @@ def data_input(wildcards):
     return [ancient(prepared(cell_of(wildcards).dataset))]
 
 
-rule cell_config:
-    output:
-        f"{RESULTS}/{CELL}/cell.yaml",
-    log:
-        f"{LOGS}/{CELL}/cell_config.log",
-    params:
-        options=lambda wc: dict(cell_of(wc).config),
-    run:
-        import yaml
-        from mfcbench.core.atomic import write_text
-
-        write_text(output[0], yaml.safe_dump(params.options, sort_keys=True))
-        Path(log[0]).write_text(f"wrote {output[0]}\n")
-
-
 rule train:
     input:
-        config=rules.cell_config.output[0],
+        config=f"{RESULTS}/{CELL}/cell.yaml",  # written at parse time (common.smk), only when it changes
         data=data_input,
     output:
         metrics=f"{RESULTS}/{CELL}/metrics.json",
@@ -34,9 +20,9 @@ rule train:
         f"{LOGS}/{CELL}/train.log",
     message:
         "train {wildcards.table}: {wildcards.arch} {wildcards.strategy_dir} seed {wildcards.seed}"
-    threads: param("threads_per_cell", default=1)
+    threads: lookup(dpath="threads_per_cell", within=config, default=1)
     resources:
-        gpu=1 if param("gpu") else 0,
+        gpu=1 if lookup(dpath="gpu", within=config) else 0,
     params:
         # A failed cell records its error in metrics.json (so reports name it) and is retried on the
         # next run: this value changes when a new failure is recorded, and Snakemake reruns a job whose
@@ -44,7 +30,7 @@ rule train:
         retry=lambda wc, output: failure_stamp(os.path.dirname(output.metrics)),
         strategy=lambda wc: cell_of(wc).strategy,
         out=lambda wc, output: os.path.dirname(output.metrics),
-        device=param("device"),
+        device=lookup(dpath="device", within=config),
     shell:
         "{PY} train --task {wildcards.task} --dataset {wildcards.dataset} --arch {wildcards.arch} "
         "--strategy {params.strategy} --seed {wildcards.seed} --config {input.config} "
