@@ -296,3 +296,83 @@ def test_git_state_ignores_the_published_snapshot(tmp_path):
     assert git_state(tmp_path)[1] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path)[1] is True
+
+
+# --- the protocol of Algorithm 2 (issue 19 item 1) ----------------------------------------------
+def test_each_full_multiscale_level_restarts_the_cosine_schedule(tmp_path, images, monkeypatch):
+    """In a 3-level run with [24, 12, 6] iterations every level starts at the configured lr (one cosine
+    over the whole run started the levels at 1.00x, 0.39x and 0.05x of it)."""
+    seen, step = [], runner.train_step
+
+    def spy(run, phase, *args):
+        out = step(run, phase, *args)
+        seen.append((phase.level, run.optimizer.param_groups[0]["lr"]))
+        return out
+
+    monkeypatch.setattr(runner, "train_step", spy)
+    cell(tmp_path, images, strategy="fmsgd", overrides={"iterations": [24, 12, 6], "lr": 1e-3,
+                                                        "lr_schedule": "cosine", "val_every": 50})
+    firsts = [lr for i, (level, lr) in enumerate(seen) if i == 0 or seen[i - 1][0] != level]
+    assert [level for level, _ in seen] == [2] * 24 + [1] * 12 + [0] * 6
+    assert firsts == [pytest.approx(1e-3)] * 3
+    assert seen[23][1] < 0.01 * 1e-3  # each level anneals towards 0 by its own last step
+
+
+def test_a_level_is_validated_on_its_own_mesh(tmp_path, images, monkeypatch):
+    """While fmsgd trains level j, validation (and so early stopping) sees the validation batch
+    restricted to mesh j; the final metric is on the finest mesh."""
+    sizes, evaluate = [], runner.evaluate
+    monkeypatch.setattr(runner, "evaluate", lambda task, model, batch: sizes.append(batch.inputs.shape[-1])
+                        or evaluate(task, model, batch))
+    record = cell(tmp_path, images, strategy="fmsgd", overrides={"val_every": 1})
+    rows = list(csv.DictReader((tmp_path / "cell" / "curve.csv").open()))
+    assert [16 // 2 ** int(r["level"]) for r in rows] == sizes == [4, 4, 4, 8, 8, 16, 16]
+    assert record["metrics"]["val_mse"] == pytest.approx(float(rows[-1]["val_metric"]))
+
+
+def curve_of(levels_and_values):
+    return [{"iteration": i + 1, "level": level, "val_metric": v} for i, (level, v) in enumerate(levels_and_values)]
+
+
+def test_convergence_is_judged_on_the_last_level_only():
+    """Windows straddling level changes made every Full-Multiscale cell unconverged; a flat last
+    level is converged whatever the coarse levels did."""
+    curve = curve_of([(1, 9.0)] * 8 + [(0, 1.0)] * 4)
+    got = runner.convergence(curve, 12, False, 0.01, "ok", False)
+    assert got["plateau"] == pytest.approx(0.0) and got["converged"] and got["plateau_from"] == 8
+    assert runner.plateau_statistic(curve, 12, False) > 0.5  # the whole-run windows straddle the level change
+
+
+def test_a_worsening_curve_is_not_converged():
+    worse = curve_of([(0, 1.0), (0, 1.0), (0, 1.0), (0, 1.5)])
+    got = runner.convergence(worse, 4, False, 0.01, "ok", False)
+    assert got["plateau"] == pytest.approx(-0.5) and not got["converged"]
+    assert not runner.convergence(worse, 4, False, 0.01, "ok", True)["converged"]  # not even after an early stop
+    assert runner.convergence(worse, 4, False, 0.6, "ok", False)["converged"]  # within the threshold
+
+
+def test_budget_scale_doubles_every_phase_and_the_closed_form(tmp_path, images):
+    from mfcbench.strategies import build_strategy, closed_form
+
+    base = config_mod.resolve({**TINY})
+    double = config_mod.resolve({**TINY, "budget_scale": 2})
+    for name in ("sgd", "msgd", "fmsgd", "progressive"):
+        one, two = build_strategy(name, base).phases(), build_strategy(name, double).phases()
+        assert [p.iterations * 2 for p in one] == [p.iterations for p in two]
+    assert closed_form("fmsgd", 1, [3, 2, 2], 3, budget_scale=2) == 2 * closed_form("fmsgd", 1, [3, 2, 2], 3)
+    record = cell(tmp_path, images, strategy="fmsgd", overrides={"budget_scale": 2})
+    assert record["iterations"] == 14 and record["budget_scale"] == 2
+    assert record["wu_executed"] == pytest.approx(record["wu_closed_form"])
+
+
+def test_manifest_records_the_processor_and_math_libraries(tmp_path):
+    from mfcbench.train import manifest
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: X\nmodel name\t: Test CPU 9000 @ 3.0GHz\nflags\t: avx\n")
+    assert manifest.cpu_model(info) == "Test CPU 9000 @ 3.0GHz" and manifest.cpu_model(tmp_path / "none") is None
+    shown = "PyTorch built with:\n  - Intel(R) MKL-DNN v3.1.0 (Git Hash abc)\n"
+    assert manifest.build_line(shown, "Intel(R) MKL-DNN") == "v3.1.0 (Git Hash abc)"
+    compute = manifest.compute_provenance()
+    assert compute["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert compute["threads"] == torch.get_num_threads() and "onednn" in compute and "mkl" in compute

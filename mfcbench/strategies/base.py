@@ -108,8 +108,10 @@ class Strategy:
         return self.phased and self.config.get("optimizer_state", "carry") == "reset"
 
     def phase_iterations(self) -> list[tuple[int, Any]]:
-        """(level, iterations) per phase, coarsest first, zero-iteration phases dropped."""
-        its = self.config["iterations"]
+        """(level, iterations) per phase, coarsest first, zero-iteration phases dropped; every
+        phase's iterations are multiplied by `budget_scale` (the budget-doubling variant: 2)."""
+        scale = self.config.get("budget_scale", 1)
+        its = [n if scale == 1 else round(n * scale) for n in self.config["iterations"]]
         if not self.phased:
             return [(0, sum(its))]
         return [(self.levels - 1 - i, n) for i, n in enumerate(its) if n]
@@ -128,8 +130,7 @@ class Strategy:
         for draw in phase.draws:
             batch = sampler.batch(self.prepare_images(sampler.images(draw.batch), sampler))
             for sign, level in zip((1.0, -1.0), draw.levels):
-                parts.append(Part(sign, level, Batch(restrict(batch.inputs, level, self.restriction),
-                                                     restrict(batch.targets, level, self.restriction), batch.cond)))
+                parts.append(Part(sign, level, restrict_batch(batch, level, self.restriction)))
         return parts
 
     def loss(self, model: torch.nn.Module, task: Task, phase: Phase, sampler: Sampler,
@@ -156,6 +157,11 @@ class Strategy:
         counter.add(inputs)
         prediction = model(inputs, cond=batch.cond)
         return task.loss(prediction, Batch(inputs, targets, batch.cond))
+
+
+def restrict_batch(batch: Batch, level: int, method: str = "pool") -> Batch:
+    """A finest-mesh batch on mesh `level`: inputs and targets restricted alike, cond unchanged."""
+    return Batch(restrict(batch.inputs, level, method), restrict(batch.targets, level, method), batch.cond)
 
 
 def per_sample_model(model: torch.nn.Module) -> bool:

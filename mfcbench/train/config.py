@@ -38,7 +38,11 @@ OPTIONS: dict[str, Option] = {
     "weight_decay": Option(0.0, {"type": "number", "minimum": 0}, "weight decay"),
     "momentum": Option(0.9, {"type": "number", "minimum": 0}, "momentum (optimizer sgd only)"),
     "lr_schedule": Option("constant", {"enum": ["constant", "cosine"]},
-                          "constant (paper) or cosine over all iterations (authors' code)"),
+                          "constant (paper) or cosine annealing to 0 over each phase's iterations (authors' code; "
+                          "a Full-Multiscale level restarts it, as Algorithm 2 solves each level in turn)"),
+    "budget_scale": Option(1, {"type": "number", "exclusiveMinimum": 0},
+                           "multiplies every phase's iterations (rounded); a profile's `variants: {x2: {budget_scale: "
+                           "2}}` is the budget-doubling convergence test (docs/architecture.md)"),
     "val_size": Option(512, INT_MIN1, "images in the fixed validation batch"),
     "val_selection": Option("spread", {"enum": ["spread", "first"]},
                             "which val_size images validate: spread = evenly spaced over the val split (default), "
@@ -46,8 +50,9 @@ OPTIONS: dict[str, Option] = {
     "val_every": Option(500, INT_MIN1, "validate every this many iterations (and at the end)"),
     "checkpoint_every": Option(500, INT_MIN1, "checkpoint every this many iterations (and at phase ends)"),
     "plateau_threshold": Option(0.01, {"type": "number", "minimum": 0},
-                                "a cell is converged when its validation metric improved by at most this fraction over "
-                                "the last quarter of its steps (metrics.json `plateau`, `converged`)"),
+                                "a cell is converged when its validation metric changed by at most this fraction "
+                                "(better or worse) over the last quarter of its last phase's steps (metrics.json "
+                                "`plateau`, `converged`)"),
     "early_stop": Option(None, {"type": ["object", "null"], "additionalProperties": False, "required": ["patience"],
                                 "properties": {
                                     "patience": {**INT_MIN1, "default": 5,

@@ -63,7 +63,46 @@ def device_description(device) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()}"
+    return f"cpu: {cpu_model() or platform.processor() or platform.machine()}"
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The processor's "model name" from /proc/cpuinfo (None where there is no such file or line)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "model name":
+            return value.strip()
+    return None
+
+
+def build_line(config_text: str, prefix: str) -> str | None:
+    """The version part of a `torch.__config__.show()` line starting (after "- ") with `prefix`."""
+    for line in config_text.splitlines():
+        line = line.strip().removeprefix("- ")
+        if line.startswith(prefix):
+            return line.removeprefix(prefix).strip() or None
+    return None
+
+
+def compute_provenance() -> dict[str, Any]:
+    """What can make the same code give different last bits on another machine (issue 18 item 8):
+    processor model, the instruction set torch dispatches to, MKL and oneDNN versions, thread counts."""
+    import torch
+
+    shown = torch.__config__.show()
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl": build_line(shown, "Intel(R) oneAPI Math Kernel Library") if torch.backends.mkl.is_available() else None,
+        "onednn": build_line(shown, "Intel(R) MKL-DNN") if torch.backends.mkldnn.is_available() else None,
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+    }
 
 
 def build_manifest(*, config: dict[str, Any], seed: int, device, dataset: str | None,
@@ -82,6 +121,7 @@ def build_manifest(*, config: dict[str, Any], seed: int, device, dataset: str | 
         "dataset_checksum": dataset_checksum,
         "hostname": socket.gethostname(),
         "threads": torch.get_num_threads(),
+        "compute": compute_provenance(),
         "allocator_env": {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
         "started_at": started_at,
         "finished_at": finished_at or now(),

@@ -30,6 +30,7 @@ from . import config as config_mod
 from ..core.atomic import write_json, write_text
 from ..layers import symbol_cache
 from .manifest import build_manifest, now
+from ..strategies.base import restrict_batch
 from ..strategies.sampling import TrainSampler, seed_for, to_device
 from ..tasks.base import Batch, Task
 from ..core.workunits import WorkCounter, schedule_wu
@@ -86,6 +87,7 @@ class TrainState:
     phase_stops: list = field(default_factory=list)  # iterations where an earlier phase stopped on one
     last_val: dict | None = None
     last_val_step: int = -1
+    last_val_level: int = 0  # the mesh of the last validation (a phase validates on its own level)
 
     def observe(self, value: float, rule: dict | None, higher_is_better: bool) -> None:
         """Early stopping: `rule` = {patience, min_delta} on the headline validation metric."""
@@ -135,9 +137,13 @@ class CellRun:
                         optimizer=self.optimizer, counter=self.counter, sampler=self.sampler, device=self.device,
                         state=state.state_dict(), finished=finished, status=status)
 
-    def validate(self, state: TrainState) -> dict[str, float]:
+    def validate(self, state: TrainState, level: int = 0) -> dict[str, float]:
+        """Validate on mesh `level`: the validation batch restricted with the strategy's restriction
+        (a Full-Multiscale level is judged on its own mesh, Algorithm 2; the final metric on level 0)."""
         started = time.perf_counter()
-        state.last_val, state.last_val_step = evaluate(self.task, self.model, self.val_batch), state.step
+        batch = restrict_batch(self.val_batch, level, self.strategy.restriction)
+        state.last_val, state.last_val_step = evaluate(self.task, self.model, batch), state.step
+        state.last_val_level = level
         state.eval_seconds += time.perf_counter() - started
         return state.last_val
 
@@ -168,7 +174,8 @@ def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
 
 
 def learning_rate(cfg: dict, step: int, total: int) -> float:
-    """Constant (paper) or cosine annealing to 0 over all iterations (authors' code)."""
+    """Constant (paper) or cosine annealing to 0 over `total` steps (authors' code). The loop passes
+    the phase's own step and iterations: each Full-Multiscale level restarts at the configured lr."""
     if cfg["lr_schedule"] == "cosine":
         return 0.5 * cfg["lr"] * (1.0 + math.cos(math.pi * step / max(total, 1)))
     return cfg["lr"]
@@ -217,13 +224,28 @@ def plateau_statistic(curve: list[dict], steps: int, higher_is_better: bool) -> 
     return gain / abs(m3)
 
 
+def last_phase(curve: list[dict], steps: int) -> tuple[list[dict], int]:
+    """The curve rows of the last phase (the trailing rows on the last row's level), renumbered from 1,
+    and the iteration before its first row: Algorithm 2's convergence is judged on its last level."""
+    if not curve or "level" not in curve[-1]:
+        return curve, 0
+    start = len(curve)
+    while start > 0 and curve[start - 1].get("level") == curve[-1]["level"]:
+        start -= 1
+    offset = int(curve[start]["iteration"]) - 1
+    return [{**r, "iteration": r["iteration"] - offset} for r in curve[start:]], offset
+
+
 def convergence(curve: list[dict], steps: int, higher_is_better: bool, threshold: float, status: str,
                 stopped_early: bool) -> dict[str, Any]:
-    """`plateau` (see plateau_statistic) and `converged`: an early stop on a plateau, or a last-quarter
-    improvement below the profile's `plateau_threshold`; never for a diverged cell."""
-    plateau = plateau_statistic(curve, steps, higher_is_better)
-    converged = status == "ok" and (stopped_early or (plateau is not None and plateau <= threshold))
-    return {"plateau": plateau, "plateau_threshold": threshold, "converged": bool(converged)}
+    """`plateau` (see plateau_statistic, on the last phase's steps only) and `converged`: the metric moved
+    by at most `plateau_threshold` over the last quarter, or the run stopped early on a plateau, and never
+    a worsening curve (plateau < -threshold) nor a diverged cell."""
+    rows, offset = last_phase(curve, steps)
+    plateau = plateau_statistic(rows, steps - offset, higher_is_better)
+    worsening = plateau is not None and plateau < -threshold
+    converged = status == "ok" and not worsening and (stopped_early or (plateau is not None and plateau <= threshold))
+    return {"plateau": plateau, "plateau_threshold": threshold, "plateau_from": offset, "converged": bool(converged)}
 
 
 def curve_csv(rows: list[dict]) -> str:
@@ -250,7 +272,8 @@ def check_sizes(cfg: dict, task: Task, model: torch.nn.Module | None = None, str
 
 # --- the loop ------------------------------------------------------------------------------------
 def train_step(run: CellRun, phase, step: int, total: int) -> tuple[float, float]:
-    """One optimizer step of `phase`; returns (loss, gradient norm). A non-finite loss skips the update."""
+    """One optimizer step of `phase` at step `step` of its `total` (the lr schedule's position);
+    returns (loss, gradient norm). A non-finite loss skips the update."""
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(run.cfg, step, total)
     run.optimizer.zero_grad(set_to_none=True)
@@ -269,7 +292,6 @@ def train_step(run: CellRun, phase, step: int, total: int) -> tuple[float, float
 def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) -> str:
     """Run the remaining phases from `st`; returns "ok" or "diverged". Updates `st` in place."""
     phases, cfg, headline = run.phases, run.cfg, run.task.headline_metric
-    total = sum(p.iterations for p in phases)
     resumed_seconds, t_loop = st.seconds, time.perf_counter()
     run.model.train()
     while st.phase < len(phases) and not st.stopped_early:
@@ -284,7 +306,7 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
                         f"{phase.images_per_iteration} images/step")
         while st.phase_iter < phase.iterations:
             step_started = time.perf_counter()
-            loss_value, grad_norm = train_step(run, phase, st.step, total)
+            loss_value, grad_norm = train_step(run, phase, st.phase_iter, phase.iterations)
             st.train_seconds += time.perf_counter() - step_started
             if not math.isfinite(loss_value):
                 run.log(f"loss is {loss_value} at iteration {st.step + 1}: cell diverged")
@@ -298,7 +320,7 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
                    "train_loss": loss_value, "grad_norm": grad_norm, "val_metric": None}
             last = st.phase == len(phases) - 1 and st.phase_iter == phase.iterations  # the run's final step
             if st.step % cfg["val_every"] == 0 or last:
-                row["val_metric"] = run.validate(st)[headline]
+                row["val_metric"] = run.validate(st, phase.level)[headline]
                 st.observe(row["val_metric"], cfg["early_stop"], run.task.higher_is_better)
             st.curve.append(row)
             _show_progress(run, loss_value, phase.level)
@@ -399,6 +421,7 @@ def _record(run: CellRun, st: TrainState, status: str, final: dict, checksum: st
         "wu_executed": run.counter.value,
         "iterations": st.step,
         "iterations_planned": sum(p.iterations for p in phases),
+        "budget_scale": cfg["budget_scale"],  # 2 in a budget-doubling variant (docs/architecture.md)
         "stopped_early": st.stopped_early,
         "phase_stops": list(st.phase_stops),
         "schedule": [{"level": p.level, "iterations": p.iterations, "batches": [d.batch for d in p.draws]}
@@ -437,7 +460,7 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
 
 def _run_locked(config, overrides, cfg, cell, out, device, train_images, val_images, force, stop_after, progress,
                 log, on_stale) -> dict[str, Any]:
-    dataset, seed = cell["dataset"], cell["seed"]
+    dataset = cell["dataset"]
     metrics_path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
     if force:
         for name in ("checkpoint.pt", "metrics.json", "curve.csv"):
@@ -463,7 +486,7 @@ def _run_locked(config, overrides, cfg, cell, out, device, train_images, val_ima
                                              sampler=run.sampler, device=dev))
         log(f"resuming {out} at iteration {st.step}/{sum(p.iterations for p in run.phases)}")
     status = _train_with_progress(run, st, progress, stop_after)
-    final = st.last_val if st.last_val_step == st.step else run.validate(st)
+    final = st.last_val if st.last_val_step == st.step and st.last_val_level == 0 else run.validate(st, 0)
     _check_still_current(config, overrides, run.config_hash)
     write_text(run.paths["curve"], curve_csv(st.curve))
     record = _record(run, st, status, final, checksum, started_at)
