@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gpu-check": ("gpu_check", "the whole GPU check: bench, Table 15 and Figure 7 on CUDA, pytest -m gpu"),
     "experiment": ("experiment", "standalone experiments (Tables 1-2 discrepancy, Figure 3, Lemma 4)"),
     "report": ("report", "paper-layout tables, figures, claims and REPORT.md"),
+    "publish": ("publish", "copy reports/ into the committed snapshot reports/published/<profile>/ (--check: compare)"),
     "visualise": ("visualise", "Figures 1-2 (schedules), 9-14 (predictions) and 15 (feature maps)"),
 }
 

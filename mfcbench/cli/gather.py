@@ -17,9 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curves-out", help="long CSV of every cell's curve.csv (optional)")
     parser.add_argument("--profile", help="profile name recorded in a `profile` column")
     parser.add_argument("--table", help="check that every cell belongs to this table")
+    parser.add_argument("--data-checksum", metavar="CHECKSUM_TXT",
+                        help="the prepared data's checksum.txt: refuse cells trained on other data")
     args = parser.parse_args(argv)
     try:
-        cells, curves = gather(args.cells, args.profile, args.table)
+        cells, curves = gather(args.cells, args.profile, args.table, args.data_checksum)
     except (FileNotFoundError, ValueError, json.JSONDecodeError) as exc:
         print(f"mfcbench gather: {exc}", file=sys.stderr)
         return 1

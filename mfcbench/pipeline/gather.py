@@ -99,11 +99,47 @@ def curve_rows(cell_dir: str | Path, profile: str | None = None):
     return curve
 
 
-def gather(cell_dirs: Iterable[str | Path], profile: str | None = None, table: str | None = None):
-    """(cells DataFrame, curves DataFrame) for the given cell directories."""
+def trained_checksum(cell_dir: str | Path) -> str | None:
+    """The dataset checksum a finished cell recorded (None: no result, a failure, or unreadable)."""
+    try:
+        result = json.loads((Path(cell_dir) / "metrics.json").read_text())
+        return (result.get("manifest") or {}).get("dataset_checksum") if result.get("status") != "failed" else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def current_checksum(checksum_file: str | Path) -> str | None:
+    """The prepared data's checksum.txt content, None when it is not there."""
+    try:
+        return Path(checksum_file).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def trained_on_other_data(cell_dir: str | Path, checksum_file: str | Path) -> bool:
+    """True when the cell's result was trained on data other than what checksum.txt now describes."""
+    recorded, current = trained_checksum(cell_dir), current_checksum(checksum_file)
+    return recorded is not None and current is not None and recorded != current
+
+
+def check_data(cell_dirs: list, checksum_file: str | Path) -> None:
+    """Refuse cells trained on other data than the prepared data now holds (naming them and the fix)."""
+    stale = [str(d) for d in cell_dirs if trained_on_other_data(d, checksum_file)]
+    if stale:
+        current = current_checksum(checksum_file)
+        raise GatherError(f"{len(stale)} cell(s) were trained on other data than {checksum_file} ({current[:12]}) "
+                          f"holds: {', '.join(stale)}; rerun snakemake (it retrains them) or delete their metrics.json")
+
+
+def gather(cell_dirs: Iterable[str | Path], profile: str | None = None, table: str | None = None,
+           data_checksum: str | Path | None = None):
+    """(cells DataFrame, curves DataFrame) for the given cell directories; with `data_checksum` (the
+    prepared data's checksum.txt), cells trained on other data are refused."""
     import pandas as pd
 
     cell_dirs = list(cell_dirs)
+    if data_checksum is not None:
+        check_data(cell_dirs, data_checksum)
     rows = [cell_record(d, profile) for d in cell_dirs]
     if table is not None:
         wrong = sorted({r["table"] for r in rows} - {table})

@@ -5,15 +5,18 @@
 
 
 def prepare_command(wildcards):
+    """The prepare command, every value from the profile shell-quoted (never run as shell text)."""
+    import shlex
+
     if use_dvc():
-        return f"dvc --wait-for-lock repro prepare@{wildcards.dataset}"
+        return f"dvc --wait-for-lock repro {shlex.quote('prepare@' + wildcards.dataset)}"
     options = lookup(dpath=f"datasets/{wildcards.dataset}/prepare_options", within=config, default={})
-    flags = " ".join(f"--{key} {value}" for key, value in options.items())
-    return (f"{PY} prepare --dataset {wildcards.dataset} --image-size {wildcards.size} "
-            f"--root {DATA} {flags}").strip()
+    args = ["prepare", "--dataset", wildcards.dataset, "--image-size", wildcards.size, "--root", DATA]
+    args += [str(x) for key, value in options.items() for x in (f"--{key}", value)]
+    return f"{PY} {shlex.join(args)}"
 
 
-rule prepare:
+checkpoint prepare:  # a checkpoint: cells are evaluated again after it (train.smk's data_input)
     output:
         checksum=f"{DATA}/prepared/{{dataset}}/{{size}}/checksum.txt",
     log:
@@ -27,4 +30,4 @@ rule prepare:
     params:
         cmd=prepare_command,
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"

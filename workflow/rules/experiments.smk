@@ -38,12 +38,12 @@ rule sam:
         gpu=1 if lookup(dpath="gpu", within=config) and sam_key("checkpoint") else 0,
     params:
         flags=sam_flags(),
-        figure=f"--figure {REPORTS}/fig6.png" if sam_key("checkpoint") else "",
+        figure=["--figure", f"{REPORTS}/fig6.png"] if sam_key("checkpoint") else [],  # quoted in shell (:q)
         device=lookup(dpath="device", within=config),
         work=f"{RESULTS}/sam",
     shell:
-        "{PY} experiment sam {params.flags} {params.figure} --device {params.device} --work-dir {params.work} "
-        "--out {output.csv} > {log} 2>&1"
+        "{PY} experiment sam {params.flags} {params.figure:q} --device {params.device:q} --work-dir {params.work:q} "
+        "--out {output.csv:q} > {log:q} 2>&1"
 
 
 rule ddpm:
@@ -65,5 +65,5 @@ rule ddpm:
         options=shlex.quote(json.dumps(lookup(dpath="ddpm/options", within=config, default={}))),
         work=f"{RESULTS}/fig8",
     shell:
-        "{PY} experiment ddpm --seed {params.seed} --options {params.options} --root {DATA} --threads {threads} "
-        "--work-dir {params.work} --figure {output.png} --out {output.csv} > {log} 2>&1 && cp {output.csv} {output.data}"
+        "{PY} experiment ddpm --seed {params.seed:q} --options {params.options} --root {DATA:q} --threads {threads} "
+        "--work-dir {params.work:q} --figure {output.png:q} --out {output.csv:q} > {log:q} 2>&1 && cp {output.csv:q} {output.data:q}"

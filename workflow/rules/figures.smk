@@ -38,5 +38,5 @@ rule visualise:
     wildcard_constraints:
         fig="|".join(VISUAL_FIGURES),  # from the catalogue (mfcbench/core/catalogue.py)
     shell:
-        "{PY} visualise {wildcards.fig} --results-dir {RESULTS} --config {input.profile} --out {output.png} "
-        "> {log} 2>&1"
+        "{PY} visualise {wildcards.fig:q} --results-dir {RESULTS:q} --config {input.profile:q} --out {output.png:q} "
+        "> {log:q} 2>&1"

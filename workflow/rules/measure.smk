@@ -15,7 +15,7 @@ rule measure_table11:
     message:
         "FLOPs: conv vs MFC (Table 11)"
     shell:
-        "{PY} measure table11 --out {output} > {log} 2>&1"
+        "{PY} measure table11 --out {output:q} > {log:q} 2>&1"
 
 
 rule measure_flops_models:
@@ -24,7 +24,7 @@ rule measure_flops_models:
     log:
         f"{LOGS}/measure/flops_models.log",
     shell:
-        "{PY} measure flops-models --out {output} > {log} 2>&1"
+        "{PY} measure flops-models --out {output:q} > {log:q} 2>&1"
 
 
 rule measure_fig7:
@@ -41,7 +41,7 @@ rule measure_fig7:
         quick=quick_flag(),
         device=lookup(dpath="device", within=config),
     shell:
-        "{PY} measure fig7 --device {params.device} --out {output} {params.quick} > {log} 2>&1"
+        "{PY} measure fig7 --device {params.device:q} --out {output:q} {params.quick} > {log:q} 2>&1"
 
 
 rule measure_table15:
@@ -57,7 +57,7 @@ rule measure_table15:
     params:
         quick=quick_flag(),
     shell:  # both devices: a CUDA row says "not measured" without one (never a CPU stand-in)
-        "{PY} measure table15 --out {output} {params.quick} > {log} 2>&1"
+        "{PY} measure table15 --out {output:q} {params.quick} > {log:q} 2>&1"
 
 
 rule workunits:
@@ -67,7 +67,7 @@ rule workunits:
     log:
         f"{LOGS}/measure/workunits.log",
     shell:
-        "{PY} wu --strategy all --levels 4 --batch 1 --iterations 1 --out {output} > {log} 2>&1"
+        "{PY} wu --strategy all --levels 4 --batch 1 --iterations 1 --out {output:q} > {log:q} 2>&1"
 
 
 rule models_table13:
@@ -78,7 +78,7 @@ rule models_table13:
     message:
         "parameter counts (Table 13)"
     shell:
-        "{PY} models --format csv > {output} 2> {log}"
+        "{PY} models --format csv > {output:q} 2> {log:q}"
 
 
 rule discrepancy:
@@ -96,8 +96,8 @@ rule discrepancy:
         seed=lookup(dpath="discrepancy/seed", within=config, default=0),
         options=shlex.quote(json.dumps(lookup(dpath="discrepancy/options", within=config, default={}))),
     shell:
-        "{PY} experiment discrepancy --conv {params.conv} --seed {params.seed} --options {params.options} "
-        "--out {output} > {log} 2>&1"
+        "{PY} experiment discrepancy --conv {params.conv:q} --seed {params.seed:q} --options {params.options} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 # output name -> `mfcbench experiment` name: the catalogue's experiments with no rule of their own
@@ -115,4 +115,4 @@ rule experiment:
     params:
         name=lambda wc: EXPERIMENTS[wc.experiment],
     shell:
-        "{PY} experiment {params.name} --out {output} > {log} 2>&1"
+        "{PY} experiment {params.name:q} --out {output:q} > {log:q} 2>&1"

@@ -38,9 +38,9 @@ rule report_table:
     wildcard_constraints:
         name="|".join(catalogue.by_report("report table")),
     params:
-        inputs=lambda wc, input: " ".join(f"--input {f}" for f in input.data),
+        inputs=lambda wc, input: [arg for f in input.data for arg in ("--input", f)],  # quoted in shell (:q)
     shell:
-        "{PY} report table --name {wildcards.name} {params.inputs} --out {output} > {log} 2>&1"
+        "{PY} report table --name {wildcards.name:q} {params.inputs:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report_figure:
@@ -56,7 +56,7 @@ rule report_figure:
     wildcard_constraints:
         fig="|".join(FIGURE_INPUTS),
     shell:
-        "{PY} report figure --name {wildcards.fig} --input {input.data} --out {output.png} > {log} 2>&1"
+        "{PY} report figure --name {wildcards.fig:q} --input {input.data:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule claims:
@@ -68,7 +68,7 @@ rule claims:
     log:
         f"{LOGS}/report/claims.log",
     shell:
-        "{PY} report claims --results-dir {RESULTS} --out {output} > {log} 2>&1"
+        "{PY} report claims --results-dir {RESULTS:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule run_manifest:
@@ -83,7 +83,7 @@ rule run_manifest:
     log:
         f"{LOGS}/report/manifest.log",
     shell:
-        "{PY} grid --config {input.config} --manifest {output.manifest} > {log} 2>&1"
+        "{PY} grid --config {input.config:q} --manifest {output.manifest:q} > {log:q} 2>&1"
 
 
 rule report_markdown:
@@ -98,21 +98,21 @@ rule report_markdown:
     log:
         f"{LOGS}/report/markdown.log",
     shell:
-        "{PY} report markdown --results-dir {RESULTS} --reports-dir {REPORTS} --profile {PROFILE} "
-        "--config {input.config} --out {output} > {log} 2>&1"
+        "{PY} report markdown --results-dir {RESULTS:q} --reports-dir {REPORTS:q} --profile {PROFILE:q} "
+        "--config {input.config:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule publish:
-    """Copy this profile's reports into reports/published/<profile>/, the snapshot committed to git for
-    reviewers. The pipeline itself never reads it: a fresh clone rebuilds reports/ from scratch."""
+    """`snakemake --cores all publish`, never part of `all` (an ordinary run writes only untracked files):
+    copy what this run built in reports/ into reports/published/<profile>/, the snapshot committed to
+    git for reviewers, and verify it byte for byte. No output files: it runs whenever asked, so a
+    hand-edited snapshot is overwritten; `python -m mfcbench publish --profile P --check` names one.
+    The pipeline itself never reads the snapshot: a fresh clone rebuilds reports/ from scratch."""
     input:
         [f"{REPORTS}/{name}" for name in published_files()],
-    output:
-        [f"{PUBLISHED}/{name}" for name in published_files()],
     log:
         f"{LOGS}/report/publish.log",
-    run:
-        for src, dst in zip(input, output):
-            Path(dst).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-        Path(log[0]).write_text(f"published {len(output)} files to {PUBLISHED}\n")
+    params:
+        names=published_files(),
+    shell:
+        "{PY} publish --profile {PROFILE:q} --reports-dir {REPORTS:q} {params.names:q} > {log:q} 2>&1"

@@ -3,11 +3,22 @@
 # rewritten only when they change, which then retrains the cell); the runner writes metrics.json,
 # curve.csv and checkpoint.pt.
 CELL = "{table}/{task}/{dataset}/{arch}/{strategy_dir}/seed{seed}"
+from mfcbench.pipeline.gather import trained_on_other_data
+
+
+def data_checksum_file(dataset):
+    """The dataset's checksum.txt, through the prepare checkpoint: jobs that read it are evaluated
+    again after prepare reruns (a changed prepare_options), against the new data."""
+    return checkpoints.prepare.get(dataset=dataset, size=config["datasets"][dataset]["image_size"]).output.checksum
 
 
 def data_input(wildcards):
-    """The prepared dataset a cell reads; ancient(): DVC restores files without their mtimes."""
-    return [ancient(prepared(cell_of(wildcards).dataset))]
+    """The prepared dataset a cell reads; ancient(): DVC restores files without their mtimes. A cell
+    whose metrics.json records other data than checksum.txt holds takes it as a plain input: the
+    newer, changed checksum.txt then retrains it (gather refuses it otherwise)."""
+    checksum = data_checksum_file(wildcards.dataset)
+    cell = f"{RESULTS}/{cell_of(wildcards).relpath()}"
+    return [checksum if trained_on_other_data(cell, checksum) else ancient(checksum)]
 
 
 rule train:
@@ -32,15 +43,35 @@ rule train:
         out=lambda wc, output: os.path.dirname(output.metrics),
         device=lookup(dpath="device", within=config),
     shell:
-        "{PY} train --task {wildcards.task} --dataset {wildcards.dataset} --arch {wildcards.arch} "
-        "--strategy {params.strategy} --seed {wildcards.seed} --config {input.config} "
-        "--out {params.out} --device {params.device} --on-stale restart --watch-pid {SNAKEMAKE_PID} --record-failure "
-        "> {log} 2>&1"
+        "{PY} train --task {wildcards.task:q} --dataset {wildcards.dataset:q} --arch {wildcards.arch:q} "
+        "--strategy {params.strategy:q} --seed {wildcards.seed:q} --config {input.config:q} "
+        "--out {params.out:q} --device {params.device:q} --on-stale restart --watch-pid {SNAKEMAKE_PID} --record-failure "
+        "> {log:q} 2>&1"
+
+
+def missing_cells_marker(table):
+    """A gathered table whose cells' metrics.json are gone (rm -rf of a cell folder): Snakemake 9 does
+    not rerun a job because an intermediate input was deleted (snakemake/snakemake#1978), so the
+    missing cells are written to logs/<profile>/gather/<table>.missing, a newer input of the gather,
+    which then retrains them first. Rewritten only when the missing cells or the table change."""
+    table_csv, marker = Path(f"{RESULTS}/{table}.csv"), Path(f"{LOGS}/gather/{table}.missing")
+    missing = [d for d in cell_dirs(table) if not os.path.exists(f"{d}/metrics.json")]
+    if table_csv.is_file() and missing:
+        text = f"{table_csv} (mtime {table_csv.stat().st_mtime_ns}) lists cells now missing:\n" + "\n".join(missing) + "\n"
+        if not marker.is_file() or marker.read_text() != text:
+            from mfcbench.core.atomic import write_text
+
+            write_text(marker, text)
+            print(f"{len(missing)} cell(s) of {table_csv} are missing ({', '.join(missing)}): "
+                  "retraining them and gathering again", file=sys.stderr)
+    return [str(marker)] if marker.is_file() else []
 
 
 rule gather:
     input:
-        lambda wc: [f"{d}/metrics.json" for d in cell_dirs(wc.table)],
+        cells=lambda wc: [f"{d}/metrics.json" for d in cell_dirs(wc.table)],
+        data=lambda wc: ancient(data_checksum_file(config["tables"][wc.table]["dataset"])),
+        missing=lambda wc: missing_cells_marker(wc.table),
     output:
         table=f"{RESULTS}/{{table}}.csv",
         curves=f"{RESULTS}/curves_{{table}}.csv",
@@ -49,5 +80,6 @@ rule gather:
     params:
         cells=lambda wc: cell_dirs(wc.table),
     shell:
-        "{PY} gather --profile {PROFILE} --table {wildcards.table} --out {output.table} "
-        "--curves-out {output.curves} {params.cells} > {log} 2>&1"
+        "{PY} gather --profile {PROFILE:q} --table {wildcards.table:q} --out {output.table:q} "
+        "--curves-out {output.curves:q} --data-checksum {input.data:q} {params.cells:q} > {log:q} 2>&1"
+
