@@ -4,6 +4,9 @@ Needs only torch (the benchmark runs on machines with nothing else). CPU timings
 thread count, a warm-up, and torch.utils.benchmark's blocked_autorange (median and interquartile
 range over blocks). CUDA timings use CUDA events around each call after a synchronised warm-up.
 A device that is absent yields a row that says so; a CPU number never stands in for a GPU one.
+`measure_each` times every call on its own (a training step of 10 ms to seconds: the median of
+`repeats` calls, within a time cap), synchronising CUDA around each call, as a training loop's
+clock sees it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import time
 from typing import Callable
 
 import torch
 
-__all__ = ["NO_CUDA", "device_available", "environment", "measure", "cpu_model", "not_measured"]
+__all__ = ["NO_CUDA", "device_available", "environment", "measure", "measure_each", "cpu_model", "not_measured"]
 
 NO_CUDA = "not measured: no CUDA device"
 
@@ -30,6 +34,14 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use here (e.g. AVX512, AVX2), or "" if torch cannot say."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return ""
 
 
 def device_available(device: str) -> bool:
@@ -52,6 +64,7 @@ def environment(device: str = "cpu", threads: int | None = None) -> dict[str, ob
     return {
         "device": device,
         "device_description": description,
+        "cpu_capability": cpu_capability(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": threads if threads is not None else torch.get_num_threads(),
@@ -123,3 +136,38 @@ def _measure_cuda(fn, *, warmup: int, repeats: int) -> dict[str, object]:
         "runs": len(times),
         "status": "ok",
     }
+
+
+def measure_each(
+    fn: Callable[[], object],
+    *,
+    device: str = "cpu",
+    threads: int = 2,
+    repeats: int = 10,
+    warmup: int = 1,
+    max_seconds: float = 10.0,
+    min_repeats: int = 3,
+) -> dict[str, object]:
+    """Time each of up to `repeats` calls of fn() on its own (perf_counter; CUDA synchronised before
+    and after each call) and return {median_ms, iqr_ms, runs, status}. Stops early once the timed
+    calls took `max_seconds`, after at least `min_repeats` of them; the IQR of fewer than 2 runs is 0."""
+    if not device_available(device):
+        return not_measured(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(warmup):
+            fn()
+        sync()
+        times: list[float] = []
+        while len(times) < repeats and (len(times) < min_repeats or sum(times) < max_seconds):
+            started = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(previous)
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"median_ms": statistics.median(times) * 1e3, "iqr_ms": (quartiles[2] - quartiles[0]) * 1e3,
+            "runs": len(times), "status": "ok"}
