@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from mfcbench.train.config import resolve
 from mfcbench.core.restrict import restrict
-from mfcbench.strategies import build_strategy, strategy_names
+from mfcbench.strategies import build_strategy
 from mfcbench.strategies.base import Draw, Phase
 from mfcbench.tasks.base import Batch, Task
 from mfcbench.core.workunits import WorkCounter

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench.core import workunits
 from mfcbench.cli import wu as wu_cli
 from mfcbench.train.config import resolve
 from mfcbench.strategies import build_strategy, strategy_names

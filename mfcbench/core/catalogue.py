@@ -10,7 +10,7 @@ Kinds:
 - `table`: a trained table: cells (`train`), gathered (`gather`), laid out as the paper prints it.
 - `measurement`: a measured table or figure: FLOPs, timings, parameter counts (no training).
 - `experiment`: a standalone experiment (no trained cells): Tables 1-2, 9, Figures 3, 6, 8, Lemma 4.
-- `figure`: drawn from other outputs (result CSVs, trained cells or the profile's schedule).
+- `figure`: drawn from other outputs (trained cells' curves and checkpoints, or the profile's schedule).
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ def _table(number: int, kind: str, command: str, title: str, inputs: tuple[str, 
                   extra=kind != "table", title=title)
 
 
-def _figure(name: str, command: str, title: str, *, report: str = "visualise", result: str | None = None,
-            inputs: tuple[str, ...] = (), table: str | None = None, default: bool = True,
+def _figure(name: str, command: str, title: str, *, kind: str = "figure", report: str = "visualise",
+            result: str | None = None, inputs: tuple[str, ...] = (), table: str | None = None, default: bool = True,
             requires: str | None = None) -> Output:
-    return Output(name, "figure" if report != "self" else "experiment", command, result, report, inputs,
-                  table=table, requires=requires, default=default, title=title)
+    return Output(name, kind, command, result, report, inputs, table=table, requires=requires, default=default,
+                  title=title)
 
 
 TRAINED = "train + gather"
@@ -88,17 +88,18 @@ OUTPUTS: tuple[Output, ...] = (
     Output("lemma4", "experiment", "experiment lemma4", "lemma4.csv", title="Lemma 4's bound, measured"),
     _figure("fig1", "visualise fig1", "Multiscale-SGD's schedule (Algorithm 1)"),
     _figure("fig2", "visualise fig2", "Full-Multiscale-SGD's schedule (Algorithm 2)"),
-    _figure("fig3", "experiment kernels", "MFC kernels across meshes", report="report figure", result="fig3.csv",
-            inputs=("fig3.csv",)),
+    _figure("fig3", "experiment kernels", "MFC kernels across meshes", kind="experiment", report="report figure",
+            result="fig3.csv", inputs=("fig3.csv",)),
     _figure("fig4", TRAINED, "blur estimation curves, convolution vs MFC", report="report figure",
             inputs=("curves_table3.csv",), table="table3"),
     _figure("fig5", TRAINED, "denoising: validation metric against #WU", report="report figure",
             inputs=("curves_table4.csv",), table="table4"),
-    _figure("fig6", "experiment sam", "SAM vs MFC-SAM masks (needs a SAM checkpoint)", report="self",
+    _figure("fig6", "experiment sam", "SAM vs MFC-SAM masks (needs a SAM checkpoint)", kind="experiment", report="self",
             default=False, requires="sam/checkpoint"),
-    _figure("fig7", "measure fig7", "forward time: convolution vs MFC", report="report figure", result="fig7.csv",
-            inputs=("fig7.csv",)),
-    _figure("fig8", "experiment ddpm", "DDPM single scale vs Full-Multiscale", report="self", result="fig8.csv"),
+    _figure("fig7", "measure fig7", "forward time: convolution vs MFC", kind="measurement", report="report figure",
+            result="fig7.csv", inputs=("fig7.csv",)),
+    _figure("fig8", "experiment ddpm", "DDPM single scale vs Full-Multiscale", kind="experiment", report="self",
+            result="fig8.csv"),
     _figure("fig9", "visualise fig9", "denoising predictions (Table 4's cells)", table="table4"),
     _figure("fig10", "visualise fig10", "denoising predictions (Table 4's cells)", table="table4"),
     _figure("fig11", "visualise fig11", "denoising predictions (Table 6's cells)", table="table6"),

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from ..core.atomic import atomic_path, torch_load, write_csv
+from ..core.atomic import atomic_path, torch_load
 from ..train.runner import validation_subset
 from ..core.labels import ARCH_LABELS, METRIC_LABELS, STRATEGY_LABELS  # noqa: F401
 from ..strategies.sampling import seed_for

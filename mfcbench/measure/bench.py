@@ -15,7 +15,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 from typing import Callable
 
 import torch

@@ -68,7 +68,8 @@ class HybridEmbedding(nn.Module):
         )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return torch.cat([sinusoidal(t, self.fixed), self.mlp(t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)[:, None])], dim=-1)
+        learned = self.mlp(t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)[:, None])
+        return torch.cat([sinusoidal(t, self.fixed), learned], dim=-1)
 
 
 def check_cond(model: nn.Module, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor | None:

@@ -68,7 +68,8 @@ def summary_section(claims: pd.DataFrame) -> str:
     if ran.any():
         out += md_table(view[ran.to_numpy()])
     if (~ran).any():
-        out += (f"\n**NOT_RUN** ({int((~ran).sum())}): the results they need are not in this profile (the reason names what is missing).\n\n"
+        out += (f"\n**NOT_RUN** ({int((~ran).sum())}): the results they need are not in this profile "
+                "(the reason names what is missing).\n\n"
                 + md_table(view.loc[~ran.to_numpy(), ["claim", "published", "reason"]]))
     return out
 

@@ -81,6 +81,7 @@ def check_wu_savings(data: Inputs):
     floor = data.tolerance["min_ratio"]
     holds = r_m >= floor and r_f > r_m
     reason = (f"order SGD > MSGD > FMSGD {'holds' if r_f > r_m > 1 else 'fails'}; MSGD saving "
-              f"{'>=' if r_m >= floor else '<'} {floor}x ({metric}" + "".join(f", {k} {v}" for k, v in (spec.get("where") or {}).items()) + ")")
+              f"{'>=' if r_m >= floor else '<'} {floor}x ({metric}"
+              + "".join(f", {k} {v}" for k, v in (spec.get("where") or {}).items()) + ")")
     return data.verdict(REPRODUCED if holds else DEVIATES, reason, dataset=datasets(table),
                         reproduced=f"SGD/MSGD = {r_m:.3g}, SGD/FMSGD = {r_f:.3g}")

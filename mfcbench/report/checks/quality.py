@@ -97,7 +97,8 @@ def quality_pair(table: pd.DataFrame, arch: str, strategy: str, metric: str, hig
     excess = (1 - ratio) if higher else (ratio - 1)  # > 0: worse than SGD
     mean, low, high = mean_interval(excess)
     display = f"{label} {1 + (-mean if higher else mean):.3g}x SGD" + (
-        f" [95% CI {1 + (-high if higher else low):.3g}, {1 + (-low if higher else high):.3g}]" if low == low else "") + f" (n={len(excess)})"
+        f" [95% CI {1 + (-high if higher else low):.3g}, {1 + (-low if higher else high):.3g}]" if low == low else ""
+    ) + f" (n={len(excess)})"
     unconverged = [f"{s} seed {k}" for s, c in cells.items() if "converged" in c
                    for k, v in c.loc[seeds, "converged"].items() if not truthy(v)]
     if "converged" not in rows:
