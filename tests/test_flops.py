@@ -111,3 +111,22 @@ def test_every_registered_model_is_fully_counted(name):
     left = {op: n for op, n in result.unsupported.items() if op not in flops.UNCOUNTED_OK}
     assert not left, f"{name}: ops left uncounted (add a handle or an UNCOUNTED_OK entry with a why): {left}"
     assert result.total > 0
+
+
+def test_a_user_can_read_the_count():
+    """Per-module table, readable operation names, and a training step whose backward is a labelled
+    convention (2x forward), never a silent guess."""
+    model = nn.Sequential(MeshFreeConv2d(3, 4, mixing="full"), nn.ReLU(), MeshFreeConv2d(4, 4), nn.Conv2d(4, 2, 3, padding=1))
+    result = flops.count_flops(model, (torch.randn(1, 3, 16, 16),), strict=True, max_depth=2)
+    assert result.forward == result.total > 0
+    assert result.backward == flops.BACKWARD_FACTOR * result.forward == 2 * result.forward
+    assert result.training_step == 3 * result.forward
+    assert "mfc symbol contraction" in result.by_operation and "rfft2" in result.by_operation
+    assert not any(name.startswith("PythonOp") for name in result.by_operation)
+    assert sum(result.by_operation.values()) == sum(result.by_operator.values())
+    assert result.by_module[""] == result.total
+    assert result.by_module["0"] + result.by_module["2"] + result.by_module["3"] == result.total  # ReLU: one of fvcore's ignored ops
+    text = result.table()
+    assert "| module" in text and "#flops" in text and "2.mix" in text
+    assert "convention: 2x forward, not counted" in text and f"{result.training_step:,}" in text
+    assert "2x the forward" in flops.TRAINING_CONVENTION

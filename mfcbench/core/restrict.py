@@ -35,7 +35,8 @@ def nearest(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def restrict(x: torch.Tensor | None, level: int, method: str = "pool") -> torch.Tensor | None:
-    """Restrict a (B, C, H, W) tensor from the finest mesh to level `level` (factor 2**level).
+    """Restrict a (B, C, H, W) tensor x from the finest mesh to level `level` (factor 2**level) with
+    `method` ("pool", "bilinear" or "nearest"; RESTRICTIONS lists them).
 
     None passes through (e.g. an absent conditioning tensor); so do non-spatial tensors (dim < 3).
     """

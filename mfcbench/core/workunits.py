@@ -38,12 +38,18 @@ def msgd_step_wu(batches: Sequence[Number], first_level: int = 0) -> Fraction:
 
 
 def wu_sgd(n0: Number, iterations: Number, levels: int = 4, growth: Number = 2) -> Fraction:
-    """App. C eq. 41: SGD on the finest mesh with the matched batch sum_j N_j (15 N0 I for L=4)."""
+    """App. C eq. 41: SGD on the finest mesh with the matched batch sum_j N_j (15 N0 I for L=4).
+
+    n0: the finest-level batch N0; iterations: optimizer steps I; levels: L (the matched batch sums
+    L level batches); growth: batch growth per coarser level (N_j = N0 * growth**j)."""
     return sum(_batches(n0, levels, growth), Fraction(0)) * Fraction(iterations)
 
 
 def wu_msgd(n0: Number, iterations: Number, levels: int = 4, growth: Number = 2) -> Fraction:
-    """App. C eq. 40: Multiscale-SGD ((37/16) N0 I for L=4, growth 2)."""
+    """App. C eq. 40: Multiscale-SGD ((37/16) N0 I for L=4, growth 2).
+
+    n0: the finest-level batch N0; iterations: optimizer steps I; levels: meshes L; growth: batch
+    growth per coarser level (N_j = N0 * growth**j)."""
     return msgd_step_wu(_batches(n0, levels, growth)) * Fraction(iterations)
 
 
@@ -54,7 +60,11 @@ def fmsgd_schedule(iterations: Number, levels: int = 4, ratio: Number = 2) -> li
 
 def wu_fmsgd(n0: Number, iterations: Number, levels: int = 4, growth: Number = 2,
              phase_growth: Number = 2) -> Fraction:
-    """App. C eqs. 42-48: Full-Multiscale-SGD ((115/128) N0 I for L=4, growths 2)."""
+    """App. C eqs. 42-48: Full-Multiscale-SGD ((115/128) N0 I for L=4, growths 2).
+
+    n0: the finest-level batch N0 of the finest phase; iterations: steps I of the coarsest phase
+    (halved per finer phase); levels: meshes L; growth: batch growth per coarser level inside a step;
+    phase_growth: phase r's batches are scaled by phase_growth**r (eq. 48)."""
     total = Fraction(0)
     for p, its in zip(range(levels - 1, -1, -1), fmsgd_schedule(iterations, levels)):
         phase_n0 = Fraction(n0) * Fraction(phase_growth) ** p
@@ -72,7 +82,8 @@ class WorkCounter:
     """The executed #WU: each forward adds batch * (input pixels / finest-mesh input pixels).
 
     `reference_pixels` is H*W of the model input on the finest mesh (for x2 SR the low-res input).
-    Validation forwards are not counted: strategies call `add` only for training forwards.
+    `total` is a starting value (a resumed count). Validation forwards are not counted: strategies
+    call `add` only for training forwards. `value` is the count as a float, `total` as a Fraction.
     """
 
     def __init__(self, reference_pixels: int, total: float = 0.0):

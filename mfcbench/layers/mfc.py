@@ -34,7 +34,8 @@ DEFAULT_FFT_PATH = "rfft"  # "packed" is exact but was not faster on the 2-core 
 
 
 def wavenumbers(height: int, width: int, h: float | None = None, *, device=None, dtype=torch.float32):
-    """Physical wavenumbers (ky of shape (H, 1), kx of shape (1, W//2+1)) for an rfft2 grid.
+    """Physical wavenumbers (ky of shape (H, 1), kx of shape (1, W//2+1)) for an rfft2 grid of
+    height x width pixels, on `device` in `dtype`.
 
     `h` is the mesh spacing on both axes; the default 1/width places the image on the unit square.
     Built once per (mesh, spacing, device, dtype) and shared (read-only): a multiscale step visits the
