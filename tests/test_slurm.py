@@ -44,7 +44,7 @@ FAST = [  # test speed only: first status check after 2 s (default 40), keep log
     "--slurm-keep-successful-logs",
 ]
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
-# The profile's cells and their gathered table: prepare, cell_config and train per cell, gather.
+# The profile's cells and their gathered table: prepare, train per cell (cell.yaml is written at parse time), gather.
 # (The report rules run the same way; each DAG level costs 15-35 s of job start-up and status
 # polling here, so they are left out to keep the test near a minute and a half.)
 TARGET = f"results/{PROFILE}/table4.csv"
@@ -115,7 +115,7 @@ def test_slurm_profile_trains_every_cell_as_a_slurm_job(cluster, tmp_path):
     assert len(train_logs) == len(expected), f"{len(train_logs)} training jobs went to SLURM for {len(expected)} cells"
     assert "localrule" not in proc.stdout, "a job ran outside SLURM"
     counts = job_counts(proc.stdout)
-    assert counts == {"prepare": 1, "cell_config": 2, "train": 2, "gather": 1}, counts
+    assert counts == {"prepare": 1, "train": 2, "gather": 1}, counts
     assert sum(counts.values()) == len(submitted), f"job stats {counts} vs {len(submitted)} SLURM jobs"
     assert (repo / TARGET).is_file()
 

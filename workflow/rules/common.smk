@@ -46,10 +46,7 @@ print(grid.format_summary(config, work_units=bool(_CHANGED)), file=sys.stderr)
 
 # What each output is and which command makes it: mfcbench/core/catalogue.py (one place)
 EXTRAS = lookup(dpath="extras", within=config, default=[])
-MEASURED = [o for o in catalogue.ids("measurement") if catalogue.get(o).report == "report table"]
 DISCREPANCY = {o.id: o.command.split("--conv ")[1] for o in catalogue.by_command("experiment discrepancy").values()}
-EXPERIMENT_TABLES = [o for o in catalogue.ids("experiment") if catalogue.get(o).report == "report table"
-                     and o not in DISCREPANCY]  # table9 (experiments.smk, rule sam)
 REPORT_FIGURES = catalogue.by_report("report figure")  # fig3, 4, 5, 7: `report figure` from result CSVs
 VISUAL_FIGURES = catalogue.by_report("visualise")  # fig1, 2, 9-15: `visualise` (figures.smk)
 

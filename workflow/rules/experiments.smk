@@ -1,5 +1,5 @@
 # Experiments beyond the trained tables: SAM with MFCs (Table 9, Figure 6), DDPM (Figure 8).
-# Table 9 goes on through report_table (EXPERIMENT_TABLES); Figure 8's PNG and its data land in the
+# Table 9 goes on through report_table (the catalogue's `report table` outputs); Figure 8's PNG and its data land in the
 # reports folder directly (the grids are drawn where the samples are, no second pass over them).
 import json
 import shlex
