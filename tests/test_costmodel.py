@@ -142,3 +142,18 @@ def test_one_tiny_real_cell_is_predicted_from_rates_measured_here(tmp_path):
     (row,) = costmodel.cost_check(tmp_path / "run", rates)
     assert row["status"] == "ok" and row["iterations"] == 12
     assert abs(row["relative_error"]) < 5  # same machine, same step: the right order (a unit slip is 1000x)
+
+
+def test_predict_command_prints_a_profiles_time_per_table_and_device(tmp_path, capsys):
+    from mfcbench.cli import measure
+    from mfcbench.measure.suites import write_rows
+
+    write_rows(tmp_path / "cpu.csv", [rate_row(c) for c in CALLS])
+    write_rows(tmp_path / "gpu.csv", [{**rate_row(c), "device": "cuda"} for c in CALLS])
+    assert measure.main(["predict", "--config", "workflow/config/tiny.yaml", "--rates", str(tmp_path / "cpu.csv"),
+                         "--rates", str(tmp_path / "gpu.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "on cpu (rates" in out and "on cuda (rates" in out and out.count("table4") == 2
+    assert measure.default_rate_files({"profile": "tiny", "results_dir": "results"})[0].parts[-3:] == (
+        "results", "tiny", "scaling.csv")
+    assert measure.main(["predict", "--config", "workflow/config/tiny.yaml", "--rates", str(tmp_path / "no.csv")]) == 2

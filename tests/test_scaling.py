@@ -79,8 +79,8 @@ def test_measure_scaling_command_writes_the_rows(tmp_path):
     from mfcbench.cli import measure
 
     out = tmp_path / "scaling.csv"
-    assert measure.main(["scaling", "--config", "workflow/config/tiny.yaml", "--tables", "table4", "--sizes", "8",
-                         "--quick", "--out", str(out)]) == 0
+    assert measure.main(["scaling", "--config", "workflow/config/tiny.yaml", "--sizes", "8",
+                         "--quick", "--out", str(out)]) == 0  # default: Tables 4 and 5, those the profile has
     rows = list(csv.DictReader(out.open()))
     assert {(r["kind"], r["strategy"]) for r in rows} >= {("step", "sgd"), ("step", "msgd"), ("schedule", "fmsgd")}
     assert {r["arch"] for r in rows} == {"resnet"} and {r["size"] for r in rows} == {"8"}

@@ -35,6 +35,7 @@ WHATS = {
 }
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_PROFILE = ROOT / "workflow" / "config" / "default.yaml"
+DEFAULT_TABLES = ("table4", "table5")  # the resolution-scaling study's networks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", default="resnet,mfc_resnet", help="table15: comma-separated model names")
     group = parser.add_argument_group("scaling, predict")
     group.add_argument("--config", default=str(DEFAULT_PROFILE), help="the profile whose batch sizes and schedules apply")
-    group.add_argument("--tables", default="table4,table5",
-                       help="scaling: comma-separated tables of the profile, or 'all' (each network once: cost-model rates)")
+    group.add_argument("--tables", default="",
+                       help="scaling: comma-separated tables of the profile, or 'all' (each network once: cost-model "
+                            "rates); default: Tables 4 and 5, those the profile has")
     group.add_argument("--archs", default="", help="scaling: comma-separated networks (default: every one of the tables)")
     group.add_argument("--sizes", default="", help="scaling: comma-separated finest-mesh sizes (default 32,64,128,256; "
-                                                   "--quick 16)")
+                                                   "--quick 32,64)")
     group.add_argument("--repeats", type=positive_int, default=None, help="scaling: timed steps per row (default 10)")
     group.add_argument("--max-seconds", type=positive_float, default=10.0,
                        help="scaling: stop timing a row after this many seconds (at least 3 steps)")
@@ -108,7 +110,7 @@ def load_profile(path: str) -> dict:
         raise SystemExit(f"mfcbench measure: {path}: {error}") from None
 
 
-def scaling_settings(config: dict, tables: list[str], archs: list[str] | None = None,
+def scaling_settings(config: dict, tables: list[str] | None = None, archs: list[str] | None = None,
                      strategies: tuple[str, ...] = ("sgd", "msgd", "fmsgd")) -> list:
     """The scaling study's settings: each (table, arch) of the profile with every strategy's
     resolved cell config (the profile's batches, levels, schedule and model options)."""
@@ -116,6 +118,11 @@ def scaling_settings(config: dict, tables: list[str], archs: list[str] | None = 
     from ..pipeline.grid import cell_config
 
     configs, tasks, seen = {}, {}, set()
+    if not tables:
+        tables = [t for t in DEFAULT_TABLES if t in config.get("tables", {})]
+        if not tables:
+            raise SystemExit(f"mfcbench measure scaling: the profile has neither {' nor '.join(DEFAULT_TABLES)}; "
+                             f"name tables with --tables (valid choices: {', '.join(config.get('tables', {}))})")
     tables = list(config.get("tables", {})) if tables == ["all"] else tables
     for table in tables:
         if table not in config.get("tables", {}):
@@ -144,14 +151,23 @@ def scaling(args) -> list[dict]:
                               max_seconds=min(args.max_seconds, 1.0) if args.quick else args.max_seconds)
 
 
+GPU_RATES = ROOT / "reports" / "gpu" / "scaling_cuda.csv"  # what `gpu-check --device cuda` writes
+
+
+def default_rate_files(config: dict) -> list[Path]:
+    """The rates a profile's prediction reads by default: its own results/<profile>/scaling.csv and,
+    when one was committed, the GPU rates of `gpu-check` (reports/gpu/scaling_cuda.csv)."""
+    own = ROOT / str(config.get("results_dir", "results")) / str(config.get("profile", "default")) / "scaling.csv"
+    return [own] + ([GPU_RATES] if GPU_RATES.is_file() else [])
+
+
 def rate_files(args, config: dict | None = None) -> list[Path]:
-    """--rates, else the scaling.csv of the results folder (cost-check) or of the profile (predict)."""
+    """--rates, else the scaling.csv of the results folder (cost-check) or the profile's defaults (predict)."""
     if args.rates:
         return [Path(p) for p in args.rates]
     if args.results_dir:
         return [Path(args.results_dir) / "scaling.csv"]
-    profile = (config or {}).get("profile", "default")
-    return [ROOT / "results" / str(profile) / "scaling.csv"]
+    return default_rate_files(config or {})
 
 
 def cost_check(args) -> int:
