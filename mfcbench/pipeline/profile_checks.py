@@ -1,0 +1,120 @@
+"""Checks of a profile's text that its JSON schema does not make (issue 20): each problem is one line
+naming the file or key and the fix.
+
+- `load_profile(path)`: YAML read with a syntax error naming file, line and column, and a duplicated
+  key (`table4:` twice, which PyYAML silently keeps the last of) refused naming both lines.
+- `check_profile(config)`: paths without control characters or quotes (they reach shells: Snakemake
+  quotes them, dvc.yaml puts data_root in single quotes), prepare_options DVC can put on a command
+  line, numbers that are numbers (`lr: NaN` is a float to the schema) and batch sizes below a bound.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+PATH_KEYS = ("data_root", "results_dir", "logs_dir", "reports_dir")
+MAX_BATCH = 1 << 16  # images per step; the paper's largest is 256
+_BAD_PATH = re.compile(r"[\x00-\x1f\x7f']")
+_OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_OPTION_TEXT = re.compile(r"^[A-Za-z0-9_.,:/+=@-]*$")
+
+
+class ProfileError(ValueError):
+    """A profile's text is unusable; the message names the file or key, where, and the fix."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise ProfileError(f"{key_node.start_mark.name}:{line}: key {key!r} is given twice (first on line "
+                               f"{seen[key]}); YAML would keep only the last: merge them into one")
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_profile(path: str | Path) -> dict:
+    """The profile at `path`, read strictly: syntax errors and duplicated keys name the file and line."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        loader = _StrictLoader(text)
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ProfileError(f"{where}: YAML syntax error: {error.problem or error.context}; fix the text there") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: a profile is a YAML mapping (key: value lines), got {type(data).__name__}")
+    return data
+
+
+def _walk(node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _walk(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{where}[{i}]")
+    else:
+        yield where, node
+
+
+def path_problems(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key in PATH_KEYS:
+        value = config.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{key}: must be a non-empty path, got {value!r}")
+        elif _BAD_PATH.search(value):
+            problems.append(f"{key}: {value!r} holds a control character, newline or quote; choose a plain path")
+    return problems
+
+
+def option_problems(config: Mapping[str, Any]) -> list[str]:
+    """prepare_options reach `dvc repro`'s shell unquoted (dvc.yaml renders the mapping as flags)."""
+    problems = []
+    for name, spec in (config.get("datasets") or {}).items():
+        for key, value in ((spec or {}).get("prepare_options") or {}).items():
+            where = f"datasets.{name}.prepare_options.{key}"
+            if not _OPTION_KEY.match(str(key)):
+                problems.append(f"{where}: option names are letters, digits, '-' and '_'")
+            elif isinstance(value, (dict, list)) or (isinstance(value, str) and not _OPTION_TEXT.match(value)):
+                problems.append(f"{where}: {value!r} is not a plain number or word; give a plain value")
+    return problems
+
+
+def number_problems(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for where, value in _walk(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{where}: {value} is not a finite number; give one (e.g. lr: 1.0e-3)")
+        elif where.split(".")[-1].split("[")[0] == "batch_size" and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and not 1 <= value <= MAX_BATCH:
+            problems.append(f"{where}: {value} is outside 1..{MAX_BATCH} images per step; give a batch size that fits memory")
+    return problems
+
+
+def check_profile(config: Mapping[str, Any]) -> list[str]:
+    """Every problem of the profile text as one line each ([] when none)."""
+    return path_problems(config) + option_problems(config) + number_problems(config)
