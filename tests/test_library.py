@@ -16,7 +16,12 @@ def test_import_is_light():
     """`import mfcbench` loads no torch, pipeline or plotting; a public name loads its module on use."""
     code = ("import sys, mfcbench as m; heavy = [k for k in ('torch', 'pandas', 'matplotlib', 'snakemake', "
             "'mfcbench.pipeline', 'mfcbench.figures') if k in sys.modules]; assert not heavy, heavy; "
-            "m.WorkCounter; assert 'torch' not in sys.modules; m.MeshFreeConv2d; assert 'torch' in sys.modules")
+            "m.WorkCounter; assert 'torch' not in sys.modules; m.MeshFreeConv2d; assert 'torch' in sys.modules; "
+            # the model listing imports the builder modules and builds no model
+            "import torch; built = []; init = torch.nn.Module.__init__; "
+            "torch.nn.Module.__init__ = lambda self, *a, **k: (built.append(type(self)), init(self, *a, **k))[1]; "
+            "names = m.MODELS.names(); assert 'mfc_resnet' in names and len(names) > 10, names; "
+            "assert not built, built")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 

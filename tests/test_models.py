@@ -197,3 +197,27 @@ def test_models_command_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit):
         table.main(["--models", "nope"])
     assert "valid choices" in capsys.readouterr().err
+
+
+def test_to_mfc_warns_about_layers_that_break_multiscale_training():
+    """BatchNorm (batch statistics) and max pooling are named by path, with the reason; a model
+    without them converts silently."""
+    import warnings
+
+    from mfcbench.models.convert import to_mfc
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.MaxPool2d(2),
+                        nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)))
+    with pytest.warns(UserWarning) as caught:
+        to_mfc(net)
+    messages = [str(w.message) for w in caught]
+    batch_stats = next(m for m in messages if "batch statistics" in m)
+    assert "2 layer(s)" in batch_stats and "(1, 3.1)" in batch_stats and "GroupNorm" in batch_stats
+    assert "telescoping" in batch_stats  # says why
+    assert any("max pooling (2)" in m and "mesh" in m for m in messages)
+    assert isinstance(net[0], MeshFreeConv2d) and isinstance(net[3][0], MeshFreeConv2d)
+    clean = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.AvgPool2d(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_mfc(clean)
+        to_mfc(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)), warn=False)

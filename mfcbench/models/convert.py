@@ -6,9 +6,11 @@ means "X with its spatial convolutions replaced", never a hand-written twin that
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import MeshFreeConv2d
 
@@ -54,6 +56,7 @@ def to_mfc(
     init_resolution: int = 64,
     include: Callable[[str], bool] | None = None,
     boundary: str = "periodic",
+    warn: bool = True,
 ) -> nn.Module:
     """Replace, in place, every Conv2d with a kernel larger than 1x1 by a `MeshFreeConv2d`; returns `module`.
 
@@ -65,6 +68,8 @@ def to_mfc(
         use your training image size.
     include: `include(qualified_name) -> bool` restricts the replacement to some convs (default: all).
     boundary: "periodic" (the paper's FFT), "zero" or "reflect"; see `MeshFreeConv2d`.
+    warn: warn (UserWarning, naming the module paths) about layers that break multiscale training:
+        BatchNorm (batch statistics) and max pooling (a pixel window); see `multiscale_hazards`.
 
     Same channels and bias; a stride s becomes the MFC followed by `Subsample(s)`; a grouped or
     anisotropically strided conv raises ValueError. A conv whose weights are all zero (a residual
@@ -81,7 +86,39 @@ def to_mfc(
         parent_name, _, attr = name.rpartition(".")
         parent = module.get_submodule(parent_name)
         setattr(parent, attr, mfc_like(getattr(parent, attr), mixing, init_resolution, boundary))
+    if warn:
+        for message in multiscale_hazards(module):
+            warnings.warn(message, UserWarning, stacklevel=2)
     return module
+
+
+HAZARDS = {
+    "batch statistics": (
+        (_BatchNorm,),
+        "normalise with batch statistics: in a multiscale step the telescoping terms on different meshes are "
+        "normalised with different statistics (a coarse batch is smoother), so fine - coarse no longer cancels "
+        "and the running averages mix meshes; use GroupNorm (torchvision: norm_layer=lambda c: nn.GroupNorm(32, c)) "
+        "or freeze them in eval mode. mfcbench then also runs a step draw by draw instead of one call per mesh",
+    ),
+    "max pooling": (
+        (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.FractionalMaxPool2d),
+        "take the largest pixel of a window counted in pixels, whose physical size doubles on each coarser "
+        "mesh: the same weights see another operator per mesh (not mesh-free); average pooling or a strided "
+        "MFC keeps the operator",
+    ),
+}
+
+
+def multiscale_hazards(module: nn.Module) -> list[str]:
+    """One message per kind of layer in `module` that breaks multiscale training, naming its paths
+    (module: any network; the checks are HAZARDS: batch statistics and max pooling)."""
+    messages = []
+    for kind, (types, why) in HAZARDS.items():
+        paths = [name or "<root>" for name, child in module.named_modules() if isinstance(child, types)]
+        if paths:
+            shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
+            messages.append(f"to_mfc: {len(paths)} layer(s) with {kind} ({shown}) {why}")
+    return messages
 
 
 CONVERSIONS = ("all", "first")
