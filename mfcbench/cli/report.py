@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     claims = sub.add_parser("claims", help="one verdict per claim")
     claims.add_argument("--results-dir", required=True)
     claims.add_argument("--profile", help="defaults to the results folder's name")
-    claims.add_argument("--out", required=True)
+    claims.add_argument("--out", required=True, help="claims.csv; pairs.csv and cells.csv are written beside it")
+    claims.add_argument("--pairs", help="pairs.csv (default: beside --out)")
+    claims.add_argument("--cells", help="cells.csv (default: beside --out)")
     markdown = sub.add_parser("markdown", help="REPORT.md")
     markdown.add_argument("--results-dir", required=True)
     markdown.add_argument("--reports-dir", required=True)
@@ -52,6 +54,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _claims(args: argparse.Namespace) -> None:
+    """claims.csv, and beside it pairs.csv (every compared pair) and cells.csv (every cell behind them)."""
+    from ..report.claims import load_claims, score_all
+    from ..report.evidence import cells_frame
+    from ..report.layout import load_results_dir
+
+    profile = args.profile or Path(args.results_dir).name
+    claims, results = load_claims(), load_results_dir(args.results_dir)
+    verdicts, pairs = score_all(claims, results, profile)
+    out = Path(args.out)
+    write_csv(args.pairs or out.with_name("pairs.csv"), pairs)
+    write_csv(args.cells or out.with_name("cells.csv"), cells_frame(results, claims))
+    write_csv(out, verdicts)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "table":
         from ..report.published import published_table
@@ -69,11 +86,7 @@ def _run(args: argparse.Namespace) -> int:
 
         render(args.name, args.input, args.out)
     elif args.command == "claims":
-        from ..report.claims import load_claims, score_claims
-        from ..report.layout import load_results_dir
-
-        profile = args.profile or Path(args.results_dir).name
-        write_csv(args.out, score_claims(load_claims(), load_results_dir(args.results_dir), profile))
+        _claims(args)
     elif args.command == "markdown":
         from ..report.markdown import build_report
 

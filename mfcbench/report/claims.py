@@ -28,9 +28,9 @@ from .checks.measurements import (
 from .checks.quality import (
     check_absolute,
     check_similar_quality,
-    check_time_to_quality,
     quality_pair,
 )
+from .checks.time import check_time_to_quality
 from .engine import (
     CHECKS,
     DEVIATES,
@@ -40,6 +40,7 @@ from .engine import (
     VERDICTS,
     Verdict,
 )
+from .pairs import PAIR_COLUMNS, pairs_frame
 from .stats import mean_interval
 
 CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
@@ -50,7 +51,7 @@ __all__ = ["CHECKS", "CLAIM_COLUMNS", "DEVIATES", "INCONCLUSIVE", "NOT_RUN", "RE
            "check_absolute", "check_crossover", "check_ddpm_quality", "check_flops_formula", "check_lemma4",
            "check_not_run", "check_printed_cells", "check_sam_quality", "check_similar_quality", "check_speedup",
            "check_time_to_quality", "check_trend", "check_wu_coefficient", "check_wu_ratio", "check_wu_savings",
-           "load_claims", "mean_interval", "quality_pair", "score_claims"]
+           "load_claims", "mean_interval", "quality_pair", "score_all", "score_claims"]
 
 
 def load_claims(path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -68,7 +69,12 @@ def score_claim(spec: dict, results: dict[str, pd.DataFrame]) -> Verdict:
 
 def score_claims(claims: list[dict], results: dict[str, pd.DataFrame], profile: str = "") -> pd.DataFrame:
     """One row per claim. `results` maps a result name ('table4', 'lemma4', ...) to its DataFrame."""
-    rows = []
+    return score_all(claims, results, profile)[0]
+
+
+def score_all(claims: list[dict], results: dict[str, pd.DataFrame], profile: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """claims.csv (one row per claim) and pairs.csv (one row per claim and compared pair)."""
+    rows, pairs = [], []
     for spec in claims:
         outcome = score_claim(spec, results)
         rows.append({
@@ -77,4 +83,7 @@ def score_claims(claims: list[dict], results: dict[str, pd.DataFrame], profile: 
             "dataset": outcome.dataset, "verdict": outcome.verdict, "reason": outcome.reason,
             "tolerance": ", ".join(f"{k}={v}" for k, v in (spec.get("tolerance") or {}).items()),
         })
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+        if outcome.pairs:
+            pairs.append(pairs_frame(spec["id"], list(outcome.pairs)))
+    pair_rows = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(columns=PAIR_COLUMNS)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS), pair_rows

@@ -80,8 +80,12 @@ def _declared_input(spec: dict) -> list[str]:
     return [spec["input"]]
 
 
-def check(name: str, *, inputs: Callable[[dict], Iterable[str]] = _declared_input,
-          published: Callable[[dict], str] | None = None) -> Callable[[Callable[[Inputs], Verdict]], Check]:
+def check(
+    name: str,
+    *,
+    inputs: Callable[[dict], Iterable[str]] = _declared_input,
+    published: Callable[[dict], str] | None = None,
+) -> Callable[[Callable[[Inputs], Verdict]], Check]:
     """Register `fn(Inputs) -> Verdict` as claim check `name`. `inputs(spec)`: the result tables it
     needs (default: the claim's `input`); a missing or empty one gives NOT_RUN naming it.
     `published(spec)`: the published value shown beside the verdict (also when NOT_RUN)."""
@@ -92,8 +96,11 @@ def check(name: str, *, inputs: Callable[[dict], Iterable[str]] = _declared_inpu
             names = list(inputs(spec))
             missing = [n for n in names if frame(results, n) is None]
             if missing:
-                return Verdict(NOT_RUN, "no results: " + ", ".join(f"{n}.csv" for n in missing) + " missing or empty",
-                               published=shown)
+                return Verdict(
+                    NOT_RUN,
+                    "no results: " + ", ".join(f"{n}.csv" for n in missing) + " missing or empty",
+                    published=shown,
+                )
             outcome = fn(Inputs(spec, {n: results[n] for n in names}, shown, results))
             return outcome if outcome.published else outcome.replace(published=shown)
 
@@ -178,4 +185,6 @@ def substituted(used: str, paper: str) -> bool:
 
 def substitution_note(table: pd.DataFrame, name: str) -> str:
     used, paper = datasets(table), paper_dataset(name)
-    return f"; checked on {used} (substitute for {paper}: the qualitative claim only)" if substituted(used, paper) else ""
+    return (
+        f"; checked on {used} (substitute for {paper}: the qualitative claim only)" if substituted(used, paper) else ""
+    )

@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from .claims import CLAIM_COLUMNS, load_claims, score_claims
+from .claims import CLAIM_COLUMNS, load_claims, score_all
+from .pairs import PAIR_COLUMNS
 from .findings import findings_markdown
 from .published import load_published, published_table
 from .layout import OK, load_results_dir, settings_frame, table_from_results
@@ -74,14 +75,55 @@ def summary_section(claims: pd.DataFrame) -> str:
     return out
 
 
-def load_scored_claims(reports_dir: Path, results: dict[str, pd.DataFrame], profile: str) -> pd.DataFrame:
-    """The pipeline's claims.csv when it is this profile's, else the same scoring done here."""
-    path = reports_dir / "claims.csv"
-    if path.is_file():
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if set(CLAIM_COLUMNS) <= set(frame.columns) and set(frame["profile"]) == {profile}:
-            return frame
-    return score_claims(load_claims(), results, profile)
+def load_scored_claims(reports_dir: Path, results: dict[str, pd.DataFrame], profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pipeline's claims.csv and pairs.csv when they are this profile's, else the same scoring done here."""
+    paths = reports_dir / "claims.csv", reports_dir / "pairs.csv"
+    if all(p.is_file() for p in paths):
+        claims = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
+        pairs = pd.read_csv(paths[1], keep_default_na=True)
+        if (set(CLAIM_COLUMNS) <= set(claims.columns) and set(claims["profile"]) == {profile}
+                and set(PAIR_COLUMNS) <= set(pairs.columns)):
+            return claims, pairs
+    return score_all(load_claims(), results, profile)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def pairs_section(claims: pd.DataFrame, pairs: pd.DataFrame) -> str:
+    """Every pair of every claim (pairs.csv), one collapsible table per claim: n, the seed-paired
+    ratio and its 95% interval, the margin, convergence of both sides, the seeds, the Holm-corrected
+    p-value, P(multiscale beats SGD on a seed), the seeds a power calculation asks for, the verdict."""
+    if pairs.empty:
+        return ""
+    out = ["## Every pair behind the verdicts", "",
+           "Each claim on trained cells compares every network and multiscale strategy with SGD on the seeds both ran "
+           "(a *pair*). Ratio: geometric mean of multiscale/SGD over the paired seeds, with its 95% Student-t interval "
+           "(on the log ratio); p (Holm): one-sided p of 'worse than the margin', Holm-corrected across the claim's pairs; "
+           "P(beat): the fraction of seeds on which multiscale beats SGD, with its Wilson 95% interval. Every number "
+           "can be recomputed from `pairs.csv` and `cells.csv`.", ""]
+    verdicts = dict(zip(claims["id"], claims["verdict"]))
+    for claim, group in pairs.groupby("claim", sort=False):
+        view = pd.DataFrame({
+            "pair": [f"{a}/{s}" + (f" ({u})" if isinstance(u, str) and u else "")
+                     for a, s, u in zip(group["arch"], group["strategy"], group["unit"])],
+            "n": group["n"].map(_fmt), "seeds": group["seeds"].map(_fmt), "ratio": group["ratio"].map(_fmt),
+            "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" if _fmt(lo) else "" for lo, hi in zip(group["low"], group["high"])],
+            "margin": group["margin"].map(_fmt),
+            "converged (multiscale / SGD)": [f"{_fmt(a)} / {_fmt(b)}" for a, b in zip(group["converged_ours"], group["converged_sgd"])],
+            "p (Holm)": group["p_holm"].map(lambda v: _fmt(v, 2)),
+            "P(beat) [95% CI]": [f"{_fmt(p, 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" if _fmt(p) else ""
+                                 for p, lo, hi in zip(group["p_beat"], group["beat_low"], group["beat_high"])],
+            "seeds needed": group["seeds_needed"].map(_fmt), "verdict": group["verdict"],
+        })
+        out.append(f"<details><summary><code>{claim}</code>: {verdicts.get(claim, '')}, {len(group)} pair(s)</summary>\n\n"
+                   f"{md_table(view)}\n</details>\n")
+    return "\n".join(out)
 
 
 def paper_layout(table: pd.DataFrame) -> str:
@@ -184,7 +226,7 @@ def scale_line(results_dir: Path) -> str:
 def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str, config: dict | None = None) -> str:
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     results = load_results_dir(results_dir)
-    claims = load_scored_claims(reports_dir, results, profile)
+    claims, pairs = load_scored_claims(reports_dir, results, profile)
     parts = [
         f"# mfcbench reproduction report — profile `{profile}`\n",
         "Reproduced numbers come from the result files below; published numbers are the paper's, "
@@ -192,6 +234,7 @@ def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str,
         "cannot decide the claim; the reason is given either way.\n",
         scale_line(results_dir),
         summary_section(claims),
+        pairs_section(claims, pairs),
         "## Tables in the paper's layout (reproduced | published)\n",
     ]
     parts += [table_section(name, results, config) for name in load_published()["tables"]]

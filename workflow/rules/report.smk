@@ -64,11 +64,14 @@ rule claims:
         results_inputs(),
         code=REPORT_CODE,
     output:
-        report(f"{REPORTS}/claims.csv", caption="../report/claims.rst", category="Verdicts"),
+        claims=report(f"{REPORTS}/claims.csv", caption="../report/claims.rst", category="Verdicts"),
+        pairs=f"{REPORTS}/pairs.csv",  # every compared pair of every claim (n, ratio, interval, p, verdict)
+        cells=f"{REPORTS}/cells.csv",  # every cell behind them: any interval can be recomputed from the two
     log:
         f"{LOGS}/report/claims.log",
     shell:
-        "{PY} report claims --results-dir {RESULTS:q} --out {output:q} > {log:q} 2>&1"
+        "{PY} report claims --results-dir {RESULTS:q} --out {output.claims:q} --pairs {output.pairs:q} "
+        "--cells {output.cells:q} > {log:q} 2>&1"
 
 
 rule run_manifest:

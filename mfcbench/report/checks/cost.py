@@ -28,13 +28,23 @@ def check_wu_coefficient(data: Inputs):
     """The closed-form #WU coefficient (per N0*I) from workunits.csv (strategy, coefficient)."""
     spec, table = data.spec, data.frame
     rows = table[table["strategy"].map(normalise) == normalise(spec["strategy"])]
-    values = pd.to_numeric(rows["coefficient"], errors="coerce").dropna() if "coefficient" in rows else pd.Series(dtype=float)
+    values = (
+        pd.to_numeric(rows["coefficient"], errors="coerce").dropna()
+        if "coefficient" in rows
+        else pd.Series(dtype=float)
+    )
     if values.empty:
         return data.verdict(NOT_RUN, f"no coefficient for {spec['strategy']} in {spec['input']}.csv")
     value, exact = float(values.iloc[0]), float(Fraction(spec["exact"]))
-    holds = math.isclose(value, exact, rel_tol=data.tolerance["rel"]) and equal_at_printed_precision(value, spec["printed"])
-    return data.verdict(REPRODUCED if holds else DEVIATES, f"{value:.6g} vs exact {exact:.6g}",
-                        reproduced=f"{value:.6g}", dataset="none")
+    holds = math.isclose(value, exact, rel_tol=data.tolerance["rel"]) and equal_at_printed_precision(
+        value, spec["printed"]
+    )
+    return data.verdict(
+        REPRODUCED if holds else DEVIATES,
+        f"{value:.6g} vs exact {exact:.6g}",
+        reproduced=f"{value:.6g}",
+        dataset="none",
+    )
 
 
 @check("wu_ratio", inputs=lambda spec: [], published=lambda spec: spec["printed"])
@@ -52,14 +62,20 @@ def check_wu_ratio(data: Inputs):
             if rel is not None:  # approximate wording ("roughly 16"): a stated relative tolerance
                 target = float(spec["printed"])
                 holds = abs(ratio - target) <= rel * target
-                reason = (f"{ratio:.4g} is {abs(ratio - target) / target:.1%} from {spec['printed']} "
-                          f"({'within' if holds else 'outside'} the {rel:.0%} tolerance; from {name}.csv wu_closed_form)")
+                reason = (
+                    f"{ratio:.4g} is {abs(ratio - target) / target:.1%} from {spec['printed']} "
+                    f"({'within' if holds else 'outside'} the {rel:.0%} tolerance; from {name}.csv wu_closed_form)"
+                )
             else:
                 holds = equal_at_printed_precision(ratio, spec["printed"])
-                reason = (f"{ratio:.4g} rounds to {round_like(ratio, spec['printed']):g} at the printed precision "
-                          f"(from {name}.csv wu_closed_form)")
+                reason = (
+                    f"{ratio:.4g} rounds to {round_like(ratio, spec['printed']):g} at the printed precision "
+                    f"(from {name}.csv wu_closed_form)"
+                )
             return data.verdict(REPRODUCED if holds else DEVIATES, reason, reproduced=f"{ratio:.4g}", dataset="none")
-    return data.verdict(NOT_RUN, f"no wu_closed_form for {spec['numerator']} and {spec['denominator']} in {', '.join(spec['inputs'])}")
+    return data.verdict(
+        NOT_RUN, f"no wu_closed_form for {spec['numerator']} and {spec['denominator']} in {', '.join(spec['inputs'])}"
+    )
 
 
 def _savings_published(spec: dict) -> str:
@@ -80,8 +96,15 @@ def check_wu_savings(data: Inputs):
     r_m, r_f = means["sgd"] / means["msgd"], means["sgd"] / means["fmsgd"]
     floor = data.tolerance["min_ratio"]
     holds = r_m >= floor and r_f > r_m
-    reason = (f"order SGD > MSGD > FMSGD {'holds' if r_f > r_m > 1 else 'fails'}; MSGD saving "
-              f"{'>=' if r_m >= floor else '<'} {floor}x ({metric}"
-              + "".join(f", {k} {v}" for k, v in (spec.get("where") or {}).items()) + ")")
-    return data.verdict(REPRODUCED if holds else DEVIATES, reason, dataset=datasets(table),
-                        reproduced=f"SGD/MSGD = {r_m:.3g}, SGD/FMSGD = {r_f:.3g}")
+    reason = (
+        f"order SGD > MSGD > FMSGD {'holds' if r_f > r_m > 1 else 'fails'}; MSGD saving "
+        f"{'>=' if r_m >= floor else '<'} {floor}x ({metric}"
+        + "".join(f", {k} {v}" for k, v in (spec.get("where") or {}).items())
+        + ")"
+    )
+    return data.verdict(
+        REPRODUCED if holds else DEVIATES,
+        reason,
+        dataset=datasets(table),
+        reproduced=f"SGD/MSGD = {r_m:.3g}, SGD/FMSGD = {r_f:.3g}",
+    )

@@ -47,18 +47,22 @@ def check_sam_quality(data: Inputs):
         by = group.set_index("_m")
         if {"sam", "mfc_sam"} <= set(by.index):
             for metric in spec["metrics"]:
-                drops[(name, metric)] = float(pd.to_numeric(by[metric]).loc["sam"] - pd.to_numeric(by[metric]).loc["mfc_sam"])
+                drops[(name, metric)] = float(
+                    pd.to_numeric(by[metric]).loc["sam"] - pd.to_numeric(by[metric]).loc["mfc_sam"]
+                )
     if not drops or any(math.isnan(v) for v in drops.values()):
         return data.verdict(NOT_RUN, "needs SAM and MFC-SAM rows with both metrics on one dataset")
     limit = data.tolerance["max_drop"]
     (name, metric), worst = max(drops.items(), key=lambda kv: kv[1])
     images = pd.to_numeric(ran.get("n_images", pd.Series(dtype=float)), errors="coerce").min()
     holds = worst <= limit
-    return data.verdict(REPRODUCED if holds else DEVIATES,
-                        f"largest drop {worst:.4f} ({name}, {metric}) {'<=' if holds else '>'} {limit:g}; "
-                        f"{'?' if pd.isna(images) else int(images)} image(s) per dataset at least (paper: 1000)",
-                        reproduced=", ".join(f"{d} {m}: {v:+.4f}" for (d, m), v in sorted(drops.items())),
-                        dataset="+".join(sorted({d for d, _ in drops})))
+    return data.verdict(
+        REPRODUCED if holds else DEVIATES,
+        f"largest drop {worst:.4f} ({name}, {metric}) {'<=' if holds else '>'} {limit:g}; "
+        f"{'?' if pd.isna(images) else int(images)} image(s) per dataset at least (paper: 1000)",
+        reproduced=", ".join(f"{d} {m}: {v:+.4f}" for (d, m), v in sorted(drops.items())),
+        dataset="+".join(sorted({d for d, _ in drops})),
+    )
 
 
 def _fig8_numbers(table: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -68,8 +72,10 @@ def _fig8_numbers(table: pd.DataFrame) -> dict[str, dict[str, float]]:
     for run in ("single_scale", "full_multiscale"):
         group = rows[rows["_r"] == run]
         if not group.empty:
-            out[run] = {m: float(pd.to_numeric(group[m], errors="coerce").mean())
-                        for m in ("wu_executed", "mean_confidence", "frechet_distance")}
+            out[run] = {
+                m: float(pd.to_numeric(group[m], errors="coerce").mean())
+                for m in ("wu_executed", "mean_confidence", "frechet_distance")
+            }
             out[run]["seeds"] = group["seed"].nunique() if "seed" in group.columns else len(group)
     return out
 
@@ -88,9 +94,11 @@ def check_ddpm_quality(data: Inputs):
     conf_gap = ss["mean_confidence"] - fm["mean_confidence"]  # > 0: Full-Multiscale less confident
     fd_ratio = fm["frechet_distance"] / ss["frechet_distance"] if ss["frechet_distance"] > 0 else float("inf")
     seeds = int(min(ss["seeds"], fm["seeds"]))
-    reproduced = (f"#WU {fm['wu_executed']:,.6g} vs {ss['wu_executed']:,.6g}; confidence {fm['mean_confidence']:.3f} "
-                  f"vs {ss['mean_confidence']:.3f}; FD {fm['frechet_distance']:.3g} vs {ss['frechet_distance']:.3g} "
-                  f"(n={seeds} seed{'s' if seeds != 1 else ''})")
+    reproduced = (
+        f"#WU {fm['wu_executed']:,.6g} vs {ss['wu_executed']:,.6g}; confidence {fm['mean_confidence']:.3f} "
+        f"vs {ss['mean_confidence']:.3f}; FD {fm['frechet_distance']:.3g} vs {ss['frechet_distance']:.3g} "
+        f"(n={seeds} seed{'s' if seeds != 1 else ''})"
+    )
     cheaper = fm["wu_executed"] < ss["wu_executed"]
     within = conf_gap <= tol["confidence_abs"] and fd_ratio <= 1 + tol["frechet_rel"]
     decisive = tol["decisive"]
@@ -102,8 +110,10 @@ def check_ddpm_quality(data: Inputs):
         verdict, reason = (REPRODUCED if within else DEVIATES), f"seed means: {gaps}"
     else:  # one seed, and no record that either run converged: never DEVIATES for want of budget
         verdict = INCONCLUSIVE
-        reason = (f"{seeds} seed(s) < {tol['min_seeds']} and convergence not recorded: {gaps} "
-                  f"({'clearly outside' if clearly_worse else 'within' if within else 'outside'} the tolerance)")
+        reason = (
+            f"{seeds} seed(s) < {tol['min_seeds']} and convergence not recorded: {gaps} "
+            f"({'clearly outside' if clearly_worse else 'within' if within else 'outside'} the tolerance)"
+        )
     used = datasets(table) or "digits"
     if normalise(used) != "mnist":
         reason += f"; {used} stand in for the paper's MNIST"

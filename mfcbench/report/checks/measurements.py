@@ -23,8 +23,11 @@ RESOLUTION_ORDER = ["1/1024", "1/512", "1/256", "1/128", "1/64", "1/32"]  # fine
 
 
 def _trend_published(spec: dict) -> str:
-    cells = [c for c in published_by_keys(spec["input"])
-             if normalise(c["keys"].get("input")) == normalise(spec["where"]["input"])]
+    cells = [
+        c
+        for c in published_by_keys(spec["input"])
+        if normalise(c["keys"].get("input")) == normalise(spec["where"]["input"])
+    ]
     pub = {c["keys"]["resolution"]: c["value"] for c in cells}
     return f"d({RESOLUTION_ORDER[0]})/d({RESOLUTION_ORDER[-1]}) = {pub[RESOLUTION_ORDER[0]] / pub[RESOLUTION_ORDER[-1]]:.3g}"
 
@@ -41,10 +44,16 @@ def check_trend(data: Inputs):
     n = rows["seed"].nunique() if "seed" in rows.columns else len(rows)
     floor, grows = data.tolerance["min_ratio"], spec["direction"] == "grows"
     holds = ratio >= floor if grows else ratio <= 1 / floor
-    reason = (f"{spec['direction']} as the mesh refines {'holds' if holds else 'does not hold'} "
-              f"(needs ratio {'>=' if grows else '<='} {floor if grows else round(1 / floor, 3)})")
-    return data.verdict(REPRODUCED if holds else DEVIATES, reason, dataset="synthetic",
-                        reproduced=f"d({present[0]})/d({present[-1]}) = {ratio:.3g} (n={n} seeds)")
+    reason = (
+        f"{spec['direction']} as the mesh refines {'holds' if holds else 'does not hold'} "
+        f"(needs ratio {'>=' if grows else '<='} {floor if grows else round(1 / floor, 3)})"
+    )
+    return data.verdict(
+        REPRODUCED if holds else DEVIATES,
+        reason,
+        dataset="synthetic",
+        reproduced=f"d({present[0]})/d({present[-1]}) = {ratio:.3g} (n={n} seeds)",
+    )
 
 
 @check("flops_formula", published=lambda spec: f"n^2 k^2 * {spec['channels']}^2")
@@ -55,8 +64,12 @@ def check_flops_formula(data: Inputs):
         return data.verdict(NOT_RUN, "no conv rows")
     expected = conv["n"].astype("int64") ** 2 * conv["k"].astype("int64") ** 2 * data.spec["channels"] ** 2
     wrong = int((pd.to_numeric(conv["flops"]).astype("int64") != expected).sum())
-    return data.verdict(DEVIATES if wrong else REPRODUCED, f"{wrong} of {len(conv)} (n, k) cells differ from the formula",
-                        reproduced=f"{len(conv) - wrong}/{len(conv)} exact", dataset="none")
+    return data.verdict(
+        DEVIATES if wrong else REPRODUCED,
+        f"{wrong} of {len(conv)} (n, k) cells differ from the formula",
+        reproduced=f"{len(conv) - wrong}/{len(conv)} exact",
+        dataset="none",
+    )
 
 
 @check("printed_cells", inputs=lambda spec: [])
@@ -76,12 +89,23 @@ def check_printed_cells(data: Inputs):
         reason = block["reason"].iloc[0] if len(block) else "no cells"
         split = " for " + spec["split"] if spec.get("split") else ""
         return data.verdict(NOT_RUN, f"nothing measured{split}: {reason}", published=published)
-    equal = [equal_at_printed_precision(m, p) for m, p in zip(measured["reproduced_mean"], measured["published_printed"])]
+    equal = [
+        equal_at_printed_precision(m, p) for m, p in zip(measured["reproduced_mean"], measured["published_printed"])
+    ]
     bad = measured[[not e for e in equal]]
-    examples = "; ".join(f"{r.row}/{r.column}: {r.reproduced_mean:.4g} vs {r.published:.4g}" for r in bad.head(3).itertuples())
-    reason = f"{sum(equal)}/{len(measured)} measured cells equal at printed precision ({not_measured} cell(s) not measured)"
-    return data.verdict(REPRODUCED if bad.empty else DEVIATES, reason + (f"; e.g. {examples}" if examples else ""),
-                        published=published, reproduced=f"{sum(equal)}/{len(measured)} equal", dataset="none")
+    examples = "; ".join(
+        f"{r.row}/{r.column}: {r.reproduced_mean:.4g} vs {r.published:.4g}" for r in bad.head(3).itertuples()
+    )
+    reason = (
+        f"{sum(equal)}/{len(measured)} measured cells equal at printed precision ({not_measured} cell(s) not measured)"
+    )
+    return data.verdict(
+        REPRODUCED if bad.empty else DEVIATES,
+        reason + (f"; e.g. {examples}" if examples else ""),
+        published=published,
+        reproduced=f"{sum(equal)}/{len(measured)} equal",
+        dataset="none",
+    )
 
 
 def _crossover_points(spec: dict) -> dict[int, int]:
@@ -95,7 +119,9 @@ def _crossover_points(spec: dict) -> dict[int, int]:
     return pub
 
 
-@check("crossover", published=lambda spec: ", ".join(f"n={n}: k={k}" for n, k in sorted(_crossover_points(spec).items())))
+@check(
+    "crossover", published=lambda spec: ", ".join(f"n={n}: k={k}" for n, k in sorted(_crossover_points(spec).items()))
+)
 def check_crossover(data: Inputs):
     """Per image size n: the smallest kernel size k at which the conv costs more FLOPs than the MFC."""
     table, spec = data.frame, data.spec
@@ -116,8 +142,12 @@ def check_crossover(data: Inputs):
     if not common:
         return data.verdict(NOT_RUN, f"no image size in common with {spec['input']}", reproduced=reproduced)
     same = all(found[n] == pub[n] for n in common)
-    return data.verdict(REPRODUCED if same else DEVIATES, f"compared at n = {', '.join(map(str, sorted(common)))} with {spec['mfc_op']}",
-                        reproduced=reproduced, dataset="none")
+    return data.verdict(
+        REPRODUCED if same else DEVIATES,
+        f"compared at n = {', '.join(map(str, sorted(common)))} with {spec['mfc_op']}",
+        reproduced=reproduced,
+        dataset="none",
+    )
 
 
 def _published_speedups(spec: dict) -> dict[str, float]:
@@ -129,8 +159,12 @@ def _published_speedups(spec: dict) -> dict[str, float]:
     return out
 
 
-@check("speedup", published=lambda spec: ", ".join(f"{m} {r:.3g}x" for m, r in sorted(_published_speedups(spec).items()))
-       + " (cuda, A6000)")
+@check(
+    "speedup",
+    published=lambda spec: (
+        ", ".join(f"{m} {r:.3g}x" for m, r in sorted(_published_speedups(spec).items())) + " (cuda, A6000)"
+    ),
+)
 def check_speedup(data: Inputs):
     """SGD / Multiscale-SGD time per iteration, per model, on the requested device."""
     spec, pub = data.spec, _published_speedups(data.spec)
@@ -179,10 +213,21 @@ def check_lemma4(data: Inputs):
     worst, family, largest = best
     limit = data.tolerance["max_residual"]
     n = table["seed"].nunique() if "seed" in table.columns else len(table)
-    return data.verdict(REPRODUCED if worst <= limit else DEVIATES,
-                        f"best family {family}: worst residual at m={largest} over {n} seed(s) {'<=' if worst <= limit else '>'} {limit:g}",
-                        reproduced=f"{worst:.3g}", dataset="synthetic")
+    return data.verdict(
+        REPRODUCED if worst <= limit else DEVIATES,
+        f"best family {family}: worst residual at m={largest} over {n} seed(s) {'<=' if worst <= limit else '>'} {limit:g}",
+        reproduced=f"{worst:.3g}",
+        dataset="synthetic",
+    )
 
 
-__all__ = ["RESOLUTION_ORDER", "check_crossover", "check_flops_formula", "check_lemma4", "check_printed_cells",
-           "check_speedup", "check_trend", "where"]
+__all__ = [
+    "RESOLUTION_ORDER",
+    "check_crossover",
+    "check_flops_formula",
+    "check_lemma4",
+    "check_printed_cells",
+    "check_speedup",
+    "check_trend",
+    "where",
+]
