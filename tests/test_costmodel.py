@@ -77,14 +77,16 @@ def test_predict_profile_sums_tables_and_names_networks_without_rates():
     rates = costmodel.fit_rates([rate_row(c) for c in CALLS])
     cells = [SimpleNamespace(table="table4", task="denoise", arch=arch, strategy="sgd", config=TINY)
              for arch in ("resnet", "resnet", "unet")]
-    cells.append(SimpleNamespace(table="table5", task="denoise", arch="resnet", strategy="msgd", config=TINY))
+    cells.append(SimpleNamespace(table="table5", task="denoise", arch="resnet", strategy="msgd",
+                                 config=dict(TINY, early_stop={"patience": 2})))
     prediction = costmodel.predict_profile(cells, rates)
     one_sgd = 6 * true_seconds(((16, 3),))
     assert prediction["tables"]["table4"]["seconds"] == pytest.approx(2 * one_sgd, rel=1e-6)
     assert prediction["total_seconds"] == pytest.approx(2 * one_sgd + 6 * true_seconds(((16, 1), (8, 3))), rel=1e-6)
     assert prediction["missing_archs"] == ["unet"] and prediction["missing_cells"] == 1
     text = costmodel.format_prediction(prediction, jobs=2)
-    assert "table4" in text and "table5" in text and "not counted: 1 cells of unet" in text and "2 cells at once" in text
+    assert "table4" in text and "not counted: 1 cells of unet" in text and "2 cells at once" in text
+    assert "up to" in text.split("table5")[1].split("\n")[0] and "up to" not in text.split("table4")[1].split("\n")[0]
     assert costmodel.human_seconds(7200) == "2.0 h" and costmodel.human_seconds(3 * 86400) == "3.0 days"
 
 
@@ -92,7 +94,7 @@ def write_cell(root, name, strategy, train_seconds, levels_run, config=TINY):
     cell = root / "table4" / "denoise" / "skimage" / "resnet" / strategy / name
     cell.mkdir(parents=True)
     record = {"status": "ok", "cell": {"task": "denoise", "arch": "resnet", "strategy": strategy},
-              "config": config, "train_seconds": train_seconds, "iterations": len(levels_run),
+              "config": config, "train_seconds": train_seconds, "seconds": 2 * train_seconds, "iterations": len(levels_run),
               "manifest": {"device": "cpu: test", "threads": 1}}
     (cell / "metrics.json").write_text(json.dumps(record))
     lines = ["iteration,level"] + [f"{i + 1},{level}" for i, level in enumerate(levels_run)]
@@ -110,6 +112,7 @@ def test_cost_check_compares_recorded_and_predicted_seconds(tmp_path):
     assert [r["relative_error"] for r in rows] == pytest.approx([1 / 1.25 - 1, 0.5 - 1])
     summary = costmodel.summary(rows)
     assert summary["cells"] == 2 and summary["median_abs_relative_error"] == pytest.approx((0.2 + 0.5) / 2)
+    assert summary["outside_training_share"] == pytest.approx(0.5)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         costmodel.cost_check(tmp_path / "nowhere", rates)
 

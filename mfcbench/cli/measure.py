@@ -187,7 +187,9 @@ def cost_check(args) -> int:
     error = result["median_abs_relative_error"]
     print(f"cost-check {args.results_dir}: {result['predicted']} of {result['cells']} cells predicted; "
           f"median |relative error| {'n/a' if error is None else f'{error:.1%}'}; predicted "
-          f"{result['predicted_seconds']:.0f} s vs recorded {result['train_seconds']:.0f} s of training")
+          f"{result['predicted_seconds']:.0f} s vs recorded {result['train_seconds']:.0f} s of training"
+          + (f"; validation and checkpoints took {result['outside_training_share']:.0%} of the cells' loops"
+             if result["outside_training_share"] is not None else ""))
     return 0
 
 

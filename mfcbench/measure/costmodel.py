@@ -220,8 +220,9 @@ def predict_profile(cells: Iterable[Any], rates: Rates, device: str = "cpu") -> 
     tables: dict[str, dict[str, Any]] = {}
     cache: dict[tuple, float | None] = {}
     for cell in cells:
-        entry = tables.setdefault(cell.table, {"cells": 0, "seconds": 0.0, "missing": []})
+        entry = tables.setdefault(cell.table, {"cells": 0, "seconds": 0.0, "missing": [], "early_stop": False})
         entry["cells"] += 1
+        entry["early_stop"] |= bool(cell.config.get("early_stop"))
         key = (cell.arch, cell.task, cell.strategy, json.dumps(dict(cell.config), sort_keys=True, default=str))
         if key not in cache:
             cache[key] = predict_cell(cell.arch, cell.task, cell.strategy, cell.config, rates, device)
@@ -251,12 +252,14 @@ def human_seconds(seconds: float) -> str:
 def format_prediction(prediction: Mapping[str, Any], jobs: int = 1, label: str = "") -> str:
     """The prediction as lines: one per table, the total, and the total over `jobs` cells at once."""
     device = prediction["device"]
-    lines = [f"predicted training time on {label or device}, optimizer steps only:"]
+    lines = [f"predicted training time on {label or device}, optimizer steps only (validation, checkpoints and "
+             f"job start-up come on top; `measure cost-check` gives their share on a finished run):"]
     for table, entry in prediction["tables"].items():
         note = f"  (no rates for {', '.join(sorted(set(entry['missing'])))})" if entry["missing"] else ""
-        lines.append(f"  {table:<10} {entry['cells']:>5} cells  {human_seconds(entry['seconds']):>12}{note}")
+        bound = "up to " if entry.get("early_stop") else ""
+        lines.append(f"  {table:<10} {entry['cells']:>5} cells  {bound + human_seconds(entry['seconds']):>15}{note}")
     total = prediction["total_seconds"]
-    lines.append(f"  {'total':<10} {prediction['cells']:>5} cells  {human_seconds(total):>12} one after another"
+    lines.append(f"  {'total':<10} {prediction['cells']:>5} cells  {human_seconds(total):>15} one after another"
                  + (f"; {human_seconds(total / jobs)} with {jobs} cells at once" if jobs > 1 else ""))
     if prediction["missing_cells"]:
         lines.append(f"  not counted: {prediction['missing_cells']} cells of {', '.join(prediction['missing_archs'])} "
@@ -290,7 +293,8 @@ def check_cell(metrics_path: Path, rates: Rates, root: Path) -> dict[str, Any] |
     error = (predicted - measured) / measured if predicted is not None and measured > 0 else None
     return {"cell": str(metrics_path.parent.relative_to(root)), "arch": cell["arch"], "task": cell["task"],
             "strategy": cell["strategy"], "device": device, "iterations": record.get("iterations"),
-            "train_seconds": measured, "predicted_seconds": predicted, "relative_error": error,
+            "train_seconds": measured, "loop_seconds": record.get("seconds"), "predicted_seconds": predicted,
+            "relative_error": error,
             "status": "ok" if predicted is not None else f"no rates for {cell['arch']} on {device}"}
 
 
@@ -306,7 +310,10 @@ def cost_check(results_dir: str | Path, rates: Rates) -> list[dict[str, Any]]:
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Median absolute relative error over the cells that have a prediction, and how many had none."""
     errors = [abs(r["relative_error"]) for r in rows if r["relative_error"] is not None]
-    return {"cells": len(rows), "predicted": len(errors), "unpredicted": len(rows) - len(errors),
+    loops = [(r["loop_seconds"], r["train_seconds"]) for r in rows if r.get("loop_seconds")]
+    loop_total = sum(loop for loop, _ in loops)
+    return {"outside_training_share": (loop_total - sum(t for _, t in loops)) / loop_total if loop_total else None,
+            "cells": len(rows), "predicted": len(errors), "unpredicted": len(rows) - len(errors),
             "median_abs_relative_error": statistics.median(errors) if errors else None,
             "max_abs_relative_error": max(errors) if errors else None,
             "predicted_seconds": sum(r["predicted_seconds"] for r in rows if r["predicted_seconds"] is not None),
