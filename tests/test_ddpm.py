@@ -11,8 +11,8 @@ from mfcbench.experiments import ddpm  # noqa: E402
 from mfcbench.core.restrict import restrict  # noqa: E402
 from mfcbench.core.workunits import wu_fmsgd  # noqa: E402
 
-MICRO = dict(block_out_channels=(8, 16, 16), batch_size=2, fmsgd_iterations=(4, 2, 1), sgd_iterations=2,
-             sgd_batch=2, samples=8, inference_steps=2, classifier_epochs=1, train_limit=256)
+MICRO = dict(block_out_channels=[8, 16, 16], batch_size=2, fmsgd_iterations=[4, 2, 1], sgd_iterations=2,
+             sgd_batch=2, samples=8, inference_steps=2, classifier_epochs=1, train_limit=256, seeds=[0])
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def cfg():
     return ddpm.config_with(**MICRO)
 
 
-def test_one_training_step_on_each_mesh(cfg):
+def test_one_training_step_on_each_mesh(cfg, one_thread):
     model, scheduler = ddpm.build_unet(cfg), ddpm.build_scheduler(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
@@ -46,7 +46,7 @@ def test_coarse_noise_is_standard_normal():
         assert abs(float(coarse.std()) - 1.0) < 0.02 and abs(float(coarse.mean())) < 0.02
 
 
-def test_fmsgd_executed_wu_equals_closed_form(cfg):
+def test_fmsgd_executed_wu_equals_closed_form(cfg, one_thread):
     images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
     result = ddpm.train_ddpm("fmsgd", cfg, images)
     # App. C: Full-Multiscale with I = 4 coarsest-phase steps (4, 2, 1), N0 = 2, 3 levels, growths 2
@@ -70,15 +70,74 @@ def test_frechet_distance():
     assert value > 1.0 and value == pytest.approx(reference, rel=1e-6)
 
 
-def test_run_fig8_micro(tmp_path):
-    rows = ddpm.run_fig8(tmp_path, **MICRO)
-    assert [r["run"] for r in rows] == ["ground_truth", "single_scale", "full_multiscale"]
-    keys = {"mean_confidence", "confident_fraction", "frechet_distance", "wu_executed", "wu_closed_form",
-            "train_seconds", "n_samples", "classifier_val_accuracy", "status"}
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: a second thread only waits (7.8 s -> 0.8 s at 16 px on a busy box)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_run_fig8_micro_seeds_floor_and_dataset(tmp_path, one_thread):
+    rows = ddpm.run_fig8(tmp_path, **{**MICRO, "image_size": 16, "block_out_channels": [8, 8], "seeds": [0, 1]})
+    assert [(r["seed"], r["run"]) for r in rows] == [(s, run) for s in (0, 1)
+                                                     for run in ("ground_truth", "single_scale", "full_multiscale")]
+    keys = {"mean_confidence", "confident_fraction", "frechet_distance", "frechet_floor", "wu_executed",
+            "wu_closed_form", "train_seconds", "n_samples", "n_reference", "classifier_val_accuracy", "status",
+            "dataset"}
     for row in rows:
-        assert keys <= set(row) and row["status"] == "OK" and row["n_samples"] == 8
+        assert keys <= set(row) and row["status"] == "OK" and row["n_samples"] == 8 and row["n_reference"] == 256
         assert 0.0 <= row["confident_fraction"] <= 1.0 and row["frechet_distance"] >= 0.0
-    assert rows[2]["wu_executed"] == float(wu_fmsgd(2, 4, levels=3))
-    for name in ("ground_truth.png", "single_scale.png", "full_multiscale.png", "figure8.png", "samples.pt", "fig8.json"):
+        assert row["dataset"] == "digits"  # no prepared MNIST under the default data root of a test
+    for seed in (0, 1):  # the floor of a seed is its ground truth's FD: same count, same reference
+        ground = next(r for r in rows if r["seed"] == seed and r["run"] == "ground_truth")
+        assert all(r["frechet_floor"] == ground["frechet_distance"] for r in rows if r["seed"] == seed)
+    assert rows[0]["frechet_floor"] != rows[3]["frechet_floor"]  # each seed measures its own floor
+    assert rows[2]["wu_executed"] == float(wu_fmsgd(2, 4, levels=3))  # #WU in units of the finest mesh
+    for name in ("ground_truth.png", "single_scale.png", "full_multiscale.png", "figure8.png", "samples.pt",
+                 "fig8.json"):
         assert (tmp_path / name).is_file()
-    assert torch.load(tmp_path / "samples.pt")["full_multiscale"].shape == (8, 1, 32, 32)
+    samples = torch.load(tmp_path / "samples.pt")
+    assert set(samples) == {0, 1} and samples[1]["full_multiscale"].shape == (8, 1, 16, 16)
+
+
+def test_options_are_checked_before_any_run():
+    assert ddpm.check_options({}) == [] and ddpm.check_options(MICRO) == []
+    assert ddpm.DEFAULTS["seeds"] == [0, 1, 2] and set(ddpm.DEFAULTS) == set(ddpm.OPTIONS)
+    (typo,) = ddpm.check_options({"sampels": 64})
+    assert "'sampels'" in typo and "valid options" in typo and "samples" in typo
+    assert any("samples" in p for p in ddpm.check_options({"samples": 0}))
+    assert any("seeds" in p for p in ddpm.check_options({"seeds": []}))
+    assert any("dataset" in p and "mnist" in p for p in ddpm.check_options({"dataset": "cifar"}))
+    assert any("lr" in p for p in ddpm.check_options({"lr": "fast"}))
+    assert any("fmsgd_iterations" in p for p in ddpm.check_options({"levels": 2}))
+    assert any("image_size" in p for p in ddpm.check_options({"image_size": 36}))
+    assert any("must be a mapping" in p for p in ddpm.check_options([1]))
+    with pytest.raises(ValueError, match="sampels"):
+        ddpm.config_with(sampels=3)
+    assert ddpm.config_with(seeds=[4, 5])["seed"] == 4
+
+
+def test_dataset_choice_mnist_when_prepared_else_digits(tmp_path):
+    cfg = ddpm.config_with()
+    name, why = ddpm.choose_dataset(cfg, tmp_path)
+    assert name == "digits" and "not prepared" in why
+    with pytest.raises(ValueError, match="dataset is mnist"):
+        ddpm.choose_dataset({**cfg, "dataset": "mnist"}, tmp_path)
+    prepared = tmp_path / "prepared" / "mnist" / "32"
+    prepared.mkdir(parents=True)
+    for name in ("train.pt", "val.pt", "checksum.txt"):
+        (prepared / name).write_text("")
+    assert "raw MNIST files" in ddpm.choose_dataset(cfg, tmp_path)[1]  # prepared, but no labels: digits
+    raw = tmp_path / "raw" / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for part in ("train", "t10k"):
+        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+            (raw / f"{part}-{kind}").write_text("")
+    assert ddpm.choose_dataset(cfg, tmp_path)[0] == "mnist"
+    assert ddpm.choose_dataset({**cfg, "dataset": "digits"}, tmp_path)[0] == "digits"
+
+
+def test_samples_beyond_the_held_out_split_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="samples 400 exceeds the 359 held-out digits"):
+        ddpm.load_data(ddpm.config_with(samples=400), tmp_path)

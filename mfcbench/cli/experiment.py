@@ -5,8 +5,9 @@
 - kernels: Figure 3's MFC impulse responses.  - lemma4: Lemma 4's least-squares fits.
 - sam: Table 9 (and Figure 6 with `--figure`), SAM vs MFC-SAM; without `--checkpoint` the rows are
   NOT_RUN with the reason (nothing is downloaded).
-- ddpm: Figure 8, DDPM single scale vs Full-Multiscale on digits: the rows (CSV), `--figure` the
-  titled sample grids; options override experiments/ddpm.py DEFAULTS (`--options '{"samples": 16}'`).
+- ddpm: Figure 8, DDPM single scale vs Full-Multiscale on MNIST (when prepared) or the digits: the rows
+  (CSV, one per seed and run), `--figure` the titled sample grids and the FD per seed against its floor;
+  options override experiments/ddpm.py OPTIONS (`--options '{"samples": 16, "seeds": [0, 1, 2]}'`).
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def add_sam_parser(sub) -> argparse.ArgumentParser:
 
 def add_ddpm_parser(sub) -> argparse.ArgumentParser:
     ddpm = sub.add_parser("ddpm", help="Figure 8: DDPM trained single scale vs Full-Multiscale, sample grids")
-    ddpm.add_argument("--seed", type=non_negative_int, default=None, help="run seed (overrides options' seed; default 0)")
-    ddpm.add_argument("--options", default="{}", help="mapping overriding experiments/ddpm.py DEFAULTS (YAML/JSON)")
-    ddpm.add_argument("--root", default="data", help="data root (the digits are embedded; prepared files are used when present)")
+    ddpm.add_argument("--seed", type=non_negative_int, default=None, help="run this one seed only (replaces options' seeds)")
+    ddpm.add_argument("--options", default="{}", help="mapping overriding experiments/ddpm.py OPTIONS (YAML/JSON)")
+    ddpm.add_argument("--root", default="data", help="data root (MNIST is used when prepared there; else the embedded digits)")
     ddpm.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     ddpm.add_argument("--figure", default=None, help="Figure 8 PNG to write (ground truth | single scale | Full-Multiscale)")
     ddpm.add_argument("--work-dir", default=None, help="sample grids, samples.pt, fig8.json (default: <out>'s folder/<out stem>)")
@@ -126,7 +127,8 @@ def sam_frame(args):
 
 
 def ddpm_frame(args):
-    """Figure 8's rows (ground_truth, single_scale, full_multiscale) with provenance; the grids under --work-dir."""
+    """Figure 8's rows (ground_truth, single_scale, full_multiscale per seed; each names its dataset) with
+    provenance; the grids under --work-dir."""
     import pandas as pd
     import torch
 
@@ -134,18 +136,18 @@ def ddpm_frame(args):
 
     options = _options(args.options)
     if args.seed is not None:
-        options["seed"] = args.seed
+        options["seeds"] = [args.seed]
     cfg = config_with(**options)  # unknown option names fail here, before any training
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(args.work_dir or Path(args.out).parent / Path(args.out).stem)
     rows = run_fig8(work, root=args.root, **options)
-    frame = pd.DataFrame([{**row, **_provenance("ddpm", "digits", cfg), "threads": torch.get_num_threads()}
+    frame = pd.DataFrame([{**row, **_provenance("ddpm", None, cfg), "threads": torch.get_num_threads()}
                           for row in rows])
     if args.figure:
         _copy_figure(work / "figure8.png", args.figure)
-    print(frame[["run", "wu_executed", "train_seconds", "mean_confidence", "confident_fraction",
-                 "frechet_distance"]].to_string(index=False))
+    print(frame[["seed", "run", "wu_executed", "train_seconds", "mean_confidence", "confident_fraction",
+                 "frechet_distance", "frechet_floor"]].to_string(index=False))
     return frame
 
 

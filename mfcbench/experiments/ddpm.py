@@ -7,8 +7,10 @@ convolutions, once plainly and once with Full-Multiscale-SGD (Algorithm 2), and 
 - Model: diffusers `UNet2DModel` built from a config (no download), standard convolutions,
   `DDPMScheduler` with `train_timesteps` (1000) linear betas. The UNet is convolutional, so one
   model runs on the 32x32, 16x16 and 8x8 meshes (two down-samplings: 8 -> 4 -> 2).
-- Data (embedded default): scikit-learn's 8x8 digits through the repo's `digits` dataset, upsampled
-  to 32x32 (bilinear) and scaled to [-1, 1]; labels from sklearn in the same order (the classifier).
+- Data (option `dataset`): MNIST when `<data_root>/prepared/mnist/<image_size>/` exists with its raw
+  idx files (the labels) - the paper's data; otherwise (and with `dataset: digits`) scikit-learn's
+  8x8 digits through the repo's `digits` dataset, upsampled to 32x32 (bilinear). Images scaled to
+  [-1, 1]; labels in the same order (for the classifier). Every row names the dataset that ran.
 - Schedules: the repo's strategies. Single scale = `sgd` (one Draw on the finest mesh); Full-
   Multiscale = `fmsgd` (coarse-to-fine phases, warm start, Algorithm 1 telescoping draws inside a
   phase). #WU is counted by `WorkCounter` and priced in closed form by `schedule_wu`, as every cell.
@@ -20,16 +22,24 @@ convolutions, once plainly and once with Full-Multiscale-SGD (Algorithm 2), and 
   every mesh. The loss on each mesh is mean((eps_theta(x_t, t) - eps)^2).
 - Sampling (stated reduction): DDPM ancestral sampling with `DDPMScheduler.set_timesteps(
   inference_steps)` (100 of the 1000 training steps by default), at 32x32.
-- Beyond the paper, one number per grid: a small seeded CNN digit classifier trained on the real
-  training digits gives the mean max-softmax confidence, the fraction of samples classified with
+- Beyond the paper, numbers per grid: a small seeded CNN digit classifier trained on the real
+  training images gives the mean max-softmax confidence, the fraction of samples classified with
   confidence >= `confident` (0.9), and the Frechet distance between the classifier's penultimate
-  features of the real training digits and of the samples ("FD-digits", an FID analogue).
+  features of the real training images (the reference) and of the `samples` generated images
+  ("FD-digits", an FID analogue). The FD of a finite sample is biased upwards, so the floor is
+  measured the same way: `samples` held-out real images (the ground-truth grid, never trained on by
+  the DDPM or the classifier) against the same reference (measured on the digits: 45-70 at n=64,
+  23-32 at n=256). Each of `seeds` (default 0, 1, 2) retrains the classifier and both DDPMs; the
+  rows carry each seed's floor (`frechet_floor`) and the figure draws the floors as a band.
+- Options are `Option`s (OPTIONS): `check_options` finds every bad key or value of a profile's
+  `ddpm.options` before any job runs.
 
 Every random draw comes from a torch.Generator seeded per purpose from the run seed (`seed_for`).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -46,46 +56,100 @@ from ..strategies import build_strategy
 from ..core.workunits import WorkCounter, schedule_wu
 
 from ..core.atomic import atomic_path, torch_save, write_json
+from ..core.options import INT_MIN1, NUMBER_MIN1, Option
 
 READING = (
     "DDPM on a coarse mesh: x0 restricted by average pooling; eps drawn N(0,I) on the draw's finest "
     "mesh and restricted by pooling times 2 per level (exactly N(0,I), coupled across a telescoping "
     "pair); same timestep t and same scheduler alphas on every mesh; epsilon-prediction MSE. "
-    "Samples: DDPMScheduler with 1000 training timesteps sampled on a 100-step subsequence."
+    "Samples: DDPMScheduler with 1000 training timesteps sampled on a 100-step subsequence. "
+    "FD floor: n held-out real images against the same reference features as the n samples."
 )
 
-# Every size and step count of the embedded default (measured: 133 s CPU, 2:18 wall, 1 torch thread).
-DEFAULTS: dict[str, Any] = {
-    "image_size": 32,  # finest mesh; levels 3 -> meshes 32, 16, 8
-    "levels": 3,
-    "block_out_channels": (16, 32, 64),  # UNet2DModel, DownBlock2D/UpBlock2D, ~0.64M parameters
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "train_timesteps": 1000,
-    "inference_steps": 100,
-    "batch_size": 16,  # N0, the finest-level batch of fmsgd
-    "batch_growth": 2,  # N_j = N0 * 2**j
-    "phase_batch_growth": 2,  # fmsgd phase r batch N0 * 2**r (App. C eq. 48)
-    "fmsgd_iterations": (400, 200, 100),  # per phase, coarse -> fine (App. C halving): 7,800 #WU
-    "sgd_iterations": 600,  # single scale, batch sgd_batch on 32x32: 9,600 #WU (executed = closed form)
-    "sgd_batch": 16,
-    "lr": 2e-3,  # Adam, state carried across fmsgd phases
-    "samples": 64,  # images per grid
-    "train_limit": None,  # use only the first N training digits (None: all 1,438); tests use fewer
-    "classifier_epochs": 8,
-    "confident": 0.9,
-    "seed": 0,
+_INT0 = {"type": "integer", "minimum": 0}
+_ITERS = {"type": "array", "minItems": 1, "items": _INT0}
+# Every option of the experiment, declared once (default, JSON-schema type, help): a profile's
+# `ddpm.options` is checked against these before any job runs (`check_options`). Sizes and steps of the
+# embedded default: one seed measured 133 s CPU at 64 samples (1 torch thread); 256 samples add about
+# 2 x 140 s of sampling on this 2-core machine (loaded), and the floor at 256 is 23-32 (64: 45-70).
+OPTIONS: dict[str, Option] = {
+    "dataset": Option("auto", {"enum": ["auto", "mnist", "digits"]},
+                      "auto = MNIST when <data_root>/prepared/mnist/<image_size>/ and its raw labels exist, "
+                      "else scikit-learn's digits; the rows' `dataset` column says which ran"),
+    "image_size": Option(32, {"type": "integer", "minimum": 4}, "finest mesh; levels 3 -> meshes 32, 16, 8"),
+    "levels": Option(3, INT_MIN1, "meshes of Full-Multiscale (coarsest = image_size / 2**(levels-1))"),
+    "block_out_channels": Option([16, 32, 64], {"type": "array", "minItems": 1, "items": INT_MIN1},
+                                 "UNet2DModel channels per block, DownBlock2D/UpBlock2D (~0.64M parameters)"),
+    "layers_per_block": Option(1, INT_MIN1, "UNet2DModel layers per block"),
+    "norm_num_groups": Option(8, INT_MIN1, "GroupNorm groups (must divide every block's channels)"),
+    "train_timesteps": Option(1000, INT_MIN1, "DDPMScheduler training timesteps (linear betas)"),
+    "inference_steps": Option(100, INT_MIN1, "DDPM ancestral sampling steps (a subsequence of train_timesteps)"),
+    "batch_size": Option(16, INT_MIN1, "N0, the finest-level batch of fmsgd"),
+    "batch_growth": Option(2, NUMBER_MIN1, "N_j = N0 * batch_growth**j"),
+    "phase_batch_growth": Option(2, NUMBER_MIN1, "fmsgd phase r batch N0 * growth**r (App. C eq. 48)"),
+    "fmsgd_iterations": Option([400, 200, 100], _ITERS,
+                               "Full-Multiscale steps per phase, coarse -> fine (App. C halving): 7,800 #WU"),
+    "sgd_iterations": Option(600, INT_MIN1, "single-scale steps at sgd_batch on the finest mesh: 9,600 #WU"),
+    "sgd_batch": Option(16, INT_MIN1, "single-scale batch"),
+    "lr": Option(2e-3, {"type": "number", "exclusiveMinimum": 0}, "Adam lr, state carried across fmsgd phases"),
+    "samples": Option(256, INT_MIN1, "images per grid and per FD (generated, and held-out real for the floor); at "
+                                     "most the held-out split (digits: 359, MNIST: 10,000)"),
+    "train_limit": Option(None, {"type": ["integer", "null"], "minimum": 1},
+                          "use only the first N training images (null: all; digits 1,438, MNIST 60,000)"),
+    "classifier_epochs": Option(8, INT_MIN1, "epochs of the seeded digit classifier (FD features, confidence)"),
+    "confident": Option(0.9, {"type": "number", "minimum": 0, "maximum": 1}, "confidence threshold of a sample"),
+    "seeds": Option([0, 1, 2], {"type": "array", "minItems": 1, "uniqueItems": True, "items": _INT0},
+                    "run seeds; each seeds the classifier, data order, noise, initialisation and sampling"),
 }
+DEFAULTS: dict[str, Any] = {name: opt.default for name, opt in OPTIONS.items()}
 
 RUNS = (("single_scale", "sgd"), ("full_multiscale", "fmsgd"))
 
 
-def config_with(**overrides: Any) -> dict[str, Any]:
-    """DEFAULTS overlaid with `overrides`; unknown keys raise listing the valid ones."""
-    unknown = sorted(set(overrides) - set(DEFAULTS))
+def options_schema() -> dict:
+    """JSON schema of `ddpm.options` (every key optional, no other key), from OPTIONS."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": {name: opt.json_schema() for name, opt in OPTIONS.items()}}
+
+
+def check_options(options: Any) -> list[str]:
+    """Every problem of a `ddpm.options` mapping, one line each naming the key and what is allowed
+    (unknown keys, types, ranges, the schedule's shape); empty when the experiment can start."""
+    from ..train.config import schema_error_message, strict_validator
+
+    if not isinstance(options, dict):
+        return [f"ddpm.options must be a mapping, got {options!r}"]
+    unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise ValueError(f"unknown DDPM option(s) {unknown}; valid options: {', '.join(sorted(DEFAULTS))}")
-    return {**DEFAULTS, **overrides}
+        return [f"ddpm.options: unknown option(s) {', '.join(map(repr, unknown))}; valid options: {', '.join(OPTIONS)}"]
+    errors = sorted(strict_validator(options_schema()).iter_errors(dict(options)), key=lambda e: list(e.path))
+    problems = [schema_error_message(e).replace("config error at ", "ddpm.options/") for e in errors]
+    if problems:
+        return problems
+    cfg = {**DEFAULTS, **options}
+    if len(cfg["fmsgd_iterations"]) != cfg["levels"]:
+        problems.append(f"ddpm.options: fmsgd_iterations lists {len(cfg['fmsgd_iterations'])} phases for "
+                        f"{cfg['levels']} levels; give one per level, coarse -> fine")
+    halvings = len(cfg["block_out_channels"]) - 1 + cfg["levels"] - 1
+    if cfg["image_size"] % 2**halvings:
+        problems.append(f"ddpm.options: image_size {cfg['image_size']} must halve {halvings} times "
+                        f"({len(cfg['block_out_channels']) - 1} UNet down-samplings on the coarsest of "
+                        f"{cfg['levels']} meshes)")
+    bad = [c for c in cfg["block_out_channels"] if c % cfg["norm_num_groups"]]
+    if bad:
+        problems.append(f"ddpm.options: norm_num_groups {cfg['norm_num_groups']} does not divide "
+                        f"block_out_channels {bad}")
+    return problems
+
+
+def config_with(**overrides: Any) -> dict[str, Any]:
+    """DEFAULTS overlaid with `overrides`, checked (ValueError naming every problem). `seed`, the seed of
+    one run, is the first of `seeds` (run_fig8 sets it per seed)."""
+    problems = check_options(overrides)
+    if problems:
+        raise ValueError("; ".join(problems))
+    cfg = copy.deepcopy({**DEFAULTS, **overrides})
+    return {**cfg, "seed": cfg["seeds"][0]}
 
 
 def generator(seed: int, purpose: str) -> torch.Generator:
@@ -127,6 +191,57 @@ def load_digits_split(split: str, image_size: int = 32, root: str = "data") -> t
     if len(labels) != len(images):
         raise ValueError(f"digits {split}: {len(images)} images but {len(labels)} labels")
     return images.mul(2).sub(1), labels
+
+
+def mnist_unavailable(image_size: int, root: str | Path) -> str | None:
+    """Why MNIST cannot run here (not prepared at image_size, or its raw label files gone), or None."""
+    from ..data import prepared_dir
+    from ..data.store import is_prepared
+
+    directory = prepared_dir(root, "mnist", image_size)
+    if not is_prepared(directory):
+        return f"{directory} is not prepared (python -m mfcbench prepare --dataset mnist --image-size {image_size})"
+    raw = Path(root) / "raw" / "mnist" / "MNIST" / "raw"
+    names = [f"{part}-{kind}" for part in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    missing = [n for n in names if not (raw / n).is_file()]  # torchvision's MNIST reads the labels from these
+    return f"the raw MNIST files {missing} (its labels) are missing from {raw}" if missing else None
+
+
+def load_mnist_split(split: str, image_size: int = 32, root: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """Prepared MNIST (train: the 60,000 training digits, val: the 10,000 test digits, or the first N of
+    each as prepared with limits) in [-1, 1], with torchvision's labels in the same order."""
+    from torchvision.datasets import MNIST
+
+    from ..data import load_split
+
+    images = load_split("mnist", split, image_size, root)
+    labels = MNIST(str(Path(root) / "raw" / "mnist"), train=(split == "train"), download=False).targets.long()
+    if len(labels) < len(images):
+        raise ValueError(f"mnist {split}: {len(images)} prepared images but {len(labels)} labels")
+    return images.mul(2).sub(1), labels[: len(images)]
+
+
+def choose_dataset(cfg: dict[str, Any], root: str | Path) -> tuple[str, str]:
+    """(dataset, why): MNIST when asked or (auto) when prepared with its labels, else the digits."""
+    why_not = mnist_unavailable(cfg["image_size"], root)
+    if cfg["dataset"] == "mnist" and why_not:
+        raise ValueError(f"ddpm.options.dataset is mnist but {why_not}; prepare it or use dataset: auto")
+    if cfg["dataset"] == "digits" or why_not:
+        return "digits", "asked for" if cfg["dataset"] == "digits" else f"MNIST not used: {why_not}"
+    return "mnist", "prepared MNIST found" if cfg["dataset"] == "auto" else "asked for"
+
+
+def load_data(cfg: dict[str, Any], root: str | Path) -> dict[str, Any]:
+    """The training images and labels (first train_limit), the held-out split, and which dataset."""
+    name, why = choose_dataset(cfg, root)
+    load = load_mnist_split if name == "mnist" else load_digits_split
+    train_x, train_y = load("train", cfg["image_size"], str(root))
+    val_x, val_y = load("val", cfg["image_size"], str(root))
+    if cfg["samples"] > len(val_x):
+        raise ValueError(f"ddpm.options.samples {cfg['samples']} exceeds the {len(val_x)} held-out {name} images "
+                         f"that measure the FD floor at the same count; use at most {len(val_x)}")
+    limit = cfg["train_limit"]
+    return {"dataset": name, "why": why, "train": (train_x[:limit], train_y[:limit]), "val": (val_x, val_y)}
 
 
 # --- one DDPM loss on several meshes ----------------------------------------------------------
@@ -294,62 +409,83 @@ def save_grid_png(path: str | Path, images: torch.Tensor, nrow: int = 8) -> None
         save_image(images.add(1).div(2), tmp, nrow=nrow, padding=2, pad_value=1.0, format="PNG")
 
 
-PANEL_TITLES = {"ground_truth": "Ground truth (validation digits)", "single_scale": "Single scale (SGD)",
+PANEL_TITLES = {"ground_truth": "Ground truth (held-out {dataset})", "single_scale": "Single scale (SGD)",
                 "full_multiscale": "Full-Multiscale (FMSGD)"}
+SHOWN = 64  # images per panel of figure8.png (the PNG per run holds all n; every number uses all n)
 
 
 def panel_title(row: dict[str, Any]) -> str:
-    """A panel's title: its name, then #WU and training seconds (trained runs), then the grid's numbers."""
-    lines = [PANEL_TITLES.get(row["run"], row["run"])]
+    """A panel's title: its name, then #WU and training seconds (trained runs), then the grid's numbers
+    (the ground truth's Frechet distance is the same-distribution floor at the same count)."""
+    lines = [PANEL_TITLES.get(row["run"], row["run"]).format(dataset=row.get("dataset", "digits"))
+             + f", seed {row.get('seed', '?')}"]
     if row["run"] != "ground_truth":
         lines.append(f"#WU {row['wu_executed']:,.6g}   training {row['train_seconds']:.1f} s")
     lines.append(f"classifier confidence {row['mean_confidence']:.3f} ({row['confident_fraction']:.0%} >= "
                  f"{row.get('confident', 0.9):g})")
-    lines.append(f"Frechet distance (digit features) {row['frechet_distance']:.3g}")
+    floor = " = the FD floor" if row["run"] == "ground_truth" else ""
+    lines.append(f"Frechet distance {row['frechet_distance']:.3g}{floor} (n={row.get('n_samples', '?')})")
     return "\n".join(lines)
+
+
+def draw_fd_panel(ax, rows: list[dict]) -> None:
+    """Frechet distance per seed of each trained run (points), against the floor: the band spans the
+    seeds' floors (n held-out real images vs the same reference), the line is their mean."""
+    floors = [r["frechet_distance"] for r in rows if r["run"] == "ground_truth"]
+    if floors:
+        ax.axhspan(min(floors), max(floors), color="0.85", label=f"same-distribution floor ({len(floors)} seeds)")
+        ax.axhline(sum(floors) / len(floors), color="0.5", lw=1)
+    for x, (run, _) in enumerate(RUNS):
+        values = [r["frechet_distance"] for r in rows if r["run"] == run]
+        ax.plot([x] * len(values), values, "o", ms=6, alpha=0.8, label=f"{PANEL_TITLES[run]} (per seed)")
+    ax.set_xticks(range(len(RUNS)), [PANEL_TITLES[run].split(" (")[0] for run, _ in RUNS])
+    ax.set_xlim(-0.6, len(RUNS) - 0.4)
+    ax.set_ylim(bottom=0)
+    n = rows[0].get("n_samples", "?") if rows else "?"
+    ax.set_ylabel(f"Frechet distance of classifier features (n={n})")
+    ax.set_title("Frechet distance per seed vs the floor", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
 
 
 def draw_figure8(grids: dict[str, torch.Tensor], path: str | Path, rows: list[dict] | None = None,
                  nrow: int = 8) -> None:
-    """Figure 8: ground truth | single scale | Full-Multiscale sample grids side by side, one PNG,
-    each titled with its numbers (`rows`, as run_fig8 returns them) when given."""
+    """Figure 8: ground truth | single scale | Full-Multiscale sample grids (the first SHOWN of the first
+    seed) titled with their numbers, and, given `rows` (all seeds, as run_fig8 returns them), a panel of
+    the Frechet distance per seed against the same-distribution floor band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from torchvision.utils import make_grid
 
-    by_run = {row["run"]: row for row in rows or []}
-    panels = {run: make_grid(images.add(1).div(2).clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    first = rows[0]["seed"] if rows else None
+    by_run = {row["run"]: row for row in rows or [] if row.get("seed") == first}
+    panels = {run: make_grid(images[:SHOWN].add(1).div(2).clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
               for run, images in grids.items()}
     aspect = max(p.shape[1] / p.shape[2] for p in panels.values())
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6 * aspect + 1.3), squeeze=False)
+    count = len(panels) + bool(rows)
+    fig, axes = plt.subplots(1, count, figsize=(4.6 * count, 4.6 * aspect + 1.3), squeeze=False)
     for ax, (run, panel) in zip(axes[0], panels.items()):
         ax.imshow(panel[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_title(panel_title(by_run[run]) if run in by_run else PANEL_TITLES.get(run, run), fontsize=10)
         ax.axis("off")
+    if rows:
+        draw_fd_panel(axes[0][-1], rows)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
 
-def run_fig8(out_dir: str | Path | None = None, root: str = "data", **overrides: Any) -> list[dict[str, Any]]:
-    """App. D.9 / Figure 8: rows for ground truth, single scale and Full-Multiscale, with grids saved.
-
-    Returns one dict per run: run, strategy, n_samples, mean_confidence, confident_fraction,
-    frechet_distance, class_counts, wu_executed, wu_closed_form, train_seconds, final_loss,
-    classifier_val_accuracy, status; with `out_dir`, writes <run>.png, samples.pt, figure8.png, fig8.json.
-    """
-    cfg = config_with(**overrides)
-    train_x, train_y = load_digits_split("train", cfg["image_size"], root)
-    train_x, train_y = train_x[: cfg["train_limit"]], train_y[: cfg["train_limit"]]
-    val_x, val_y = load_digits_split("val", cfg["image_size"], root)
-    clf = train_classifier(train_x, train_y, cfg["seed"], cfg["classifier_epochs"])
-    real_feats, _ = classifier_outputs(clf, train_x)
+def run_seed(cfg: dict[str, Any], data: dict[str, Any], seed: int) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """One seed: a classifier, the ground truth (n held-out real images: the floor), both DDPM runs."""
+    cfg = {**cfg, "seed": seed}
+    (train_x, train_y), (val_x, val_y) = data["train"], data["val"]
+    clf = train_classifier(train_x, train_y, seed, cfg["classifier_epochs"])
+    real_feats, _ = classifier_outputs(clf, train_x)  # the reference of every FD of this seed
     val_accuracy = float((classifier_outputs(clf, val_x)[1].argmax(-1) == val_y).float().mean())
-    n = min(cfg["samples"], len(val_x))
-    pick = torch.randperm(len(val_x), generator=generator(cfg["seed"], "ground_truth"))[:n]
+    n = cfg["samples"]
+    pick = torch.randperm(len(val_x), generator=generator(seed, "ground_truth"))[:n]
     grids = {"ground_truth": val_x[pick]}
     rows = [{"run": "ground_truth", "strategy": "", "wu_executed": 0.0, "wu_closed_form": 0.0, "train_seconds": 0.0,
              "final_loss": float("nan")}]
@@ -361,17 +497,42 @@ def run_fig8(out_dir: str | Path | None = None, root: str = "data", **overrides:
                      "wu_closed_form": float(result.wu_closed_form), "train_seconds": round(result.seconds, 2),
                      "final_loss": sum(tail) / len(tail)})
     for row in rows:
-        row.update(n_samples=n, classifier_val_accuracy=val_accuracy, status="OK", seed=cfg["seed"],
-                   confident=cfg["confident"],
+        row.update(n_samples=n, n_reference=len(train_x), classifier_val_accuracy=val_accuracy, status="OK",
+                   seed=seed, dataset=data["dataset"], confident=cfg["confident"],
                    **grid_scores(clf, real_feats, grids[row["run"]], cfg["confident"]))
+    for row in rows:
+        row["frechet_floor"] = rows[0]["frechet_distance"]
+    return rows, grids
+
+
+def run_fig8(out_dir: str | Path | None = None, root: str = "data", **overrides: Any) -> list[dict[str, Any]]:
+    """App. D.9 / Figure 8: per seed of `seeds`, rows for ground truth, single scale and Full-Multiscale.
+
+    Returns one dict per seed and run: run, strategy, seed, dataset (mnist or digits), n_samples,
+    n_reference, mean_confidence, confident_fraction, frechet_distance, frechet_floor (that seed's
+    ground-truth FD: n held-out real images against the same reference, the same-distribution floor
+    at the same count), class_counts, wu_executed, wu_closed_form, train_seconds, final_loss,
+    classifier_val_accuracy, status; with `out_dir`, writes <run>.png (first seed), samples.pt (every
+    seed), figure8.png, fig8.json.
+    """
+    cfg = config_with(**overrides)
+    data = load_data(cfg, root)
+    print(f"Figure 8 on {data['dataset']} ({data['why']}), seeds {cfg['seeds']}, {cfg['samples']} samples each")
+    rows: list[dict[str, Any]] = []
+    grids: dict[int, dict[str, torch.Tensor]] = {}
+    for seed in cfg["seeds"]:
+        seed_rows, grids[seed] = run_seed(cfg, data, seed)
+        rows += seed_rows
     if out_dir is not None:
-        _save_fig8(Path(out_dir), grids, rows, cfg)
+        _save_fig8(Path(out_dir), grids, rows, {**cfg, "dataset_used": data["dataset"], "dataset_why": data["why"]})
     return rows
 
 
-def _save_fig8(out: Path, grids: dict[str, torch.Tensor], rows: list[dict], cfg: dict[str, Any]) -> None:
-    for run, images in grids.items():
-        save_grid_png(out / f"{run}.png", images)
-    draw_figure8(grids, out / "figure8.png", rows)
-    torch_save({run: images.clone() for run, images in grids.items()}, out / "samples.pt")
+def _save_fig8(out: Path, grids: dict[int, dict[str, torch.Tensor]], rows: list[dict], cfg: dict[str, Any]) -> None:
+    first = grids[cfg["seeds"][0]]
+    for run, images in first.items():
+        save_grid_png(out / f"{run}.png", images, nrow=16)
+    draw_figure8(first, out / "figure8.png", rows)
+    every = {seed: {run: x.clone() for run, x in by_run.items()} for seed, by_run in grids.items()}
+    torch_save(every, out / "samples.pt")
     write_json(out / "fig8.json", {"rows": rows, "config": cfg, "reading": READING})
