@@ -86,6 +86,18 @@ def test_merge_order_and_variants():
     assert grid.parse_cell_dir(f"results/tiny/{msgd.relpath()}") == msgd.coordinates()
 
 
+def test_variant_strategies_limit_a_variant():
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    table = config["tables"]["table4"]
+    table["variants"] = {"base": {}, "x4": {"budget_scale": 4}}
+    table["variant_strategies"] = {"x4": ["msgd"]}
+    cells = {c.relpath() for c in grid.expand(config, ["table4"])}
+    assert {p.split("/")[4] for p in cells} == {"sgd", "msgd", "msgd+x4"}  # no sgd+x4
+    assert grid.check_cells(config) == []
+    table["variant_strategies"] = {"x4": ["fmsgd"]}
+    assert any("variant_strategies.x4" in p for p in grid.check_cells(config))
+
+
 def test_parse_cell_dir_rejects_other_paths():
     with pytest.raises(ValueError, match="not a cell directory"):
         grid.parse_cell_dir("results/tiny/table4.csv")

@@ -211,6 +211,14 @@ def table_variants(spec: Mapping[str, Any]) -> list[str]:
     return list(spec.get("variants") or {}) or [BASE_VARIANT]
 
 
+def table_grid(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(arch, strategy, variant) of every cell of a table, variant-major: each variant runs every arch and
+    strategy, except a variant that `variant_strategies` limits (e.g. {wu16: [fmsgd]})."""
+    only = spec.get("variant_strategies") or {}
+    return [(a, s, v) for v in table_variants(spec) for a in spec["archs"] for s in spec["strategies"]
+            if s in only.get(v, [s])]
+
+
 def iter_cells(config: Mapping[str, Any], tables: list[str] | None = None) -> Iterator[Cell]:
     """Every cell of the named tables (all tables by default), in config order."""
     all_tables = config.get("tables", {})
@@ -222,12 +230,10 @@ def iter_cells(config: Mapping[str, Any], tables: list[str] | None = None) -> It
         if dataset not in config.get("datasets", {}):
             raise ConfigError(f"table {name}: dataset {dataset!r} has no entry under datasets; "
                               f"defined: {', '.join(config.get('datasets', {})) or 'none'}")
-        for variant in table_variants(spec):
-            for arch in spec["archs"]:
-                for strategy in spec["strategies"]:
-                    cfg = cell_config(config, name, arch, strategy, variant)
-                    for seed in spec["seeds"]:
-                        yield Cell(name, spec["task"], dataset, arch, strategy, variant, int(seed), cfg)
+        for arch, strategy, variant in table_grid(spec):
+            cfg = cell_config(config, name, arch, strategy, variant)
+            for seed in spec["seeds"]:
+                yield Cell(name, spec["task"], dataset, arch, strategy, variant, int(seed), cfg)
 
 
 def expand(config: Mapping[str, Any], tables: list[str] | None = None) -> list[Cell]:
@@ -315,7 +321,11 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
         problems.append(f"datasets: {name!r} is not a registered dataset; valid choices: {', '.join(dataset_names())}")
     for table, spec in config.get("tables", {}).items():
         found: dict[str, list[str]] = {}
-        cells = [(a, s, v) for v in table_variants(spec) for a in spec["archs"] for s in spec["strategies"]]
+        cells = table_grid(spec)
+        for variant, names in (spec.get("variant_strategies") or {}).items():
+            if variant not in table_variants(spec) or set(names) - set(spec["strategies"]):
+                problems.append(f"{table}: variant_strategies.{variant} must name a variant ({', '.join(table_variants(spec))})"
+                                f" and some of the table's strategies ({', '.join(spec['strategies'])})")
         for arch, strategy, variant in cells:
             if arch not in model_names():
                 message = f"archs: unknown model {arch!r}; valid choices: {', '.join(model_names())}"
