@@ -72,7 +72,7 @@ def scaling_figure(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
                ylabel="training time SGD / strategy (measured)", title=f"{TASK_TITLES.get(task, task)}, {device}")
         ax.set_xticks(sizes, [str(int(s)) for s in sizes])
         ax.minorticks_off()
-        ax.legend(loc="lower right", fontsize=8, title="network (colour)", title_fontsize=8)
+        ax.legend(loc="best", fontsize=8, title="network (colour)", title_fontsize=8)
     styles = [Line2D([], [], color="black", linestyle=LINE_STYLES[s], marker=MARKERS[s], ms=4,
                      label=f"{STRATEGY_LABELS.get(s, s)} (measured)") for s in STRATEGIES]
     styles.append(Line2D([], [], color="dimgrey", linestyle=(0, (6, 4)), label="closed-form #WU ratio"))
