@@ -62,6 +62,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("restrict", "RESTRICTIONS"), "core.restrict"),
     **dict.fromkeys(("WorkCounter", "wu_sgd", "wu_msgd", "wu_fmsgd"), "core.workunits"),
     **dict.fromkeys(("count_flops", "FlopCount"), "measure.flops"),
+    "fit": "train.fit",
 }
 
 __all__ = sorted(["DEFAULTS", "__version__", *_LAZY])

@@ -237,3 +237,67 @@ def test_fmsgd_schedule_is_the_strategy_and_prices_as_app_c():
                        for j, n in enumerate(sizes, start=level)) for level, its, sizes in phases)
     assert wu == mfc.wu_fmsgd(1, 8)
     assert [p[:2] for p in mfc.fmsgd_schedule(levels=2, iterations=[0, 5], batch_size=2)] == [(0, 5)]
+
+
+# --- fit: the runner's loop for a model object and tensors -------------------------------------------
+def _fit_problem():
+    import torch
+    from torch.nn import functional as F
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(24, 1, 8, 8, generator=gen)
+    y = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="circular"), 3, 1)  # a 3x3 blur to learn
+    return (x[:18], y[:18]), (x[18:], y[18:])
+
+
+def _fit_net():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(mfc.MeshFreeConv2d(1, 4, init_resolution=8), torch.nn.Tanh(),
+                               mfc.MeshFreeConv2d(4, 1, init_resolution=8))
+
+
+FIT = {"levels": 2, "iterations": [4, 4], "batch_size": 1, "lr": 3e-3, "val_every": 2}
+
+
+def test_fit_trains_a_model_object_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train, val = _fit_problem()
+    net = _fit_net()
+    start = [p.detach().clone() for p in net.parameters()]
+    trained, result = mfc.fit(net, train, val, strategy="fmsgd", **FIT)
+    assert trained is net and any(not torch_equal(a, b) for a, b in zip(start, net.parameters()))
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert result["status"] == "ok" and result["iterations"] == 8
+    assert [row["level"] for row in result["curve"]] == [1] * 4 + [0] * 4
+    assert result["wu_executed"] == result["wu_closed_form"] == 4 * 2 / 4 + 4 * (1 + 1 / 4 + 2 / 4)
+    first_val = next(r["val_metric"] for r in result["curve"] if r["val_metric"] is not None)
+    assert result["metrics"]["val_loss"] < first_val  # it learned
+    with pytest.raises(ValueError, match="unknown strategy 'fmsdg'"):
+        mfc.fit(net, train, val, strategy="fmsdg", **FIT)
+    with pytest.raises(ValueError, match="image_size 8 does not fit 5 levels"):
+        mfc.fit(net, train, val, **{**FIT, "levels": 5, "iterations": [1] * 5})
+
+
+def torch_equal(a, b):
+    import torch
+
+    return torch.equal(a, b)
+
+
+def test_fit_resumes_a_killed_run_to_the_same_metrics(tmp_path):
+    from mfcbench.train.runner import SimulatedCrash
+
+    train, val = _fit_problem()
+    _, straight = mfc.fit(_fit_net(), train, val, **FIT, checkpoint_every=2)
+    with pytest.raises(SimulatedCrash):
+        mfc.fit(_fit_net(), train, val, **FIT, checkpoint_every=2, out_dir=tmp_path, stop_after=5)
+    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "metrics.json").exists()
+    lines = []
+    _, resumed = mfc.fit(_fit_net(), train, val, **FIT, checkpoint_every=2, out_dir=tmp_path, log=lines.append)
+    assert any("resuming" in line and "at iteration 4" in line for line in lines), lines
+    assert resumed["metrics"] == straight["metrics"]
+    assert [r["train_loss"] for r in resumed["curve"]] == [r["train_loss"] for r in straight["curve"]]
+    assert resumed["wu_executed"] == straight["wu_executed"]
+    assert {"checkpoint.pt", "metrics.json", "curve.csv"} <= {p.name for p in tmp_path.iterdir()}

@@ -1,0 +1,207 @@
+"""`fit`: the harness's training loop for a model *object* and in-memory tensors.
+
+    net, result = mfc.fit(net, (x_train, y_train), (x_val, y_val), strategy="fmsgd", levels=3,
+                          iterations=400, batch_size=2, lr=1e-3)
+
+There is one training loop: `fit` wraps the model, data and strategy in the runner's own `CellRun`
+and runs the runner's `train_phases` (so the lr schedule, optimizer reset per phase, validation on
+each level's mesh, early stopping, #WU accounting and checkpoint/resume are the runner's), from a
+`TrainState` restored by the runner's checkpoint module when `out_dir` holds a matching checkpoint.
+Nothing is written unless `out_dir` is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from . import checkpoint
+from . import config as config_mod
+from ..core.atomic import write_json, write_text
+from ..core.workunits import WorkCounter, fmsgd_schedule, schedule_wu
+from ..strategies import STRATEGIES, build_strategy, strategy_names
+from ..strategies.sampling import TrainSampler, seed_for, to_device
+from ..tasks.base import Batch, Task
+from .runner import CellRun, TrainState, check_sizes, curve_csv, finite_or_none, make_optimizer, resolve_device, \
+    tensor_checksum, train_phases
+
+
+class PairTask(Task):
+    """A task made of your (input, target) pairs and loss: the harness corrupts nothing.
+
+    Images reach it as one tensor, inputs and targets stacked along the channels (what the runner's
+    sampler shuffles and checkpoints); `make_batch` splits them again.
+    loss_fn: loss_fn(prediction, target) -> scalar; in_channels: the input's channels.
+    """
+
+    name = "pairs"
+    headline_metric = "val_loss"
+    higher_is_better = False
+
+    def __init__(self, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], in_channels: int):
+        super().__init__({})
+        self.loss_fn, self.in_channels = loss_fn, in_channels
+
+    def make_batch(self, images: torch.Tensor, generator: torch.Generator) -> Batch:
+        return Batch(images[:, : self.in_channels], images[:, self.in_channels:])
+
+    def loss(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.loss_fn(prediction, batch.targets)
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, batch: Batch, chunk: int = 64) -> dict[str, float]:
+        total = 0.0
+        for start in range(0, len(batch), chunk):
+            rows = slice(start, start + chunk)
+            total += float(self.loss_fn(model(batch.inputs[rows]), batch.targets[rows])) * len(batch.inputs[rows])
+        return {"val_loss": total / len(batch)}
+
+
+class _CondFree(torch.nn.Module):
+    """The runner calls model(x, cond=...); a plain model takes model(x)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+        self.size_divisor = int(getattr(net, "size_divisor", 1))
+
+    def forward(self, x, cond=None):
+        return self.net(x) if cond is None else self.net(x, cond=cond)
+
+
+@dataclass
+class _FitRun(CellRun):
+    """The runner's CellRun; with no out_dir its checkpoints are not written."""
+
+    def save(self, state: TrainState, finished: bool = False, status: str = "running") -> None:
+        if self.paths:
+            super().save(state, finished=finished, status=status)
+
+
+def _stacked(data: Any, name: str) -> tuple[torch.Tensor, int | None]:
+    """(tensor the sampler draws from, input channels) for a pair (x, y) or clean images."""
+    if isinstance(data, torch.Tensor):
+        return data.float().cpu(), None
+    if isinstance(data, Sequence) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        x, y = data
+        if x.dim() != 4 or y.dim() != 4 or x.shape[0] != y.shape[0] or x.shape[-2:] != y.shape[-2:]:
+            raise ValueError(f"fit: {name} must be (inputs, targets), both (N, C, H, W) with the same N, H and W; got "
+                             f"{tuple(x.shape)} and {tuple(y.shape)} (for super-resolution pass clean images and "
+                             f"task='superres')")
+        return torch.cat((x, y), 1).float().cpu(), x.shape[1]
+    raise ValueError(f"fit: {name} must be an (inputs, targets) pair of tensors or a tensor of clean images")
+
+
+def _iterations(iterations: int | Sequence[int], levels: int, strategy: str) -> list[int]:
+    """An int is App. C's I: the coarsest phase's steps, halved per finer phase, for a phased strategy;
+    the total steps otherwise. A list is the per-level schedule, coarse -> fine."""
+    if strategy not in strategy_names():  # loads the registry; an unknown name lists the valid ones
+        STRATEGIES.get(strategy)
+    if not isinstance(iterations, int):
+        return [int(i) for i in iterations]
+    if STRATEGIES.get(strategy).phased:
+        return [max(1, round(i)) for i in fmsgd_schedule(iterations, levels)]
+    return [iterations] + [0] * (levels - 1)
+
+
+def _setup(train, val, loss_fn, task, seed, options) -> tuple[Task, dict, torch.Tensor, torch.Tensor]:
+    train_images, in_channels = _stacked(train, "train")
+    val_images, val_channels = _stacked(val, "val")
+    if (in_channels is None) == (task is None) or in_channels != val_channels:
+        raise ValueError("fit: give (inputs, targets) pairs for train and val, or tensors of clean images and a task")
+    if task is None:
+        task = PairTask(loss_fn or F.mse_loss, in_channels)
+    elif isinstance(task, str):
+        from ..tasks import build_task
+
+        task = build_task(task, options.pop("task_options", {}), seed=seed)
+    cfg = config_mod.resolve({**options, "image_size": int(train_images.shape[-1])})
+    if len(val_images) > cfg["val_size"]:
+        val_images = val_images[torch.linspace(0, len(val_images) - 1, cfg["val_size"]).round().long()]
+    return task, cfg, train_images, val_images
+
+
+def fit(model: torch.nn.Module, train: Any, val: Any, strategy: str = "fmsgd", *,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, task: str | Task | None = None,
+        levels: int = 4, iterations: int | Sequence[int] = 1000, batch_size: int = 4, out_dir: str | Path | None = None,
+        seed: int = 0, device: str = "auto", log: Callable[[str], None] | None = None,
+        stop_after: int | None = None, **options: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train `model` in place with the harness's loop; returns (model, result).
+
+    model: any module mapping (B, C, H, W) inputs to predictions; trained in place and returned.
+    train, val: an (inputs, targets) pair of (N, C, H, W) tensors on one mesh (H, W divisible by
+        2**(levels-1)), or, with `task`, a tensor of clean images the task corrupts (e.g. "denoise").
+    strategy: "fmsgd" (Full-Multiscale, default), "msgd", "sgd", "progressive" or "crops".
+    loss_fn: loss_fn(prediction, target) for pairs (default mean squared error); validation reports
+        its mean over `val` as val_loss.
+    task: a registered task name or a `Task` (its loss, metrics and corruption) instead of pairs.
+    levels, batch_size: meshes L and N0 (the finest term's batch; N_j = N0 * 2**j).
+    iterations: an int I (for fmsgd/progressive the coarsest level's steps, halved per finer level as
+        in App. C; for the others the total) or a list per level, coarse -> fine.
+    out_dir: None (default) writes nothing; a folder gets checkpoint.pt (resumed from when it matches
+        this model class, data, seed and options), curve.csv and metrics.json.
+    seed: seeds data order, validation noise and torch's global stream while training (dropout); the
+        model's initialisation is yours (seed before building it).
+    device: "auto", "cpu" or "cuda". log: a callable for progress lines (default silent).
+    stop_after: raise the runner's SimulatedCrash after this many steps (tests resume with it).
+    options: any training option of `python -m mfcbench train --list-options` (lr, optimizer, lr_schedule,
+        val_every, early_stop, checkpoint_every, restriction, level_batches, ...).
+
+    result: metrics (final validation on the finest mesh), curve (per step), wu_executed and
+    wu_closed_form (#WU), iterations, stopped_early, phase_stops, status, seconds, config.
+    """
+    options = {**options, "levels": levels, "batch_size": batch_size,
+               "iterations": _iterations(iterations, levels, strategy)}
+    task, cfg, train_images, val_images = _setup(train, val, loss_fn, task, seed, options)
+    dev = resolve_device(device)
+    plan = build_strategy(strategy, cfg)
+    check_sizes(cfg, task, None, plan)
+    wrapped = _CondFree(model).to(dev)
+    val_batch = to_device(task.make_batch(val_images, torch.Generator().manual_seed(seed_for(seed, "val"))), dev)
+    cell = {"task": task.name, "dataset": f"memory:{tensor_checksum(train_images, val_images)[:16]}",
+            "arch": f"{type(model).__module__}.{type(model).__qualname__}", "strategy": strategy, "seed": int(seed)}
+    paths = {} if out_dir is None else {name: Path(out_dir) / f"{name}{ext}" for name, ext in
+                                        (("checkpoint", ".pt"), ("metrics", ".json"), ("curve", ".csv"))}
+    run = _FitRun(cell=cell, cfg=cfg, task=task, strategy=plan, model=wrapped,
+                  optimizer=make_optimizer(wrapped.parameters(), cfg),
+                  sampler=TrainSampler(train_images, task, dev, seed),
+                  counter=WorkCounter(val_batch.inputs.shape[-2] * val_batch.inputs.shape[-1]),
+                  val_batch=val_batch, device=dev, paths=paths, log=log or (lambda message: None),
+                  config_hash=config_mod.config_hash(cfg))
+    state = _resume(run) if paths else TrainState()
+    if state.step == 0:
+        torch.manual_seed(seed_for(seed, "fit"))  # dropout and other draws from torch's stream (checkpointed)
+    status = train_phases(run, state, stop_after)
+    final = run.validate(state, 0)
+    result = _result(run, state, status, final)
+    if paths:
+        write_text(paths["curve"], curve_csv(state.curve))
+        write_json(paths["metrics"], {k: v for k, v in result.items() if k != "curve"})
+        run.save(state, finished=True, status=status)
+    return model, result
+
+
+def _resume(run: _FitRun) -> TrainState:
+    run.paths["checkpoint"].parent.mkdir(parents=True, exist_ok=True)
+    ck = checkpoint.load_matching(run.paths["checkpoint"], cell=run.cell, config_hash=run.config_hash,
+                                  on_stale="error", log=run.log)
+    if ck is None:
+        return TrainState()
+    saved = checkpoint.restore(ck, model=run.model, optimizer=run.optimizer, counter=run.counter,
+                               sampler=run.sampler, device=run.device)
+    run.log(f"resuming {run.paths['checkpoint'].parent} at iteration {saved['step']}")
+    return TrainState(**saved)
+
+
+def _result(run: _FitRun, state: TrainState, status: str, final: dict) -> dict[str, Any]:
+    phases = run.phases
+    return {"status": status, "metrics": finite_or_none(final), "headline_metric": run.task.headline_metric,
+            "curve": list(state.curve), "wu_executed": run.counter.value,
+            "wu_closed_form": float(schedule_wu(phases)), "iterations": state.step,
+            "iterations_planned": sum(p.iterations for p in phases), "stopped_early": state.stopped_early,
+            "phase_stops": list(state.phase_stops), "seconds": state.seconds, "train_seconds": state.train_seconds,
+            "config": run.cfg}
