@@ -376,3 +376,20 @@ def test_manifest_records_the_processor_and_math_libraries(tmp_path):
     compute = manifest.compute_provenance()
     assert compute["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert compute["threads"] == torch.get_num_threads() and "onednn" in compute and "mkl" in compute
+
+
+def test_run_cell_trains_what_build_cell_builds(tmp_path, images, monkeypatch):
+    """The public builder is the runner's: same seeded initial model, same validation batch."""
+    from mfcbench.train.cell import build_cell, cell_images
+
+    seen, make_run = {}, runner.make_run
+    monkeypatch.setattr(runner, "make_run", lambda *a: seen.setdefault("run", make_run(*a)))
+    cfg = config_mod.resolve(TINY)
+    record = cell(tmp_path, images, strategy="sgd", overrides={"iterations": [0, 0, 1]})
+    spec = {"task": TASK, "dataset": "memory", "arch": MODEL, "strategy": "sgd", "seed": 0}
+    train, val, checksum = cell_images(cfg, "memory", *images)
+    built = build_cell(spec, cfg, val)
+    assert torch.equal(built.val_batch.inputs, seen["run"].val_batch.inputs) and len(val) == record["val_images"]
+    assert torch.equal(built.val_batch.cond, seen["run"].val_batch.cond) and checksum == record["manifest"]["dataset_checksum"]
+    fresh = build_cell(spec, cfg, val).model.state_dict()
+    assert all(torch.equal(v, built.model.state_dict()[k]) for k, v in fresh.items())  # seeded: rebuilt identically

@@ -128,3 +128,12 @@ def test_roughness_is_one_for_white_noise_and_small_when_smooth():
     noise = torch.randn(4, 64, 64, generator=torch.Generator().manual_seed(0))
     ramp = torch.linspace(0, 1, 64).expand(4, 64, 64)
     assert vis.roughness(noise).mean() == pytest.approx(1.0, abs=0.05) and vis.roughness(ramp).max() < 0.01
+
+
+def test_figures_rebuild_cells_with_the_runners_builder():
+    """One cell builder: the figures call `mfcbench.train.cell.build_cell` (no hand-made seeding or
+    validation batch of their own)."""
+    from mfcbench.train import cell as cell_mod
+
+    assert vis.build_cell is cell_mod.build_cell
+    assert not hasattr(vis, "validation_batch") and not hasattr(vis, "build_network") and not hasattr(vis, "seed_for")

@@ -11,7 +11,9 @@
   convolutions on the same noisy inputs (Table 7's checkpoints, else freshly initialised models).
 
 Every figure writes a PNG and the CSV of what it plots (cells, checkpoints, images, metrics); no pixels.
-The validation batch is rebuilt exactly as the runner builds it (`seed_for(seed, "val")`).
+Each trained cell is rebuilt with the runner's own builder (`mfcbench.train.cell.build_cell`: the same
+seeded model and validation batch); `inputs_match` in the CSVs checks that the columns of a row, whose
+cells may differ in config (e.g. a strategy override of val_size), show the same input.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ import pandas as pd
 import torch
 
 from ..core.atomic import atomic_path, torch_load
-from ..train.runner import validation_subset
+from ..train.cell import build_cell, validation_subset
 from ..core.labels import ARCH_LABELS, METRIC_LABELS, STRATEGY_LABELS  # noqa: F401
-from ..strategies.sampling import seed_for
 
 
 @dataclass(frozen=True)
@@ -259,18 +260,12 @@ def validation_images(dataset: str, cfg: Mapping[str, Any], cache: dict, given: 
     return validation_subset(cache[key], cfg).float().cpu()
 
 
-def validation_batch(task, images: torch.Tensor, seed: int):
-    """The runner's validation batch: the same noise / degradation draw as the cell's validation."""
-    return task.make_batch(images, torch.Generator().manual_seed(seed_for(seed, "val")))
-
-
-def build_network(arch: str, task, cfg: Mapping[str, Any], channels: int, seed: int) -> torch.nn.Module:
-    """The cell's model as `runner._build` makes it (same seeded initialisation), in eval mode."""
-    from ..models import build_model
-
-    torch.manual_seed(seed_for(seed, "init"))
-    model = build_model(arch, **{**task.model_options(channels), **cfg["model"]}).float()
-    return model.eval()
+def rebuild(cell, arch: str, cfg: Mapping[str, Any], images: torch.Tensor, strategy: str | None = None):
+    """The cell's task, seeded model (eval mode) and validation batch, built by the runner's `build_cell`."""
+    spec = {"task": cell.task, "dataset": cell.dataset, "arch": arch, "strategy": strategy, "seed": cell.seed}
+    built = build_cell(spec, dict(cfg), images)
+    built.model.eval()
+    return built
 
 
 def trained_state(cell_dir: Path, record: dict | None) -> tuple[dict | None, str]:
@@ -349,21 +344,19 @@ def image_indices(first: int, count: int, available: int) -> list[int]:
 def predict_column(column: Column, results_dir: Path, first: int, count: int, cache: dict,
                    given: Mapping | None) -> list[int]:
     """Fill `column` from its cell folder; returns the validation image indices used."""
-    from ..tasks import build_task
-
     cell = column.cell
     cell_dir = Path(results_dir) / cell.relpath()
     record = read_metrics(cell_dir)
     cfg = cell_settings(cell, record)
-    column.task = build_task(cell.task, cfg["task_options"], seed=cell.seed)
     images = validation_images(cell.dataset, cfg, cache, given)
-    column.batch = validation_batch(column.task, images, cell.seed)
+    built = rebuild(cell, cell.arch, cfg, images, cell.strategy)
+    column.task, column.batch = built.task, built.val_batch
     indices = image_indices(first, count, len(images))
     state, column.status = trained_state(cell_dir, record)
     column.checkpoint = str(cell_dir / "checkpoint.pt")
     column.iterations = (record or {}).get("iterations")
     if state is not None:
-        model = build_network(cell.arch, column.task, cfg, images.shape[1], cell.seed)
+        model = built.model
         model.load_state_dict(state)
         cond = None if column.batch.cond is None else column.batch.cond[indices]
         column.prediction = model(column.batch.inputs[indices], cond=cond)
@@ -538,12 +531,9 @@ def pick_images(cond: torch.Tensor | None, count: int, available: int) -> list[i
 
 def source_maps(source: FeatureSource, cache: dict, given: Mapping | None) -> dict[str, Any]:
     """Inputs and first-layer maps of one network (trained checkpoint, else seeded initialisation)."""
-    from ..tasks import build_task
-
-    task = build_task(source.task, source.cfg["task_options"], seed=source.seed)
     images = validation_images(source.dataset, source.cfg, cache, given)
-    batch = validation_batch(task, images, source.seed)
-    model = build_network(source.arch, task, source.cfg, images.shape[1], source.seed)
+    built = rebuild(source, source.arch, source.cfg, images)
+    task, batch, model = built.task, built.val_batch, built.model
     state, status = (None, "no cell") if source.cell_dir is None else trained_state(source.cell_dir,
                                                                                     read_metrics(source.cell_dir))
     if state is not None:

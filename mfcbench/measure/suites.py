@@ -13,11 +13,9 @@ from typing import Callable, Iterable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..core.atomic import atomic_path
-from ..layers.mfc import MeshFreeConv2d, symbol_cache
-from ..core.restrict import restrict
+from ..layers.mfc import MeshFreeConv2d
 from ..strategies.base import telescoping_draws
 from .timing import device_available, environment, measure, not_measured
 
@@ -153,53 +151,43 @@ def describe_plan(size: int, levels: int = MSGD_LEVELS) -> str:
     return ", ".join(parts)
 
 
-def _restrict(x: torch.Tensor, level: int) -> torch.Tensor:
-    return restrict(x, level, "pool")
+TABLE15_TASK = "denoise"  # Table 15 times a denoising cell's step (Table 13's networks, conditioned on t)
 
 
-def sgd_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(model(x), y)
+def step_model(name: str, device: str = "cpu", channels: int = 3, **options) -> nn.Module:
+    """`name` built as a Table 15 cell builds it (the task's in/out channels and cond), seeded, in train mode."""
+    from ..models import build_model
+    from ..tasks import build_task
 
-
-def msgd_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, levels: int = MSGD_LEVELS) -> torch.Tensor:
-    """The telescoping Multiscale-SGD loss: sum_l [f_l - f_{l+1}] on 2^l images, f on the coarsest.
-
-    x, y hold at least 2^(levels-1) images on the finest mesh; term l uses the first 2^l of them
-    (the benchmark's images are random, so which ones does not change the work).
-    """
-    total = x.new_zeros(())
-    for images, fine, coarse in msgd_plan(levels):
-        xs, ys = x[:images], y[:images]
-        total = total + F.mse_loss(model(_restrict(xs, fine)), _restrict(ys, fine))
-        if coarse is not None:
-            total = total - F.mse_loss(model(_restrict(xs, coarse)), _restrict(ys, coarse))
-    return total
+    task = build_task(TABLE15_TASK, {}, seed=0)
+    torch.manual_seed(0)
+    return build_model(name, **{**task.model_options(channels), **options}).to(device).train()
 
 
 def training_step(model: nn.Module, strategy: str, size: int, device: str, levels: int = MSGD_LEVELS,
                   channels: int = 3, seed: int = 0) -> Callable[[], None]:
-    """A closure running one iteration (zero_grad, forward, backward, Adam step) of `strategy`.
+    """A closure running one trained iteration of `strategy`: the runner's `optimizer_step` (zero_grad,
+    `Strategy.loss` inside `symbol_cache`, backward, Adam step) on a `FixedSampler`, with N0 = 1 and
+    batch growth 2 (msgd: 1@l0+l1, 2@l1+l2, 4@l2+l3, 8@l3, one model call per mesh; sgd: the matched
+    15 images). The images are random: the time of an iteration does not depend on their content."""
+    from ..strategies import build_strategy
+    from ..strategies.sampling import FixedSampler
+    from ..tasks import build_task
+    from ..core.workunits import WorkCounter
+    from ..train.config import resolve
+    from ..train.runner import make_optimizer, optimizer_step
 
-    Images are random: the time of an iteration does not depend on their content.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    images = SGD_IMAGES if strategy == "sgd" else 2 ** (levels - 1)
-    upscale = getattr(model, "upscale", 1)
-    x = torch.rand(images, channels, size, size, generator=generator).to(device)
-    y = torch.rand(images, channels, size * upscale, size * upscale, generator=generator).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-    if strategy == "sgd":
-        loss_fn = lambda: sgd_loss(model, x, y)  # noqa: E731
-    elif strategy == "msgd":
-        loss_fn = lambda: msgd_loss(model, x, y, levels)  # noqa: E731
-    else:
+    if strategy not in ("sgd", "msgd"):
         raise ValueError(f"unknown strategy {strategy!r}; valid choices: sgd, msgd")
+    cfg = resolve({"image_size": size, "levels": levels, "batch_size": 1, "iterations": [0] * (levels - 1) + [1]})
+    task, built = build_task(TABLE15_TASK, cfg["task_options"], seed=seed), build_strategy(strategy, cfg)
+    (phase,) = built.phases()
+    images = torch.rand(phase.images_per_iteration, channels, size, size, generator=torch.Generator().manual_seed(seed))
+    sampler, counter = FixedSampler(images, task, device, seed), WorkCounter(size * size)
+    optimizer = make_optimizer(model.parameters(), cfg)  # Adam, lr 5e-4 (Table 13)
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with symbol_cache():  # as the runner's step: one full-mixing symbol per step, sliced for coarse meshes
-            loss_fn().backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, built, task, phase, sampler, counter)
 
     return step
 
@@ -231,10 +219,7 @@ def table15_rows(models: Iterable[str] = ("resnet", "mfc_resnet"), devices: Iter
 
 
 def time_training_step(name: str, strategy: str, size: int, device: str, threads: int, quick: bool) -> dict:
-    from ..models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(name, 3, 3).to(device).train()
+    model = step_model(name, device)
     step = training_step(model, strategy, size, device)
     return measure(step, device=device, threads=threads, min_run_time=0.2 if quick else 2.0,
                    warmup=1 if quick else 2, cuda_repeats=10 if quick else 50)

@@ -77,3 +77,25 @@ class TrainSampler:
         self._perm, self._pos = state["perm"], int(state["pos"])
         for purpose, gstate in state["generators"].items():
             self.generator(purpose).set_state(gstate)
+
+
+class FixedSampler:
+    """The `Sampler` protocol over a fixed pool of images (benchmarks: Table 15, the bench): `images(n)`
+    returns the first n (cycled), `batch` draws the task's corruption from a seeded generator and moves
+    it to the device, as `TrainSampler` does, so a timed `Strategy.loss` is the trained step without
+    the data order."""
+
+    def __init__(self, images: torch.Tensor, task: Task, device: torch.device | str = "cpu", seed: int = 0):
+        self.data, self.task, self.device, self.seed = images, task, torch.device(device), seed
+        self._generators: dict[str, torch.Generator] = {}
+
+    def generator(self, purpose: str) -> torch.Generator:
+        if purpose not in self._generators:
+            self._generators[purpose] = torch.Generator().manual_seed(seed_for(self.seed, purpose))
+        return self._generators[purpose]
+
+    def images(self, n: int) -> torch.Tensor:
+        return self.data[torch.arange(n) % len(self.data)]
+
+    def batch(self, images: torch.Tensor) -> Batch:
+        return to_device(self.task.make_batch(images, self.generator("noise")), self.device)

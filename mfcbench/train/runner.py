@@ -1,9 +1,11 @@
 """The cell runner: train one (task, dataset, arch, strategy, seed) cell and write its folder.
 
-The story of `run_cell`: resolve the config -> open the dataset once -> build task, strategy and
-model (`_build`) -> resume from a matching checkpoint (`mfcbench.train.checkpoint`) -> run the phases
-(`train_phases`, one `train_step` per optimizer step, validation every `val_every` steps and
-early stopping through `TrainState`) -> write curve.csv, metrics.json and the final checkpoint.
+The story of `run_cell`: resolve the config -> open the dataset once -> build task, strategy, seeded
+model and validation batch (`mfcbench.train.cell.build_cell`, the one cell builder) and wrap them with
+an optimizer and a sampler (`make_run`) -> resume from a matching checkpoint (`mfcbench.train.checkpoint`)
+-> run the phases (`train_phases`, one `train_step` = `optimizer_step` per step, validation every
+`val_every` steps on the phase's mesh and early stopping through `TrainState`) -> write curve.csv,
+metrics.json and the final checkpoint.
 
 DIR gets metrics.json, curve.csv and checkpoint.pt (docs/architecture.md "Cell outputs").
 Randomness: `mfcbench.strategies.sampling` (one seeded generator per purpose, all checkpointed), so a killed
@@ -14,7 +16,6 @@ notebooks). The command line is `python -m mfcbench train` (mfcbench/cli/train.p
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import sys
@@ -30,8 +31,10 @@ from . import config as config_mod
 from ..core.atomic import write_json, write_text
 from ..layers import symbol_cache
 from .manifest import build_manifest, now
+from .cell import (BuiltCell, build_cell, cell_images, check_sizes, task_and_strategy, tensor_checksum,  # noqa: F401
+                   validation_subset)
 from ..strategies.base import restrict_batch
-from ..strategies.sampling import TrainSampler, seed_for, to_device
+from ..strategies.sampling import Sampler, TrainSampler
 from ..tasks.base import Batch, Task
 from ..core.workunits import WorkCounter, schedule_wu
 
@@ -59,14 +62,6 @@ def _check_still_current(config: Any, overrides: Any, config_hash: str) -> None:
     if now_hash != config_hash:
         raise StaleCellError(f"{config} changed while this run trained; its result is not written "
                              f"(rerun the pipeline to train the cell under the new config)")
-
-
-def tensor_checksum(*tensors: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 # --- state ---------------------------------------------------------------------------------------
@@ -256,37 +251,30 @@ def curve_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def check_sizes(cfg: dict, task: Task, model: torch.nn.Module | None = None, strategy=None) -> None:
-    """Every mesh the schedule can touch must be an integer size the model accepts.
-    Called once before loading data (task part) and again with the built model."""
-    divisor = int(getattr(model, "size_divisor", 1)) if model is not None else 1
-    multiple = task.min_divisor() * 2 ** (cfg["levels"] - 1) * divisor
-    if cfg["image_size"] % multiple:
-        why = f"task min_divisor {task.min_divisor()} x 2**(levels-1)" + (f" x model size_divisor {divisor}" if model is not None else "")
-        raise ValueError(f"image_size {cfg['image_size']} does not fit {cfg['levels']} levels: "
-                         f"it must be a multiple of {multiple} ({why})")
-    crop = cfg.get("crop_size")
-    if strategy is not None and strategy.name == "crops" and crop and crop % (task.min_divisor() * divisor):
-        raise ValueError(f"crop_size {crop} must be a multiple of {task.min_divisor() * divisor}")
-
-
 # --- the loop ------------------------------------------------------------------------------------
-def train_step(run: CellRun, phase, step: int, total: int) -> tuple[float, float]:
-    """One optimizer step of `phase` at step `step` of its `total` (the lr schedule's position);
-    returns (loss, gradient norm). A non-finite loss skips the update."""
-    for group in run.optimizer.param_groups:
-        group["lr"] = learning_rate(run.cfg, step, total)
-    run.optimizer.zero_grad(set_to_none=True)
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy, task: Task, phase,
+                   sampler: Sampler, counter: WorkCounter) -> tuple[float, float]:
+    """The one training step (the runner's, `fit`'s and the benchmarks'): zero_grad, `Strategy.loss`
+    inside `symbol_cache`, backward, gradient norm, update. Returns (loss, gradient norm); a
+    non-finite loss skips the update."""
+    optimizer.zero_grad(set_to_none=True)
     with symbol_cache():  # full-mixing MFCs build their symbol once per step and slice it for coarser meshes
-        loss = run.strategy.loss(run.model, run.task, phase, run.sampler, run.counter)
+        loss = strategy.loss(model, task, phase, sampler, counter)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             return loss_value, float("nan")
         loss.backward()
-    grads = [p.grad for p in run.model.parameters() if p.grad is not None]
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
     grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-    run.optimizer.step()
+    optimizer.step()
     return loss_value, grad_norm
+
+
+def train_step(run: CellRun, phase, step: int, total: int) -> tuple[float, float]:
+    """`optimizer_step` of `phase` at step `step` of its `total` (the lr schedule's position)."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = learning_rate(run.cfg, step, total)
+    return optimizer_step(run.model, run.optimizer, run.strategy, run.task, phase, run.sampler, run.counter)
 
 
 def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) -> str:
@@ -349,60 +337,14 @@ def _show_progress(run: CellRun, loss_value: float, level: int) -> None:
 
 
 # --- the cell ------------------------------------------------------------------------------------
-def _images(cfg: dict, dataset: str, train_images, val_images) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """The cell's train and val images (opened once) and the dataset checksum."""
-    if train_images is None or val_images is None:
-        from ..data import open_dataset
-
-        train_images, val_images, checksum = open_dataset(dataset, cfg["image_size"], cfg["data_root"])
-    else:
-        checksum = tensor_checksum(train_images, val_images)
-    train_images = train_images.float().cpu()
-    val_images = validation_subset(val_images, cfg).float().cpu()
-    if len(train_images) == 0 or len(val_images) == 0:
-        raise ValueError("the train and val splits must each hold at least one image")
-    if tuple(train_images.shape[-2:]) != (cfg["image_size"],) * 2:
-        raise ValueError(f"training images are {tuple(train_images.shape[-2:])}, config image_size is {cfg['image_size']}")
-    return train_images, val_images, checksum
-
-
-def validation_subset(val_images: torch.Tensor, cfg: dict) -> torch.Tensor:
-    """The cell's validation images: `val_size` of them, evenly spaced over the split ("spread": every
-    val image contributes, whatever order the dataset tiles it in) or the first ones ("first")."""
-    n = min(cfg["val_size"], len(val_images))
-    if cfg.get("val_selection", "spread") == "first" or n == len(val_images):
-        return val_images[:n]
-    return val_images[torch.linspace(0, len(val_images) - 1, n).round().long()]
-
-
-def _task_and_strategy(cell: dict, cfg: dict) -> tuple[Task, Any]:
-    """Built and size-checked before any data is read, so a bad schedule fails in a second."""
-    from ..strategies import build_strategy
-    from ..tasks import build_task
-
-    task = build_task(cell["task"], cfg["task_options"], seed=cell["seed"])
-    strategy = build_strategy(cell["strategy"], cfg)
-    check_sizes(cfg, task, None, strategy)
-    return task, strategy
-
-
-def _build(cell: dict, cfg: dict, dev: torch.device, parts: tuple, images: tuple, out: Path, log) -> CellRun:
-    """Model (seeded), optimizer, sampler and validation batch of one cell around its task and strategy."""
-    from ..models import build_model
-
-    seed = cell["seed"]
-    (task, strategy), (train_images, val_images) = parts, images
-    torch.manual_seed(seed_for(seed, "init"))  # initialisation, then dropout, draw from this stream
-    if dev.type == "cuda":
-        torch.cuda.manual_seed_all(seed_for(seed, "init"))
-    model_opts = {**task.model_options(train_images.shape[1]), **cfg["model"]}
-    model = build_model(cell["arch"], **model_opts).to(dev).float()
-    check_sizes(cfg, task, model, strategy)
-    val_batch = to_device(task.make_batch(val_images, torch.Generator().manual_seed(seed_for(seed, "val"))), dev)
+def make_run(cell: dict, cfg: dict, dev: torch.device, built: BuiltCell, train_images: torch.Tensor, out: Path,
+             log) -> CellRun:
+    """A built cell (`mfcbench.train.cell.build_cell`) with its optimizer, sampler, counter and paths."""
     paths = {"checkpoint": out / "checkpoint.pt", "metrics": out / "metrics.json", "curve": out / "curve.csv"}
-    return CellRun(cell=cell, cfg=cfg, task=task, strategy=strategy, model=model,
-                   optimizer=make_optimizer(model.parameters(), cfg),
-                   sampler=TrainSampler(train_images, task, dev, seed),
+    val_batch = built.val_batch
+    return CellRun(cell=cell, cfg=cfg, task=built.task, strategy=built.strategy, model=built.model,
+                   optimizer=make_optimizer(built.model.parameters(), cfg),
+                   sampler=TrainSampler(train_images, built.task, dev, cell["seed"]),
                    counter=WorkCounter(val_batch.inputs.shape[-2] * val_batch.inputs.shape[-1]),
                    val_batch=val_batch, device=dev, paths=paths, log=log,
                    config_hash=config_mod.config_hash(cfg))
@@ -476,9 +418,9 @@ def _run_locked(config, overrides, cfg, cell, out, device, train_images, val_ima
     started_at = now()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    parts = _task_and_strategy(cell, cfg)
-    train_images, val_images, checksum = _images(cfg, dataset, train_images, val_images)
-    run = _build(cell, cfg, dev, parts, (train_images, val_images), out, log)
+    parts = task_and_strategy(cell, cfg)  # a bad schedule fails before any data is read
+    train_images, val_images, checksum = cell_images(cfg, dataset, train_images, val_images)
+    run = make_run(cell, cfg, dev, build_cell(cell, cfg, val_images, dev, parts), train_images, out, log)
     st = TrainState()
     ck = checkpoint.load_matching(ckpt_path, cell=cell, config_hash=run.config_hash, on_stale=on_stale, log=log)
     if ck is not None:
