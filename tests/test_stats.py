@@ -245,3 +245,18 @@ def test_claims_cli_writes_pairs_and_cells_and_the_report_lists_every_pair(tmp_p
     block = text[text.index("<code>table4_similar_quality</code>") :]
     block = block[: block.index("</details>")]
     assert all(f"| {a}/{s} | 3 |" in block for a in ("unet", "resnet") for s in ("msgd", "fmsgd")), block
+
+
+def test_performance_profile_over_networks():
+    from mfcbench.report.quality import performance_profile
+
+    rows = [
+        {"table": "table4", "arch": arch, "strategy": s, "seed": seed, "reached": reached, "wu_to_target": wu}
+        for arch, times in (("unet", {"sgd": 100, "fmsgd": 10}), ("resnet", {"sgd": 100, "fmsgd": 300}))
+        for s, wu in times.items()
+        for seed in range(3)
+        for reached in [not (arch == "resnet" and s == "fmsgd")]
+    ]
+    profile = performance_profile(pd.DataFrame(rows)).set_index(["strategy", "tau"])["fraction"]
+    assert profile[("fmsgd", 1)] == 0.5 and profile[("fmsgd", 64)] == 0.5  # never reached on resnet
+    assert profile[("sgd", 1)] == 0.5 and profile[("sgd", 8)] == 0.5 and profile[("sgd", 16)] == 1.0

@@ -126,6 +126,37 @@ def pairs_section(claims: pd.DataFrame, pairs: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def time_section(results: dict[str, pd.DataFrame], claims: list[dict]) -> str:
+    """Time to target as AlgoPerf scores it: per table with a time-to-quality claim, the performance
+    profile over its networks (the fraction of networks on which a strategy's median time to target is
+    within tau x the fastest strategy's), in executed #WU and in training seconds."""
+    from .quality import performance_profile, time_to_target
+
+    out = []
+    for spec in (c for c in claims if c.get("check") == "time_to_quality"):
+        cells, curves = results.get(spec["input"]), results.get(f"curves_{spec['input']}")
+        if cells is None or curves is None or "val_metric" not in curves or spec["metric"] not in cells:
+            continue
+        times = time_to_target(cells, curves, spec["metric"], spec["higher_is_better"], spec["tolerance"]["margin"])
+        if times.empty:
+            continue
+        for unit, column in (("#WU", "wu_to_target"), ("training seconds", "seconds_to_target")):
+            profile = performance_profile(times, column)
+            if profile.empty or times[column].isna().all():
+                continue
+            grid = profile.pivot_table(index="strategy", columns="tau", values="fraction").reset_index()
+            grid.columns = ["strategy"] + [f"tau={t:g}" for t in grid.columns[1:]]
+            out.append(f"**{spec['input']}, {unit}** (target: SGD's median final {spec['metric']} within "
+                       f"{spec['tolerance']['margin']:.0%}; {times['arch'].nunique()} network(s)):\n\n{md_table(grid.round(2))}")
+    if not out:
+        return ""
+    head = ("## Time to target (performance profiles)\n\nPer network, each strategy's median time to the target over its "
+            "seeds (a strategy that reached it on fewer than half its seeds counts as never); the fraction of networks on "
+            "which it is within tau x the fastest strategy's. Per-cell times, censored at the budget when the target "
+            "was missed, are in `cells.csv`.\n")
+    return "\n".join([head, *out])
+
+
 def paper_layout(table: pd.DataFrame) -> str:
     """One Markdown table per block, rows and columns as printed, each cell 'reproduced | published'."""
     out = []
@@ -235,6 +266,7 @@ def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str,
         scale_line(results_dir),
         summary_section(claims),
         pairs_section(claims, pairs),
+        time_section(results, load_claims()),
         "## Tables in the paper's layout (reproduced | published)\n",
     ]
     parts += [table_section(name, results, config) for name in load_published()["tables"]]

@@ -107,7 +107,12 @@ def performance_profile(
         best = per.min()
         for strategy, value in per.items():
             rows.append(
-                {"table": table, "arch": arch, "strategy": strategy, "ratio": value / best if best > 0 else math.inf}
+                {
+                    "table": table,
+                    "arch": arch,
+                    "strategy": strategy,
+                    "ratio": value / best if 0 < best < math.inf else math.inf,
+                }
             )
     ratios = pd.DataFrame(rows, columns=["table", "arch", "strategy", "ratio"])
     return pd.DataFrame(
