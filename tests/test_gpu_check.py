@@ -30,8 +30,8 @@ def test_a_failing_step_is_recorded_and_the_later_steps_still_run(tmp_path, monk
     def later(check):
         seen.append("later")
         # the failure was already written when this step started
-        first = json.loads((check.out / "gpu_check.json").read_text())["steps"]
-        return {"saw": [s["status"] for s in first]}
+        record = json.loads((check.out / "gpu_check.json").read_text())
+        return {"saw": [s["status"] for s in record["steps"]], "running": record["running"]}
 
     fake_steps(monkeypatch, environment=lambda check: {"device_description": "fake"}, scaling=broken, later=later)
     assert gpu_check.main(["--device", "cpu", "--out", str(tmp_path)]) == 1
@@ -40,6 +40,7 @@ def test_a_failing_step_is_recorded_and_the_later_steps_still_run(tmp_path, monk
     assert seen == ["broken", "later"]
     assert steps["scaling"]["status"] == "failed" and "RuntimeError: CUDA out of memory" in steps["scaling"]["error"]
     assert steps["later"]["status"] == "ok" and steps["later"]["saw"] == ["ok", "failed"]
+    assert steps["later"]["running"] == "later" and record["running"] is None  # a kill would name the step
     assert record["device"] == "cpu" and record["seconds"] >= 0
 
 

@@ -70,9 +70,12 @@ def test_a_failing_row_is_recorded_and_the_study_goes_on():
         "incomplete: a step of this schedule was not measured"}
 
 
-def test_rows_past_the_deadline_are_skipped_not_measured():
-    rows = scaling.scaling_rows([tiny_setting()], [8], threads=1, deadline=time.monotonic() - 1)
+def test_rows_past_the_deadline_are_skipped_not_measured_and_progress_sees_each_size():
+    seen = []
+    rows = scaling.scaling_rows([tiny_setting()], [8, 16], threads=1, deadline=time.monotonic() - 1,
+                                progress=lambda so_far: seen.append(len(so_far)))
     assert {r["status"] for r in rows if r["kind"] == "step"} == {scaling.SKIPPED}
+    assert seen == [7, 14]  # 4 steps + 3 schedules per size, handed over as they come
 
 
 def test_measure_scaling_command_writes_the_rows(tmp_path):

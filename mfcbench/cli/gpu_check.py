@@ -7,12 +7,13 @@ install), from the repository root, run exactly:
 
 (about 5 minutes; `--budget-s` caps it, default 420 s). It writes into --out (default reports/gpu):
 - gpu_check.json: every step's name, status ("ok", "failed", "skipped: ..."), seconds, error and the
-  files it wrote, plus the environment; rewritten after each step, so a later failure or a kill
-  leaves every earlier result in place
+  files it wrote, plus the environment; rewritten when a step starts (`running` names it) and when it
+  ends, so a later failure or a kill leaves every earlier result in place
 - scaling_<device>.csv: paper-scale per-step timing (the cost model's GPU rates: `python -m mfcbench
   measure predict --config workflow/config/paper.yaml --rates scaling_cuda.csv`): SGD, Multiscale-SGD and
   each Full-Multiscale level of the Table 4 and Table 5 networks with the paper profile's batches at
-  its 64 px, then, while the budget lasts, the resolution-scaling sizes 32, 128, 256
+  its 64 px, then, while the budget lasts, the resolution-scaling sizes 32, 128, 256 (the file is
+  rewritten after each network and size)
 - table15_<device>.csv, fig7_<device>.csv, bench_<device>.csv: Table 15, Figure 7, the benchmark
 - gpu_tests.log: `pytest -m gpu` (CUDA only)
 Steps, in order (the most useful first): environment, paper-scale, cell (a tiny cell through the
@@ -71,7 +72,9 @@ class Check:
         self.started = time.monotonic()
         self.deadline = self.started + budget_s
         self.record: dict[str, Any] = {"command": "python -m mfcbench gpu-check " + " ".join(argv), "device": device,
-                                       "quick": quick, "budget_s": budget_s, "started_at": _now(), "steps": []}
+                                       "quick": quick, "budget_s": budget_s, "started_at": _now(), "running": None,
+                                       "steps": []}
+        self.scaling: list[dict] = []  # rows of scaling_<device>.csv so far
         self.out.mkdir(parents=True, exist_ok=True)
 
     def path(self, stem: str, suffix: str = ".csv") -> Path:
@@ -83,6 +86,8 @@ class Check:
         entry: dict[str, Any] = {"name": name, "status": skip or "ok", "seconds": 0.0, "error": ""}
         if not skip:
             print(f"[gpu-check] {name} ...", file=sys.stderr, flush=True)
+            self.record["running"] = name  # a killed check names the step it was in
+            self.save()
             started = time.perf_counter()
             try:
                 entry.update(step(self) or {})
@@ -92,6 +97,7 @@ class Check:
         print(f"[gpu-check] {name}: {entry['status']} ({entry['seconds']:.1f} s) {entry['error']}".rstrip(),
               file=sys.stderr, flush=True)
         self.record["steps"].append(entry)
+        self.record["running"] = None
         self.save()
         return entry
 
@@ -152,12 +158,16 @@ def _scaling(check: Check, sizes: list[int]) -> dict:
     from ..measure import suites
     from ..measure.scaling import scaling_rows
 
+    earlier = list(check.scaling)  # the paper-scale rows stay in the file while the sweep adds its own
+
+    def write(rows: list[dict]) -> None:
+        suites.write_rows(check.path("scaling"), earlier + rows)
+
     rows = scaling_rows(paper_settings(check.quick), sizes, device=check.device, threads=1 if check.quick else 2,
                         repeats=2 if check.quick else 20, max_seconds=0.5 if check.quick else 5.0,
-                        deadline=check.deadline)
-    check.record.setdefault("_scaling_rows", []).extend(rows)
-    everything = check.record["_scaling_rows"]
-    suites.write_rows(check.path("scaling"), everything)
+                        deadline=check.deadline, progress=write)
+    check.scaling.extend(rows)
+    write(rows)
     failed = [f"{r['arch']} {r['size']}px {r['strategy']} level {r['level']}: {r['status']} {r.get('error', '')}"
               for r in rows if r["kind"] == "step" and r["status"] != "ok"]
     if failed:
@@ -278,8 +288,6 @@ def main(argv: list[str] | None = None) -> int:
         entry = check.run(name, step, skip=reason)
         if name == "environment" and entry["status"] != "ok":
             no_device = f"skipped: {args.device} unavailable"
-    check.record.pop("_scaling_rows", None)
-    check.save()
     failed = [s["name"] for s in check.record["steps"] if s["status"] == "failed"]
     print(f"[gpu-check] {len(check.record['steps'])} steps, failed: {', '.join(failed) or 'none'} -> "
           f"{check.out / 'gpu_check.json'}", file=sys.stderr)

@@ -232,16 +232,19 @@ def _describe(row: dict[str, Any]) -> str:
 
 
 def scaling_rows(settings: Iterable[Setting], sizes: Iterable[int] = SIZES, *, device: str = "cpu",
-                 threads: int = 2, repeats: int = 10, max_seconds: float = 10.0,
-                 deadline: float | None = None) -> list[dict[str, Any]]:
+                 threads: int = 2, repeats: int = 10, max_seconds: float = 10.0, deadline: float | None = None,
+                 progress: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """The study: every setting at every size (see the module docstring); each row carries the
-    machine's environment (device, processor, threads, versions)."""
+    machine's environment (device, processor, threads, versions). `progress(rows so far)` is called
+    after each (network, size), e.g. to write them, so a killed run keeps what it measured."""
     env = environment(device, threads)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for setting in settings:
         for size in sizes:
             for row in setting_rows(setting, int(size), device, threads, repeats, max_seconds, deadline):
                 rows.append({**row, **env})
+            if progress is not None:
+                progress(rows)
         setting.model = None  # free the network before the next one
     return rows
 
