@@ -20,10 +20,15 @@ Steps, in order (the most useful first): environment, paper-scale, cell (a tiny 
 runner), tests, table15, fig7, bench, scaling-sweep. A step that fails is recorded and the next one
 runs; the exit code is 0 when every step that ran is ok, else 1.
 
-`--device cpu --quick` runs the same steps on the CPU at tiny sizes (the test suite does, in
-seconds). The steps import only torch, numpy, PyYAML and this package: no pandas, matplotlib or
-fvcore; `cell` also needs jsonschema (the runner validates its config) and `tests` pytest; where
-one is missing, that step says so and the others run.
+`--device cpu --quick` runs the same steps on the CPU at tiny sizes (the test suite does). The
+steps import only torch, numpy, PyYAML and this package (super-resolution's SSIM: torchmetrics): no
+pandas or fvcore; `cell` (and the benchmark's trained comparison) also need jsonschema, which the
+runner validates configs with and the device machine lacks, and `tests` pytest; where one is
+missing, that step says so and the others run. To run those too, carry jsonschema's wheels: here,
+`pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform
+manylinux2014_x86_64 -d .whl jsonschema jsonschema-specifications referencing rpds-py`, and there
+prefix the command with `pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+export PYTHONPATH=/tmp/site;` (carry: .whl).
 """
 
 from __future__ import annotations
