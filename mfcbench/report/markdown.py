@@ -115,11 +115,12 @@ def pairs_section(claims: pd.DataFrame, pairs: pd.DataFrame) -> str:
             "n": group["n"].map(_fmt), "seeds": group["seeds"].map(_fmt), "ratio": group["ratio"].map(_fmt),
             "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" if _fmt(lo) else "" for lo, hi in zip(group["low"], group["high"])],
             "margin": group["margin"].map(_fmt),
-            "converged (multiscale / SGD)": [f"{_fmt(a)} / {_fmt(b)}" for a, b in zip(group["converged_ours"], group["converged_sgd"])],
+            "converged: multiscale, SGD": [f"{_fmt(a)}, {_fmt(b)}" for a, b in zip(group["converged_ours"], group["converged_sgd"])],
             "p (Holm)": group["p_holm"].map(lambda v: _fmt(v, 2)),
             "P(beat) [95% CI]": [f"{_fmt(p, 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" if _fmt(p) else ""
                                  for p, lo, hi in zip(group["p_beat"], group["beat_low"], group["beat_high"])],
-            "seeds needed": group["seeds_needed"].map(_fmt), "verdict": group["verdict"],
+            "seeds needed": group["seeds_needed"].map(lambda v: "> 10000" if v == v and v and v > 10000 else _fmt(v)),
+            "verdict": group["verdict"],
         })
         out.append(f"<details><summary><code>{claim}</code>: {verdicts.get(claim, '')}, {len(group)} pair(s)</summary>\n\n"
                    f"{md_table(view)}\n</details>\n")

@@ -97,7 +97,7 @@ def label(pair: dict) -> str:
 
 
 def display(pair: dict, beat: bool = True) -> str:
-    """'unet/fmsgd 1.12x SGD [95% CI 1.05, 1.19] (n=3); beats SGD on 0/3 seeds [0, 0.56]'."""
+    """'unet/fmsgd 1.12x SGD [95% CI 1.05, 1.19] (n=3); beats SGD on 0/3 seeds (P(beat) 95% CI [0.00, 0.56])'."""
     if pair.get("n", 0) == 0:
         return label(pair)
     text = f"{label(pair)} {pair['ratio']:.3g}x SGD"

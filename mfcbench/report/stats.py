@@ -166,4 +166,5 @@ def beat_probability(worse_log: pd.Series, level: float = LEVEL) -> tuple[int, i
     if n == 0:
         return 0, 0, float("nan"), float("nan"), float("nan")
     low, high = proportion_confint(wins, n, alpha=1 - level, method="wilson")
-    return wins, n, wins / n, max(0.0, float(low)), min(1.0, float(high))
+    low, high = (0.0 if wins == 0 else float(low)), (1.0 if wins == n else float(high))  # exact at the ends
+    return wins, n, wins / n, low, high
