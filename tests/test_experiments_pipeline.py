@@ -133,7 +133,7 @@ def test_snakemake_dry_run_lists_the_sam_and_ddpm_jobs(tmp_path):
 
     repo = copy_pipeline(tmp_path)  # a dry run writes the cells' cell.yaml: never into the shared checkout
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "workflow/config/tiny.yaml",
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--configfile", "workflow/config/tiny.yaml",
                            "--config", 'extras=["table9","fig8"]'], cwd=repo, env={**env, "PYTHONPATH": "."},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
