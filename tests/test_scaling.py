@@ -109,3 +109,10 @@ def test_scaling_figure_draws_ratios_and_writes_its_data(tmp_path):
     assert set(data["strategy"]) == {"msgd", "fmsgd"} and len(data) == 8  # SGD and the failed row left out
     with pytest.raises(ValueError, match="missing: time_ratio"):
         scaling_data(pd.DataFrame(rows).drop(columns="time_ratio"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+def test_without_cuda_the_rows_say_not_measured():
+    rows = scaling.scaling_rows([tiny_setting()], [8], device="cuda")
+    assert {r["status"] for r in rows if r["kind"] == "step"} == {"not measured: no CUDA device"}
+    assert {r["time_ratio"] for r in rows} == {""}

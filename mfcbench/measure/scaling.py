@@ -34,7 +34,7 @@ import torch
 from ..core.workunits import WorkCounter, schedule_wu
 from ..strategies.sampling import seed_for, to_device
 from ..tasks.base import Batch, Task
-from .timing import environment, measure_each
+from .timing import device_available, environment, measure_each, not_measured
 
 SIZES = (32, 64, 128, 256)
 QUICK_SIZES = (32, 64)  # --quick: the default profile's 32 px and one size up
@@ -159,6 +159,9 @@ def time_step(setting: Setting, strategy: str, level: int, phase, size: int, dev
     row.update(batches=",".join(str(d.batch) for d in phase.draws), wu_per_step=float(phase.wu_per_iteration),
                parts=sum(len(d.levels) for d in phase.draws), calls="", pixels="", meshes="", step_seconds="",
                step_iqr_seconds="", runs=0, status="ok", error="")
+    if not device_available(device):
+        row["status"] = not_measured(device)["status"]  # a CPU number never stands in for a GPU one
+        return row
     try:
         torch.set_num_threads(threads)
         step = make_step(setting, strategy, phase, size, torch.device(device))
