@@ -95,6 +95,7 @@ READABLE_OPS: dict[str, str] = {
     "max_pool2d": "max pooling",
     "mul": "multiply",
     "add": "add",
+    "add_": "add (in place)",
     "sub": "subtract",
     "div": "divide",
     "exp": "exp",
