@@ -197,3 +197,30 @@ def test_figure8_rule_says_what_the_code_does():
     text = C.CLAIMS_PATH.read_text()
     rule = text[text.index("- id: fig8_ddpm_full_multiscale"):]
     assert "which DEVIATES" not in rule and "never a DEVIATES" in rule
+
+
+def test_engine_loads_declared_inputs_and_names_the_missing_ones():
+    from mfcbench.report.engine import CHECKS, Verdict, check, where
+
+    seen = {}
+
+    def probe(data):
+        seen["rows"] = len(data.frame)
+        return data.verdict("REPRODUCED", "ok")
+
+    try:
+        check("probe_for_test", inputs=lambda spec: [spec["input"], "curves_" + spec["input"]],
+              published=lambda spec: "p")(probe)
+        spec = {"id": "x", "claim": "", "check": "probe_for_test", "input": "t", "where": {"arch": "UNet"}}
+        missing = C.score_claims([spec], {"t": pd.DataFrame({"arch": ["unet"]})}).iloc[0]
+        assert missing["verdict"] == "NOT_RUN" and missing["reason"] == "no results: curves_t.csv missing or empty"
+        assert missing["published"] == "p"
+        both = {"t": pd.DataFrame({"arch": ["unet", "resnet"]}), "curves_t": pd.DataFrame({"x": [1]})}
+        out = CHECKS.get("probe_for_test")(spec, both)
+        assert isinstance(out, Verdict) and out["verdict"] == "REPRODUCED" and seen["rows"] == 1  # where: applied
+        no_column = C.score_claims([{**spec, "where": {"conv": "mfc"}}], both).iloc[0]
+        assert no_column["verdict"] == "NOT_RUN" and "results lack column 'conv'" in no_column["reason"]
+    finally:
+        CHECKS.unregister("probe_for_test")
+    with pytest.raises(KeyError):
+        where(pd.DataFrame({"a": [1]}), {"b": 1})
