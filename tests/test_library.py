@@ -301,3 +301,20 @@ def test_fit_resumes_a_killed_run_to_the_same_metrics(tmp_path):
     assert [r["train_loss"] for r in resumed["curve"]] == [r["train_loss"] for r in straight["curve"]]
     assert resumed["wu_executed"] == straight["wu_executed"]
     assert {"checkpoint.pt", "metrics.json", "curve.csv"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_docs_library_code_runs_as_written(capsys):
+    """docs/library.md's code blocks, executed in order in one namespace: the page cannot rot."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "library.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 8
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/library.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "'mixing': 'pointwise'" in out and "120 37/2 115/16" in out
+    assert "batch statistics" in out and "max pooling" in out  # the converter's warnings, printed
+    assert "training step" in out and "mfc symbol contraction" not in out  # pointwise model: no full mixing
