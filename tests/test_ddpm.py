@@ -141,3 +141,13 @@ def test_dataset_choice_mnist_when_prepared_else_digits(tmp_path):
 def test_samples_beyond_the_held_out_split_are_refused(tmp_path):
     with pytest.raises(ValueError, match="samples 400 exceeds the 359 held-out digits"):
         ddpm.load_data(ddpm.config_with(samples=400), tmp_path)
+
+
+def test_every_profiles_ddpm_options_pass_the_check():
+    from pathlib import Path
+
+    import yaml
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "workflow" / "config").glob("*.yaml")):
+        options = (yaml.safe_load(path.read_text()).get("ddpm") or {}).get("options") or {}
+        assert ddpm.check_options(options) == [], path.name

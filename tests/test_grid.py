@@ -98,6 +98,28 @@ def test_variant_strategies_limit_a_variant():
     assert any("variant_strategies.x4" in p for p in grid.check_cells(config))
 
 
+def test_converged_profiles_seeds_variants_and_both_budget_readings():
+    config = grid.load_config(CONFIGS / "converged.yaml")
+    assert all(len(spec["seeds"]) >= 5 for spec in config["tables"].values())
+    cells = grid.expand(config)
+    wu = {(c.table, c.arch, c.strategy, c.variant): grid.cell_work_units(c) for c in cells if c.seed == 0}
+    sgd = wu[("table4", "unet", "sgd", "base")]
+    assert sgd / wu[("table4", "unet", "fmsgd", "base")] == pytest.approx(66.8, abs=0.05)  # Table 13's schedule
+    assert sgd / wu[("table4", "unet", "fmsgd", "wu16")] == pytest.approx(16.7, abs=0.05)  # Table 4's 28,750
+    assert ("table4", "unet", "sgd", "wu16") not in wu  # the reading concerns Full-Multiscale only
+    for table in ("table3", "table4", "table5"):  # the budget-doubling test of every cell
+        assert {k[2] for k in wu if k[0] == table and k[3] == "x2"} == {"sgd", "msgd", "fmsgd"}
+    assert wu[("table4", "unet", "sgd", "x2")] == 2 * sgd
+    extended = grid.load_config(CONFIGS / "converged_extended.yaml")
+    assert set(extended["tables"]) == {"table6", "table7", "table8", "table10", "table12"}
+    assert extended["tables"]["table6"]["dataset"] == "lfw" and "fig8" in extended["extras"]
+    assert len(extended["ddpm"]["options"]["seeds"]) >= 3
+    by = {(c.table, c.arch, c.strategy, c.variant): c.config for c in grid.expand(extended) if c.seed == 0}
+    assert by[("table10", "resnet18", "sgd", "base")]["budget_scale"] == 2  # Table 7's SGD, doubled
+    assert by[("table10", "resnet18", "sgd", "base")]["iterations"] == by[("table7", "resnet18", "sgd", "base")]["iterations"]
+    assert by[("table12", "unet", "msgd", "crops")]["augment"] == "crops"
+
+
 def test_parse_cell_dir_rejects_other_paths():
     with pytest.raises(ValueError, match="not a cell directory"):
         grid.parse_cell_dir("results/tiny/table4.csv")
