@@ -280,6 +280,16 @@ def test_fit_trains_a_model_object_and_writes_nothing(tmp_path, monkeypatch):
         mfc.fit(net, train, val, **{**FIT, "levels": 5, "iterations": [1] * 5})
 
 
+def test_fit_takes_clean_images_and_a_harness_task():
+    import torch
+
+    images = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    _, result = mfc.fit(_fit_net(), images[:9], images[9:], task="blur", **FIT)
+    assert {"val_loss", "val_mse"} <= set(result["metrics"]) and result["headline_metric"] == "val_loss"
+    with pytest.raises(ValueError, match="pairs for train and val, or tensors of clean images and a task"):
+        mfc.fit(_fit_net(), images[:9], images[9:], **FIT)
+
+
 def torch_equal(a, b):
     import torch
 

@@ -4,7 +4,8 @@
                           iterations=400, batch_size=2, lr=1e-3)
 
 There is one training loop: `fit` wraps the model, data and strategy in the runner's own `CellRun`
-and runs the runner's `train_phases` (so the lr schedule, optimizer reset per phase, validation on
+(validation subset and batch from `mfcbench.train.cell`, as the runner's) and runs the runner's
+`train_phases` (so the lr schedule, optimizer reset per phase, validation on
 each level's mesh, early stopping, #WU accounting and checkpoint/resume are the runner's), from a
 `TrainState` restored by the runner's checkpoint module when `out_dir` holds a matching checkpoint.
 Nothing is written unless `out_dir` is given.
@@ -24,10 +25,10 @@ from . import config as config_mod
 from ..core.atomic import write_json, write_text
 from ..core.workunits import WorkCounter, fmsgd_schedule, schedule_wu
 from ..strategies import STRATEGIES, build_strategy, strategy_names
-from ..strategies.sampling import TrainSampler, seed_for, to_device
+from ..strategies.sampling import TrainSampler, seed_for
 from ..tasks.base import Batch, Task
-from .runner import CellRun, TrainState, check_sizes, curve_csv, finite_or_none, make_optimizer, resolve_device, \
-    tensor_checksum, train_phases
+from .cell import check_sizes, tensor_checksum, validation_batch, validation_subset
+from .runner import CellRun, TrainState, curve_csv, finite_or_none, make_optimizer, resolve_device, train_phases
 
 
 class PairTask(Task):
@@ -120,9 +121,7 @@ def _setup(train, val, loss_fn, task, seed, options) -> tuple[Task, dict, torch.
 
         task = build_task(task, options.pop("task_options", {}), seed=seed)
     cfg = config_mod.resolve({**options, "image_size": int(train_images.shape[-1])})
-    if len(val_images) > cfg["val_size"]:
-        val_images = val_images[torch.linspace(0, len(val_images) - 1, cfg["val_size"]).round().long()]
-    return task, cfg, train_images, val_images
+    return task, cfg, train_images, validation_subset(val_images, cfg)
 
 
 def fit(model: torch.nn.Module, train: Any, val: Any, strategy: str = "fmsgd", *,
@@ -161,7 +160,7 @@ def fit(model: torch.nn.Module, train: Any, val: Any, strategy: str = "fmsgd", *
     plan = build_strategy(strategy, cfg)
     check_sizes(cfg, task, None, plan)
     wrapped = _CondFree(model).to(dev)
-    val_batch = to_device(task.make_batch(val_images, torch.Generator().manual_seed(seed_for(seed, "val"))), dev)
+    val_batch = validation_batch(task, val_images, seed, dev)
     cell = {"task": task.name, "dataset": f"memory:{tensor_checksum(train_images, val_images)[:16]}",
             "arch": f"{type(model).__module__}.{type(model).__qualname__}", "strategy": strategy, "seed": int(seed)}
     paths = {} if out_dir is None else {name: Path(out_dir) / f"{name}{ext}" for name, ext in
