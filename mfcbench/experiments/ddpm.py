@@ -29,8 +29,9 @@ convolutions, once plainly and once with Full-Multiscale-SGD (Algorithm 2), and 
   ("FD-digits", an FID analogue). The FD of a finite sample is biased upwards, so the floor is
   measured the same way: `samples` held-out real images (the ground-truth grid, never trained on by
   the DDPM or the classifier) against the same reference (measured on the digits: 45-70 at n=64,
-  23-32 at n=256). Each of `seeds` (default 0, 1, 2) retrains the classifier and both DDPMs; the
-  rows carry each seed's floor (`frechet_floor`) and the figure draws the floors as a band.
+  28-45 at n=128, 23-32 at n=256). Each of `seeds` (default 0, 1, 2) retrains the classifier and
+  both DDPMs; the rows carry each seed's floor (`frechet_floor`) and the figure draws the floors as
+  a band.
 - Options are `Option`s (OPTIONS): `check_options` finds every bad key or value of a profile's
   `ddpm.options` before any job runs.
 
@@ -70,8 +71,10 @@ _INT0 = {"type": "integer", "minimum": 0}
 _ITERS = {"type": "array", "minItems": 1, "items": _INT0}
 # Every option of the experiment, declared once (default, JSON-schema type, help): a profile's
 # `ddpm.options` is checked against these before any job runs (`check_options`). Sizes and steps of the
-# embedded default: one seed measured 133 s CPU at 64 samples (1 torch thread); 256 samples add about
-# 2 x 140 s of sampling on this 2-core machine (loaded), and the floor at 256 is 23-32 (64: 45-70).
+# embedded default: one seed measured 133 s CPU at 64 samples (1 torch thread); sampling 64 more images per
+# run costs about 2 x 35 s on this 2-core machine (loaded). The digits' FD floor (held-out vs training
+# images, measured): 45-70 at n = 64, 28-45 at 128, 23-32 at 256, so `samples` 128 by default (about 3 min
+# a seed, 3 seeds about 9 CPU-min, estimated) and 256 in the converged_extended profile.
 OPTIONS: dict[str, Option] = {
     "dataset": Option("auto", {"enum": ["auto", "mnist", "digits"]},
                       "auto = MNIST when <data_root>/prepared/mnist/<image_size>/ and its raw labels exist, "
@@ -92,7 +95,7 @@ OPTIONS: dict[str, Option] = {
     "sgd_iterations": Option(600, INT_MIN1, "single-scale steps at sgd_batch on the finest mesh: 9,600 #WU"),
     "sgd_batch": Option(16, INT_MIN1, "single-scale batch"),
     "lr": Option(2e-3, {"type": "number", "exclusiveMinimum": 0}, "Adam lr, state carried across fmsgd phases"),
-    "samples": Option(256, INT_MIN1, "images per grid and per FD (generated, and held-out real for the floor); at "
+    "samples": Option(128, INT_MIN1, "images per grid and per FD (generated, and held-out real for the floor); at "
                                      "most the held-out split (digits: 359, MNIST: 10,000)"),
     "train_limit": Option(None, {"type": ["integer", "null"], "minimum": 1},
                           "use only the first N training images (null: all; digits 1,438, MNIST 60,000)"),
