@@ -174,12 +174,13 @@ def training_step(model: nn.Module, strategy: str, size: int, device: str, level
     from ..strategies.sampling import FixedSampler
     from ..tasks import build_task
     from ..core.workunits import WorkCounter
-    from ..train.config import resolve
+    from ..train.config import defaults
     from ..train.runner import make_optimizer, optimizer_step
 
     if strategy not in ("sgd", "msgd"):
         raise ValueError(f"unknown strategy {strategy!r}; valid choices: sgd, msgd")
-    cfg = resolve({"image_size": size, "levels": levels, "batch_size": 1, "iterations": [0] * (levels - 1) + [1]})
+    # the defaults filled in without the jsonschema check: gpu-check runs this where jsonschema is absent
+    cfg = {**defaults(), "image_size": size, "levels": levels, "batch_size": 1, "iterations": [0] * (levels - 1) + [1]}
     task, built = build_task(TABLE15_TASK, cfg["task_options"], seed=seed), build_strategy(strategy, cfg)
     (phase,) = built.phases()
     images = torch.rand(phase.images_per_iteration, channels, size, size, generator=torch.Generator().manual_seed(seed))
