@@ -20,10 +20,11 @@ def tiny_setting(arch: str = "resnet", task: str = "denoise") -> scaling.Setting
 
 
 def test_fixed_sampler_cycles_its_images_and_corrupts_them_per_step():
+    from mfcbench.strategies.sampling import FixedSampler
     from mfcbench.tasks import build_task
 
     images = torch.rand(3, 3, 8, 8)
-    sampler = scaling.FixedSampler(images, build_task("denoise", {}, seed=0), torch.device("cpu"))
+    sampler = FixedSampler(images, build_task("denoise", {}, seed=0), torch.device("cpu"))
     drawn = sampler.images(5)
     assert torch.equal(drawn[3], images[0]) and torch.equal(drawn[4], images[1])
     first, second = sampler.batch(drawn), sampler.batch(drawn)

@@ -2,7 +2,7 @@
 
 For every network of a setting (Tables 4 and 5: denoise unet/resnet/mfc_unet/mfc_resnet, superres
 espcn/srresnet/mfc_espcn/mfc_srresnet) at each finest-mesh size (32, 64, 128, 256 px by default) it
-times the trained step itself: `mfcbench.train.runner.train_step` (zero_grad, `Strategy.loss` inside
+times the trained step itself: the runner's `optimizer_step` (zero_grad, `Strategy.loss` inside
 `symbol_cache`, backward, gradient norm, optimizer step) on a `FixedSampler` (the same clean images
 every step; the task's corruption is drawn per step as in training), for SGD, Multiscale-SGD and
 each Full-Multiscale level, with the profile's batch sizes (N0, growth, phase growth, matched SGD batch).
@@ -32,8 +32,6 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ..core.workunits import WorkCounter, schedule_wu
-from ..strategies.sampling import seed_for, to_device
-from ..tasks.base import Batch, Task
 from .timing import device_available, environment, measure_each, not_measured
 
 SIZES = (32, 64, 128, 256)
@@ -55,28 +53,6 @@ class Setting:
     table: str = ""
     channels: int = 3
     model: Any = field(default=None, repr=False)  # built once, reused for every size and strategy
-
-
-class FixedSampler:
-    """The `Sampler` protocol over a fixed pool of images: `images(n)` returns the first n (cycled),
-    `batch` applies the task's corruption with a seeded generator and moves it to the device, as
-    the runner's `TrainSampler` does, so the timed step is the trained step without data order."""
-
-    def __init__(self, images: torch.Tensor, task: Task, device: torch.device, seed: int = 0):
-        self.data, self.task, self.device, self.seed = images, task, device, seed
-        self._generators: dict[str, torch.Generator] = {}
-
-    def generator(self, purpose: str) -> torch.Generator:
-        if purpose not in self._generators:
-            self._generators[purpose] = torch.Generator().manual_seed(seed_for(self.seed, purpose))
-        return self._generators[purpose]
-
-    def images(self, n: int) -> torch.Tensor:
-        index = torch.arange(n) % len(self.data)
-        return self.data[index]
-
-    def batch(self, images: torch.Tensor) -> Batch:
-        return to_device(self.task.make_batch(images, self.generator("noise")), self.device)
 
 
 def light_config(raw: dict[str, Any]) -> dict[str, Any]:
@@ -110,24 +86,27 @@ def count_calls(model: torch.nn.Module, fn: Callable[[], object]) -> list[tuple[
 
 
 def build_setting_model(setting: Setting, device: torch.device) -> torch.nn.Module:
-    """The setting's model (seeded), built once: its parameter count does not depend on the mesh."""
-    from ..models import build_model
+    """The setting's model, seeded as a seed-0 cell's (`train.cell.seeded_model`), built once: its
+    parameters do not depend on the mesh."""
     from ..tasks import build_task
+    from ..train.cell import seeded_model
 
     if setting.model is None:
         cfg = light_config(setting.configs[next(iter(setting.configs))])
         task = build_task(setting.task, cfg.get("task_options") or {}, seed=0)
-        torch.manual_seed(seed_for(0, "init"))
-        options = {**task.model_options(setting.channels), **(cfg.get("model") or {})}
-        setting.model = build_model(setting.arch, **options)
+        setting.model = seeded_model(setting.arch, task, cfg, setting.channels, seed=0)
     return setting.model.to(device).train()
 
 
 def make_step(setting: Setting, strategy_name: str, phase, size: int, device: torch.device) -> Callable[[], object]:
-    """A closure running one trained step of `phase` (runner.train_step) at finest mesh `size`."""
+    """A closure running one trained step of `phase` at finest mesh `size`: the runner's
+    `optimizer_step` (`Strategy.loss` inside `symbol_cache`, backward, gradient norm, update) on a
+    `FixedSampler`."""
     from ..strategies import build_strategy
+    from ..strategies.sampling import FixedSampler
     from ..tasks import build_task
-    from ..train.runner import CellRun, check_sizes, make_optimizer, train_step
+    from ..train.cell import check_sizes
+    from ..train.runner import make_optimizer, optimizer_step
 
     cfg = light_config(dict(setting.configs[strategy_name], image_size=size))
     task = build_task(setting.task, cfg.get("task_options") or {}, seed=0)
@@ -138,11 +117,9 @@ def make_step(setting: Setting, strategy_name: str, phase, size: int, device: to
                         generator=torch.Generator().manual_seed(0))
     sampler = FixedSampler(images, task, device)
     finest = sampler.batch(images[:1]).inputs
-    run = CellRun(cell={"task": setting.task, "arch": setting.arch, "strategy": strategy_name, "seed": 0},
-                  cfg=cfg, task=task, strategy=strategy, model=model, optimizer=make_optimizer(model.parameters(), cfg),
-                  sampler=sampler, counter=WorkCounter(finest.shape[-2] * finest.shape[-1]), val_batch=None,
-                  device=device, paths={}, log=lambda _message: None)
-    return lambda: train_step(run, phase, 0, 1)
+    counter = WorkCounter(finest.shape[-2] * finest.shape[-1])
+    optimizer = make_optimizer(model.parameters(), cfg)
+    return lambda: optimizer_step(model, optimizer, strategy, task, phase, sampler, counter)
 
 
 # ---------------------------------------------------------------------------------------------
