@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     names = args.names or ([q.name for q in snapshot.iterdir() if q.is_file()] if snapshot.is_dir() else [])
     if not names:
-        print(f"mfcbench publish: nothing to publish: name the files, or run `snakemake --cores all publish`",
+        print("mfcbench publish: nothing to publish: name the files, or run `snakemake --cores all publish`",
               file=sys.stderr)
         return 2
     try:
