@@ -50,8 +50,7 @@ rule ddpm:
     """Figure 8 (App. D.9): DDPM trained single scale and Full-Multiscale on MNIST when prepared under
     data_root (else the embedded digits), for every seed of ddpm.options.seeds (default 0, 1, 2): sample
     grids titled with #WU, training seconds, classifier confidence and Frechet distance, and the FD per
-    seed against its same-distribution floor (a band); the rows feed the claim. The seeds are the
-    options' (ddpm.seed is not passed: it would replace them with one seed)."""
+    seed against its same-distribution floor (a band); the rows feed the claim."""
     output:
         csv=f"{RESULTS}/fig8.csv",
         png=f"{REPORTS}/fig8.png",
