@@ -235,6 +235,13 @@ def test_a_changed_profile_is_checked_before_any_cell_config_is_written(tmp_path
     assert not list(tmp_path.rglob("cell.yaml"))
 
 
+def test_an_unwritable_results_folder_is_one_line(tmp_path):
+    config = grid.load_config(CONFIGS / "tiny.yaml")
+    (tmp_path / "results").write_text("a file where the results folder should be")
+    with pytest.raises(grid.ConfigError, match=r"results/table4/.*/cell.yaml: cannot write it .*results_dir"):
+        grid.write_cell_configs(config, tmp_path / "results")
+
+
 def test_summary_without_work_units_needs_no_strategy():
     config = grid.load_config(CONFIGS / "tiny.yaml")
     text = grid.format_summary(config, work_units=False)

@@ -273,7 +273,11 @@ def write_if_changed(path: str | Path, text: str) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    write_text(path, text)
+    try:
+        write_text(path, text)
+    except OSError as error:  # a results folder that is a file, read-only, on a full disk: one line, no traceback
+        raise ConfigError(f"{path}: cannot write it ({error.strerror or error}); make its folder writable "
+                          "or set the profile's results_dir to one") from None
     return True
 
 
@@ -304,7 +308,7 @@ def write_cell_configs(config: Mapping[str, Any], results: str | Path, cells: Ma
         if problems:
             raise ConfigError(f"{len(problems)} problem(s) in the profile, no job started:\n  " + "\n  ".join(problems))
     for path, text in changed.items():
-        write_text(path, text)
+        write_if_changed(path, text)
     return list(changed)
 
 

@@ -37,10 +37,10 @@ PY = "python -m mfcbench"
 # the reports, visualise/profile.yaml for the figures: without `extras`, which changes no figure).
 try:
     _CHANGED = grid.write_cell_configs(config, RESULTS, CELLS)
-except grid.ConfigError as problems:
+    grid.write_if_changed(f"{RESULTS}/config.yaml", grid.profile_text(config))
+    grid.write_if_changed(f"{RESULTS}/visualise/profile.yaml", grid.profile_text(config, drop=("extras",), sort_keys=True))
+except grid.ConfigError as problems:  # one line per problem, or the folder that cannot be written
     raise ValueError(str(problems)) from None
-grid.write_if_changed(f"{RESULTS}/config.yaml", grid.profile_text(config))
-grid.write_if_changed(f"{RESULTS}/visualise/profile.yaml", grid.profile_text(config, drop=("extras",), sort_keys=True))
 # `snakemake -n` shows the cells (and their closed-form #WU when the check above already loaded torch)
 print(grid.format_summary(config, work_units=bool(_CHANGED)), file=sys.stderr)
 
