@@ -25,7 +25,7 @@ def raw(name: str) -> dict:
     return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["default", "paper", "tiny"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
 def test_profiles_validate_and_expand(name):
     config = grid.load_config(CONFIGS / f"{name}.yaml")
     cells = grid.expand(config)
