@@ -79,13 +79,15 @@ def test_predict_profile_sums_tables_and_names_networks_without_rates():
              for arch in ("resnet", "resnet", "unet")]
     cells.append(SimpleNamespace(table="table5", task="denoise", arch="resnet", strategy="msgd",
                                  config=dict(TINY, early_stop={"patience": 2})))
+    cells.append(SimpleNamespace(table="table7", task="denoise", arch="unet", strategy="sgd", config=TINY))
     prediction = costmodel.predict_profile(cells, rates)
     one_sgd = 6 * true_seconds(((16, 3),))
     assert prediction["tables"]["table4"]["seconds"] == pytest.approx(2 * one_sgd, rel=1e-6)
     assert prediction["total_seconds"] == pytest.approx(2 * one_sgd + 6 * true_seconds(((16, 1), (8, 3))), rel=1e-6)
-    assert prediction["missing_archs"] == ["unet"] and prediction["missing_cells"] == 1
+    assert prediction["missing_archs"] == ["unet"] and prediction["missing_cells"] == 2
     text = costmodel.format_prediction(prediction, jobs=2)
-    assert "table4" in text and "not counted: 1 cells of unet" in text and "2 cells at once" in text
+    assert "table4" in text and "not counted: 2 cells of unet" in text and "2 cells at once" in text
+    assert text.split("table7")[1].split("(")[0].split()[-1] == "n/a"  # no rates for any of its cells
     assert "up to" in text.split("table5")[1].split("\n")[0] and "up to" not in text.split("table4")[1].split("\n")[0]
     assert costmodel.human_seconds(7200) == "2.0 h" and costmodel.human_seconds(3 * 86400) == "3.0 days"
 

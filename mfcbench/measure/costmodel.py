@@ -257,7 +257,8 @@ def format_prediction(prediction: Mapping[str, Any], jobs: int = 1, label: str =
     for table, entry in prediction["tables"].items():
         note = f"  (no rates for {', '.join(sorted(set(entry['missing'])))})" if entry["missing"] else ""
         bound = "up to " if entry.get("early_stop") else ""
-        lines.append(f"  {table:<10} {entry['cells']:>5} cells  {bound + human_seconds(entry['seconds']):>15}{note}")
+        time = "n/a" if len(entry["missing"]) == entry["cells"] else bound + human_seconds(entry["seconds"])
+        lines.append(f"  {table:<10} {entry['cells']:>5} cells  {time:>15}{note}")
     total = prediction["total_seconds"]
     lines.append(f"  {'total':<10} {prediction['cells']:>5} cells  {human_seconds(total):>15} one after another"
                  + (f"; {human_seconds(total / jobs)} with {jobs} cells at once" if jobs > 1 else ""))
