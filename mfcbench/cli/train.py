@@ -48,6 +48,31 @@ def die_with(watch_pid: int | None) -> None:
     threading.Thread(target=watch, name="watch-pid", daemon=True).start()
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (Snakemake cancelling its jobs, a batch system, the --watch-pid watcher) stops training
+    as Ctrl-C does: at once, keeping the last checkpoint, exit 130 (a resume continues from it)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def require_prepared(args: argparse.Namespace) -> None:
+    """--require-prepared (the pipeline): refuse to build an unprepared dataset in memory (it would
+    ignore the profile's prepare_options, e.g. its limits); name the command that prepares it."""
+    from ..data import prepared_dir
+    from ..data.store import is_prepared
+    from ..train.config import resolve
+
+    cfg = resolve(args.config, args.overrides)
+    directory = prepared_dir(cfg["data_root"], args.dataset, cfg["image_size"])
+    if not is_prepared(directory):
+        raise FileNotFoundError(
+            f"{directory} is missing or incomplete: the dataset is not prepared (train would build the whole "
+            f"split in memory, ignoring the profile's prepare_options); run snakemake (it prepares it first) or "
+            f"python -m mfcbench prepare --dataset {args.dataset} --image-size {cfg['image_size']} --root {cfg['data_root']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mfcbench train", description="Train one cell.")
     p.add_argument("--task", required=True)
@@ -64,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a checkpoint from another config: stop (default) or start the cell afresh")
     p.add_argument("--watch-pid", type=positive_int, default=None,
                    help="stop when this process is gone (the pipeline passes Snakemake's PID)")
+    p.add_argument("--require-prepared", action="store_true",
+                   help="refuse a dataset that is not prepared under data_root (never build it in memory)")
     p.add_argument("--record-failure", action="store_true",
                    help="on an error, write metrics.json with status 'failed' and the error, and exit 0 "
                         "(the pipeline: the report then names the failed cell)")
@@ -87,9 +114,12 @@ def record_failure(args: argparse.Namespace, exc: BaseException) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop_on_sigterm()
     die_with(args.watch_pid)
     env_stop = os.environ.get("MFCBENCH_STOP_AFTER")
     try:
+        if args.require_prepared:
+            require_prepared(args)
         run_cell(args.config, task=args.task, dataset=args.dataset, arch=args.arch, strategy=args.strategy,
                  seed=args.seed, out_dir=args.out, device=args.device, overrides=args.overrides,
                  force=args.force, on_stale=args.on_stale, stop_after=int(env_stop) if env_stop else None)

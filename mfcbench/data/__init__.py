@@ -17,7 +17,7 @@ import torch
 
 from .base import DATASETS, SPLITS, Dataset, check_image_size, check_split
 from .fetch import ArchiveError, ManualDownloadRequired
-from .store import CorruptPreparedDataError, DatasetNotPreparedError, prepared_dir
+from .store import CorruptPreparedDataError, DatasetNotPreparedError, prepared_dir, verify_split
 
 __all__ = [
     "DATASETS", "SPLITS", "Dataset", "OpenedDataset", "open_dataset", "load_split", "dataset_checksum", "prepare",
@@ -99,6 +99,8 @@ def build_splits(name: str, image_size: int, root: str | os.PathLike = "data", *
 def _check_tensor(x: torch.Tensor, ds: Dataset, split: str) -> None:
     if x.dtype != torch.float32 or x.ndim != 4 or x.shape[1] != ds.channels or x.shape[0] == 0:
         raise ValueError(f"dataset {ds.name!r} built a bad {split} split: {x.dtype} {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"dataset {ds.name!r} built a {split} split with NaN or infinite pixels; check its raw files")
 
 
 def load_split(name: str, split: str, image_size: int, root: str | os.PathLike = "data", *,
@@ -146,6 +148,7 @@ def open_dataset(name: str, image_size: int, root: str | os.PathLike = "data", *
             raise CorruptPreparedDataError(f"{directory}: tensors hash to {checksum[:12]}..., checksum.txt says "
                                            f"{recorded[:12]}...; delete {directory} and prepare again")
         for split, x in splits.items():
+            verify_split(directory, split, x)  # first: its errors name the file
             _check_tensor(x, ds, split)
     elif not ds.embedded:
         raise _not_prepared(ds, image_size, root)

@@ -117,12 +117,35 @@ def _safe_members_tar(tf: tarfile.TarFile, archive: Path) -> list[tarfile.TarInf
     return members
 
 
-def safe_extract(archive: Path, target: Path) -> list[Path]:
+MAX_EXTRACT_ENV = "MFCBENCH_MAX_EXTRACT_GB"
+MAX_EXTRACT_GB = 20.0  # the largest raw dataset here (STL-10's binaries) expands to 2.6 GB
+
+
+def max_extract_bytes() -> int:
+    return int(float(os.environ.get(MAX_EXTRACT_ENV) or MAX_EXTRACT_GB) * 2**30)
+
+
+def _check_expanded_size(archive: Path, target: Path, expanded: int, limit: int | None) -> None:
+    """Refuse an archive whose members expand past `limit` bytes (a zip bomb fills the disk) or past
+    the free space beside `target`, before anything is written."""
+    limit = max_extract_bytes() if limit is None else limit
+    if expanded > limit:
+        raise ArchiveError(f"refusing to extract {archive}: it expands to {expanded / 2**20:.1f} MiB, over the "
+                           f"{limit / 2**20:.1f} MiB limit (a damaged or hostile archive?); raise {MAX_EXTRACT_ENV} "
+                           f"if it is genuine")
+    free = shutil.disk_usage(target.parent).free
+    if expanded > free:
+        raise ArchiveError(f"refusing to extract {archive}: it expands to {expanded / 2**20:.1f} MiB and "
+                           f"{target.parent} has {free / 2**20:.1f} MiB free; free some space there and rerun")
+
+
+def safe_extract(archive: Path, target: Path, max_bytes: int | None = None) -> list[Path]:
     """Extract a zip or tar(.gz/.bz2/.xz) archive into `target`, all or nothing.
 
-    Every member is checked before extraction; extraction goes to a temporary folder that is moved
-    into `target` only when the whole archive has been read without error. Returns the top-level
-    paths created.
+    Every member is checked before extraction (names, types, and the expanded size against `max_bytes`,
+    default MFCBENCH_MAX_EXTRACT_GB or 20 GiB, and the free space); extraction goes to a temporary folder
+    that is moved into `target` only when the whole archive has been read without error. Returns the
+    top-level paths created.
     """
     archive, target = Path(archive), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +154,7 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 members = _safe_members_zip(zf, archive)
+                _check_expanded_size(archive, target, sum(m.file_size for m in members), max_bytes)
                 bad = zf.testzip()
                 if bad is not None:
                     raise ArchiveError(f"bad archive {archive}: CRC error in member {bad!r}")
@@ -138,6 +162,7 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive, "r:*") as tf:
                 members = _safe_members_tar(tf, archive)
+                _check_expanded_size(archive, target, sum(m.size for m in members), max_bytes)
                 extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
                 tf.extractall(tmp, members=members, **extra)
         else:

@@ -113,12 +113,30 @@ def read_checksum(directory: Path) -> str:
 def read_split(directory: Path, split: str) -> torch.Tensor:
     """Load one prepared split and check it against the sha256 recorded in meta.json."""
     tensor = atomic.torch_load(directory / f"{split}.pt", "prepared data", f"delete {directory} and prepare it again")
+    verify_split(directory, split, tensor)
+    return tensor
+
+
+def verify_split(directory: Path, split: str, tensor: torch.Tensor) -> None:
+    """A loaded split against meta.json's sha256 (an edited meta.json or split is refused the same way
+    by load_split and by training) and for finite pixels."""
     expected = read_meta(directory).get("splits", {}).get(split, {}).get("sha256")
     if expected is not None and tensor_sha256(tensor) != expected:
         raise CorruptPreparedDataError(
-            f"{directory / f'{split}.pt'} does not match its recorded sha256; delete {directory} and prepare again"
+            f"{directory / f'{split}.pt'} does not match the sha256 recorded in {directory / META_FILE}; "
+            f"delete {directory} and prepare again"
         )
-    return tensor
+    check_finite(tensor, directory / f"{split}.pt")
+
+
+def check_finite(tensor: torch.Tensor, path: Path) -> None:
+    """NaN or infinite pixels in prepared data are refused at load, naming the file (not trained on, where
+    they would show as a diverged training)."""
+    if tensor.is_floating_point():
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise CorruptPreparedDataError(f"{path}: {bad} NaN or infinite pixel value(s); fix the raw data, "
+                                           f"delete {path.parent} and prepare again")
 
 
 def verify_checksum(directory: Path) -> str:

@@ -45,7 +45,8 @@ rule train:
     shell:
         "{PY} train --task {wildcards.task:q} --dataset {wildcards.dataset:q} --arch {wildcards.arch:q} "
         "--strategy {params.strategy:q} --seed {wildcards.seed:q} --config {input.config:q} "
-        "--out {params.out:q} --device {params.device:q} --on-stale restart --watch-pid {SNAKEMAKE_PID} --record-failure "
+        "--out {params.out:q} --device {params.device:q} --on-stale restart --watch-pid {SNAKEMAKE_PID} --require-prepared "
+        "--record-failure "
         "> {log:q} 2>&1"
 
 
@@ -83,3 +84,22 @@ rule gather:
         "{PY} gather --profile {PROFILE:q} --table {wildcards.table:q} --out {output.table:q} "
         "--curves-out {output.curves:q} --data-checksum {input.data:q} {params.cells:q} > {log:q} 2>&1"
 
+
+
+onstart:
+    # SIGTERM to Snakemake (a batch system's or systemd's stop, `kill PID`) ends the run within seconds:
+    # Snakemake alone stops scheduling and waits for every running job to finish; this also ends the
+    # running job shells (a `train` then gets SIGTERM from its parent's death and stops as on Ctrl-C,
+    # checkpointed). Set here: the scheduler sets its handler after the Snakefile is read, before onstart.
+    import signal
+    from snakemake.shell import shell as _job_shells
+
+    _graceful = signal.getsignal(signal.SIGTERM)
+
+    def _stop_jobs(signum, frame):
+        if callable(_graceful):
+            _graceful(signum, frame)
+        for proc in list(getattr(_job_shells, "_processes", {}).values()):
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, _stop_jobs)
