@@ -71,3 +71,26 @@ def test_profile_paths_reach_shells_quoted_and_run_nothing(tmp_path):
                    env=env, check=True, timeout=120)
     assert not (repo / "PWNED").exists() and not list(repo.rglob("PWNED"))
     assert (repo / "data;touch PWNED;x/prepared/skimage/16/checksum.txt").is_file()
+
+
+def test_output_folders_that_cannot_hold_files_are_named(tmp_path):
+    (tmp_path / "logs").write_text("a file where the logs folder goes\n")
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    try:
+        problems = check_profile({"logs_dir": str(tmp_path / "logs"), "results_dir": str(readonly / "results")})
+    finally:
+        readonly.chmod(0o755)
+    assert f"logs_dir: {tmp_path / 'logs'} is a file, not a folder; move it away or choose another logs_dir" in problems
+    if os.geteuid() != 0:  # root writes anywhere
+        assert f"results_dir: {readonly} is not writable; make it writable (chmod u+w) or choose another results_dir" in problems
+
+
+def test_file_problems_name_a_duplicated_key(tmp_path):
+    from mfcbench.pipeline.profile_checks import file_problems
+
+    path = tmp_path / "p.yaml"
+    path.write_text("profile: p\nprofile: q\n")
+    assert file_problems([path, tmp_path / "absent.yaml"]) == [
+        f"{path}:2: key 'profile' is given twice (first on line 1); YAML would keep only the last: merge them into one"]

@@ -11,6 +11,7 @@ naming the file or key and the fix.
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -91,6 +92,35 @@ def path_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def location_problems(config: Mapping[str, Any]) -> list[str]:
+    """Output folders that exist but cannot hold the run's files: a file in their place, or read-only."""
+    problems = []
+    for key in ("results_dir", "logs_dir", "reports_dir"):
+        value = config.get(key)
+        if not isinstance(value, str) or not value.strip() or _BAD_PATH.search(value):
+            continue
+        path = Path(value)
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            problems.append(f"{key}: {existing} is a file, not a folder; move it away or choose another {key}")
+        elif existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"{key}: {existing} is not writable; make it writable (chmod u+w) or choose another {key}")
+    return problems
+
+
+def file_problems(paths) -> list[str]:
+    """Syntax errors and duplicated keys in the profile files themselves (YAML loaders keep the last key)."""
+    problems = []
+    for path in paths or ():
+        try:
+            load_profile(path)
+        except ProfileError as error:
+            problems.append(str(error))
+        except OSError:
+            pass  # Snakemake names a missing config file itself
+    return problems
+
+
 def option_problems(config: Mapping[str, Any]) -> list[str]:
     """prepare_options reach `dvc repro`'s shell unquoted (dvc.yaml renders the mapping as flags)."""
     problems = []
@@ -117,4 +147,4 @@ def number_problems(config: Mapping[str, Any]) -> list[str]:
 
 def check_profile(config: Mapping[str, Any]) -> list[str]:
     """Every problem of the profile text as one line each ([] when none)."""
-    return path_problems(config) + option_problems(config) + number_problems(config)
+    return path_problems(config) + location_problems(config) + option_problems(config) + number_problems(config)
