@@ -6,6 +6,8 @@
   --write-schema       regenerate workflow/schemas/config.schema.yaml (after changing an option, a strategy,
                        a task or the output catalogue); --check-schema exits 1 when the shipped file is stale
   --manifest OUT       write the run manifest (commit, versions, scale) of the profile, as the workflow does
+  --predict [--rates F] also the predicted training time of every table on this machine (and on a GPU), from
+                       measured step times: results/<profile>/scaling.csv, reports/gpu/scaling_cuda.csv
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--write-schema", action="store_true", help=f"regenerate {grid.SCHEMA_PATH.name} and exit")
     parser.add_argument("--check-schema", action="store_true", help=f"exit 1 when {grid.SCHEMA_PATH.name} is stale")
     parser.add_argument("--manifest", metavar="OUT", help="write the profile's run manifest (JSON) and exit")
+    parser.add_argument("--predict", action="store_true",
+                        help="also print the predicted training time from measured step times (the cost model)")
+    parser.add_argument("--rates", action="append", metavar="CSV",
+                        help="with --predict: rates files (rows of `measure scaling` or gpu-check's scaling_<device>.csv; "
+                             "default results/<profile>/scaling.csv and reports/gpu/scaling_cuda.csv)")
     return parser
 
 
@@ -47,6 +54,15 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(config: dict, rates: list[str] | None) -> None:
+    from .measure import default_rate_files, prediction_text
+
+    try:
+        print(prediction_text(config, [Path(p) for p in rates] if rates else default_rate_files(config)))
+    except FileNotFoundError as exc:
+        print(f"mfcbench grid --predict: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.schema or args.write_schema or args.check_schema:
@@ -62,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mfcbench grid: {args.config}: {exc}", file=sys.stderr)
         return 2
     print(summary)
+    if args.predict:
+        _predict(config, args.rates)
     for problem in problems:
         print(f"mfcbench grid: {Path(args.config).name}: {problem}", file=sys.stderr)
     if args.cells:

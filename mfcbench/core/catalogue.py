@@ -39,7 +39,7 @@ class Output:
 
     @property
     def is_figure(self) -> bool:
-        return self.id.startswith("fig")
+        return self.id.startswith("fig") or self.report == "report figure"
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -98,6 +98,9 @@ OUTPUTS: tuple[Output, ...] = (
             default=False, requires="sam/checkpoint"),
     _figure("fig7", "measure fig7", "forward time: convolution vs MFC", kind="measurement", report="report figure",
             result="fig7.csv", inputs=("fig7.csv",)),
+    _figure("scaling", "measure scaling", "resolution scaling: measured SGD/x time ratio beside the #WU ratio "
+            "(not in the paper)", kind="measurement", report="report figure", result="scaling.csv",
+            inputs=("scaling.csv",)),
     _figure("fig8", "experiment ddpm", "DDPM single scale vs Full-Multiscale", kind="experiment", report="self",
             result="fig8.csv"),
     _figure("fig9", "visualise fig9", "denoising predictions (Table 4's cells)", table="table4"),

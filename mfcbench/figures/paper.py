@@ -290,6 +290,12 @@ def fig7(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     return fig, data
 
 
+from .scaling import REQUIRED as SCALING_COLUMNS, scaling_figure  # noqa: E402
+
+REQUIRED["scaling"] = SCALING_COLUMNS
+FIGURES.register("scaling")(scaling_figure)  # the resolution-scaling figure (issue 18; not in the paper)
+
+
 def render(name: str, inputs: list[str | Path], out: str | Path) -> Path:
     """Read inputs, draw figure `name` to `out` (PNG) and its data to `out` with .csv."""
     plot = FIGURES.get(name)

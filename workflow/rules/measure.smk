@@ -60,6 +60,28 @@ rule measure_table15:
         "{PY} measure table15 --out {output:q} {params.quick} > {log:q} 2>&1"
 
 
+rule measure_scaling:
+    """Resolution scaling (not in the paper): the trained step of SGD, Multiscale-SGD and each
+    Full-Multiscale level of the Table 4 and 5 networks per size, with the profile's batches."""
+    input:
+        profile=f"{RESULTS}/config.yaml",  # the profile as run (written at parse time when it changes)
+    output:
+        f"{RESULTS}/scaling.csv",
+    log:
+        f"{LOGS}/measure/scaling.log",
+    message:
+        "timing: resolution scaling of the SGD, Multiscale-SGD and Full-Multiscale steps"
+    threads: workflow.cores  # timings run alone on the machine
+    resources:
+        gpu=1 if lookup(dpath="gpu", within=config) else 0,
+    params:
+        quick=quick_flag(),
+        device=lookup(dpath="device", within=config),
+    shell:
+        "{PY} measure scaling --config {input.profile:q} --device {params.device:q} --out {output:q} {params.quick} "
+        "> {log:q} 2>&1"
+
+
 rule workunits:
     """App. C's closed forms (#WU per N0*I, 4 levels, growth 2) for the claims."""
     output:
