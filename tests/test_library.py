@@ -57,6 +57,12 @@ def test_public_defaults_are_the_documented_ones():
     assert default(mfc.mesh_free_filter, "boundary") == mfc.DEFAULTS["boundary"]
     assert default(mfc.multiscale_loss, "restriction") == mfc.DEFAULTS["restriction"]
     assert default(mfc.multiscale_loss, "levels") == default(mfc.fmsgd_schedule, "levels") == mfc.DEFAULTS["levels"]
+    assert default(mfc.fit, "levels") == mfc.DEFAULTS["levels"]
+    for key in ("batch_size", "iterations"):
+        assert default(mfc.fit, key) == default(mfc.fmsgd_schedule, key) == mfc.DEFAULTS[key]
+    from mfcbench.train.config import OPTIONS
+
+    assert OPTIONS["batch_size"].default == mfc.DEFAULTS["batch_size"]  # the harness's N0 too
 
 
 def test_paper_models_keep_their_own_documented_mixing():

@@ -146,7 +146,7 @@ def multiscale_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch
     return total, float(counter.total - before)
 
 
-def fmsgd_schedule(levels: int = 4, iterations: int | Sequence[int] = 1000, batch_size: int = 1,
+def fmsgd_schedule(levels: int = 4, iterations: int | Sequence[int] = 1000, batch_size: int = 4,
                    growth: float = 2, phase_growth: float = 2) -> Iterator[tuple[int, int, list[int]]]:
     """Full-Multiscale-SGD (Algorithm 2) for any loop: yields (level, iterations, batch_sizes) per phase,
     coarsest first, each phase running `multiscale_loss(..., first_level=level, batch_sizes=batch_sizes)`.
