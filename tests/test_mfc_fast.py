@@ -131,3 +131,17 @@ def test_cache_budget_too_small_uses_uncached_path_and_param_change_invalidates(
         after = layer(x)
     torch.testing.assert_close(after, layer(x))
     assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("boundary", ["zero", "reflect"])
+def test_packed_path_under_padded_boundaries(boundary):
+    torch.manual_seed(0)
+    layer = MeshFreeConv2d(3, 5, boundary=boundary, init_resolution=16).double()
+    x = torch.randn(2, 3, 16, 12, dtype=torch.float64, requires_grad=True)
+    results = {}
+    for path in ("rfft", "packed"):
+        layer.fft_path = path
+        results[path] = _outputs_and_grads(layer, x)
+    assert results["rfft"][0].shape == (2, 5, 16, 12)
+    for a, b in zip(results["packed"], results["rfft"]):
+        assert _rel(a, b) < 1e-10
