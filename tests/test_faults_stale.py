@@ -90,3 +90,24 @@ def test_a_data_change_retrains_and_a_deleted_cell_is_retrained(tmp_path):
     plan = _snakemake(repo, "-n", target)
     assert re.search(r"^train\s+1$", plan, re.M) and re.search(r"^gather\s+1$", plan, re.M), plan[-2000:]
     assert f"1 cell(s) of {target} are missing" in plan
+
+
+@pytest.mark.slow
+def test_a_failed_cell_is_retried_on_the_next_run(tmp_path):
+    """A cell whose metrics.json records a failure is planned again (its `retry` params value was computed
+    from `output`, which Snakemake never compares: the failure stayed in the reports for good)."""
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake is not installed")
+    repo = make_repo(tmp_path / "repo")
+    profile = yaml.safe_load((repo / CONFIG).read_text())
+    profile["tables"]["table4"]["strategies"] = ["sgd"]
+    (repo / CONFIG).write_text(yaml.safe_dump(profile))
+    subprocess.run([sys.executable, "-m", "mfcbench", "prepare", "--dataset", "skimage", "--image-size", "16",
+                    "--root", "data", "--limit-train", "32", "--limit-val", "8"], cwd=repo, env=_env(), check=True,
+                   capture_output=True, timeout=120)
+    cell = repo / "results/minimal" / CELL
+    cell.mkdir(parents=True)
+    (cell / "metrics.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: out of memory",
+                                                   "manifest": {"finished_at": "2026-12-04T10:00:00"}}))
+    plan = _snakemake(repo, "-n", "results/minimal/table4.csv")
+    assert re.search(r"^train\s+1$", plan, re.M), plan[-2000:]

@@ -21,10 +21,25 @@ def data_input(wildcards):
     return [checksum if trained_on_other_data(cell, checksum) else ancient(checksum)]
 
 
+def retry_marker(wildcards):
+    """A failed cell records its error in metrics.json (so reports name it) and is retried on the next
+    run: the failure's time is written to logs/<profile>/<cell>/retry, a newer input of the train job
+    (a params value would not do: one computed from `output` is never compared, and one that changes
+    back after the retry would retrain the cell once more). Rewritten only for a new failure."""
+    rel = cell_of(wildcards).relpath()
+    stamp, marker = failure_stamp(f"{RESULTS}/{rel}"), Path(f"{LOGS}/{rel}/retry")
+    if stamp and (not marker.is_file() or marker.read_text() != stamp):
+        from mfcbench.core.atomic import write_text
+
+        write_text(marker, stamp)
+    return [str(marker)] if marker.is_file() else []
+
+
 rule train:
     input:
         config=f"{RESULTS}/{CELL}/cell.yaml",  # written at parse time (common.smk), only when it changes
         data=data_input,
+        retry=lambda wc: retry_marker(wc),
     output:
         metrics=f"{RESULTS}/{CELL}/metrics.json",
     log:
@@ -35,10 +50,6 @@ rule train:
     resources:
         gpu=1 if lookup(dpath="gpu", within=config) else 0,
     params:
-        # A failed cell records its error in metrics.json (so reports name it) and is retried on the
-        # next run: this value changes when a new failure is recorded, and Snakemake reruns a job whose
-        # params changed.
-        retry=lambda wc, output: failure_stamp(os.path.dirname(output.metrics)),
         strategy=lambda wc: cell_of(wc).strategy,
         out=lambda wc, output: os.path.dirname(output.metrics),
         device=lookup(dpath="device", within=config),
