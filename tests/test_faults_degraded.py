@@ -118,3 +118,21 @@ def test_sigterm_stops_a_training_job_at_once_keeping_its_checkpoint(tmp_path):
         job.kill()
     assert job.returncode == 130 and "mfcbench train: interrupted" in job.stderr.read()
     assert not (tmp_path / "cell" / "metrics.json").exists() and (tmp_path / "cell" / "checkpoint.pt").stat().st_size > 0
+
+
+def test_a_failure_that_cannot_be_recorded_is_one_line_naming_the_folder(tmp_path, capsys, monkeypatch):
+    from mfcbench.cli import train as train_cli
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(train_cli, "record_failure", read_only)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"image_size": 16, "data_root": str(tmp_path / "nowhere")}))
+    out = tmp_path / "cell"
+    rc = train_cli.main(["--task", "denoise", "--dataset", "stl10", "--arch", "resnet", "--strategy", "sgd",
+                         "--config", str(config), "--out", str(out), "--device", "cpu", "--record-failure"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err[-1] == (f"mfcbench train: could not record the failure in {out}/metrics.json "
+                                   f"(Permission denied); make {out} writable or free space there, and rerun")
+    assert "Traceback" not in "\n".join(err)

@@ -135,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(f"mfcbench train: error: {type(exc).__name__}: {reason}", file=sys.stderr)
         if args.record_failure:
-            record_failure(args, exc)
+            try:
+                record_failure(args, exc)
+            except OSError as error:  # read-only or full folder: one line, not a chained traceback
+                print(f"mfcbench train: could not record the failure in {args.out}/metrics.json "
+                      f"({error.strerror or error}); make {args.out} writable or free space there, and rerun",
+                      file=sys.stderr)
+                return 1
             print(f"mfcbench train: recorded the failure in {args.out}/metrics.json", file=sys.stderr)
             return 0
         return 2 if isinstance(exc, ValueError) else 1
