@@ -94,3 +94,21 @@ def test_file_problems_name_a_duplicated_key(tmp_path):
     path.write_text("profile: p\nprofile: q\n")
     assert file_problems([path, tmp_path / "absent.yaml"]) == [
         f"{path}:2: key 'profile' is given twice (first on line 1); YAML would keep only the last: merge them into one"]
+
+
+@pytest.mark.slow
+def test_snakemake_refuses_a_duplicated_key_and_nan_before_any_job(tmp_path):
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake is not installed")
+    repo = make_repo(tmp_path / "repo")
+    text = (repo / CONFIG).read_text().replace("lr: 1.0e-3", "lr: .nan")
+    (repo / "bad.yaml").write_text(text + "profile: again\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MFCBENCH_CELLS", "MFCBENCH_SUMMARY"))}
+    env.update(OMP_NUM_THREADS="1", MFCBENCH_OFFLINE="1", PYTHONPATH=".")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "bad.yaml"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines, out = len(text.splitlines()) + 1, proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "2 problem(s) in the profile, no job started" in out, out[-2000:]
+    assert f"bad.yaml:{lines}: key 'profile' is given twice (first on line 1)" in out
+    assert "defaults.lr: nan is not a finite number" in out
+    assert not (repo / "results").exists()

@@ -19,6 +19,11 @@ try:
 except grid.ConfigError as concise:  # "key: what is allowed", before any job runs
     raise ValueError(str(concise)) from None
 grid.apply_defaults(config)
+from mfcbench.pipeline import profile_checks  # the profile's text: duplicated keys, paths, NaN, batch sizes
+
+_TEXT_PROBLEMS = profile_checks.file_problems(workflow.configfiles) + profile_checks.check_profile(config)
+if _TEXT_PROBLEMS:
+    raise ValueError(f"{len(_TEXT_PROBLEMS)} problem(s) in the profile, no job started:\n  " + "\n  ".join(_TEXT_PROBLEMS))
 SNAKEMAKE_PID = os.getpid()  # training jobs stop when this process is gone (train --watch-pid)
 
 PROFILE = config["profile"]
