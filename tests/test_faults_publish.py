@@ -39,7 +39,9 @@ def test_publish_copies_verifies_and_check_names_a_hand_edited_file(tmp_path, ca
     assert main(["publish", "--profile", "p", "--check", *root]) == 1
     err = capsys.readouterr().err
     assert f"{snapshot / 'claims.csv'} (differs from {reports / 'claims.csv'})" in err and "REPORT.md" not in err
-    assert main(["publish", "--profile", "p", *root]) == 0  # publishing again restores what the run built
+    (snapshot / "fig9.png").write_bytes(b"a figure this profile no longer builds")
+    assert main(["publish", "--profile", "p", *root, "claims.csv", "REPORT.md"]) == 0  # restores what the run built
+    assert sorted(p.name for p in snapshot.iterdir()) == ["REPORT.md", "claims.csv"]
     assert main(["publish", "--profile", "p", "--check", *root]) == 0
 
     (reports / "REPORT.md").unlink()

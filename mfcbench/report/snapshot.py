@@ -26,13 +26,15 @@ def published_dir(profile: str, root: str | os.PathLike = "reports/published") -
 
 
 def publish(reports_dir: str | os.PathLike, snapshot_dir: str | os.PathLike, names: Iterable[str]) -> list[Path]:
-    """Copy `reports_dir/<name>` to `snapshot_dir/<name>` for every name (each atomically), then verify
-    the copies byte for byte; returns the snapshot files written."""
+    """Copy `reports_dir/<name>` to `snapshot_dir/<name>` for every name (each atomically), remove snapshot
+    files not among them, then verify the copies byte for byte; returns the snapshot files written."""
     reports_dir, snapshot_dir, names = Path(reports_dir), Path(snapshot_dir), sorted(set(names))
     missing = [str(reports_dir / n) for n in names if not (reports_dir / n).is_file()]
     if missing:
         raise SnapshotError(f"nothing published: {', '.join(missing)} missing; build them first "
                             f"(snakemake --cores all), then publish")
+    for stale in sorted(p for p in snapshot_dir.glob("*") if p.is_file() and p.name not in names):
+        stale.unlink()  # a report this run no longer builds: the snapshot holds exactly what the run built
     written = []
     for name in names:
         with atomic_path(snapshot_dir / name, (reports_dir / name).stat().st_size) as tmp:
