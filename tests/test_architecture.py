@@ -26,7 +26,7 @@ GRAPH: dict[str, set[str]] = {
     "train": {"core", "layers", "models", "tasks", "data", "strategies"},
     "measure": {"core", "layers", "models", "tasks", "data", "strategies", "train"},
     "experiments": {"core", "layers", "models", "tasks", "data", "strategies", "train", "measure"},
-    "pipeline": {"core", "layers", "models", "tasks", "data", "strategies", "train"},
+    "pipeline": {"core", "layers", "models", "tasks", "data", "strategies", "train", "experiments"},
     "report": {"core"},  # reads result files only: never training code, never torch
     "figures": {"core", "layers", "models", "tasks", "data", "strategies", "train", "report"},
     "cli": {"core", "layers", "models", "tasks", "data", "strategies", "train", "measure", "experiments",
@@ -130,6 +130,7 @@ def test_no_function_over_80_lines():
     assert not long, "\n".join(long)
 
 
+@pytest.mark.slow
 def test_help_lists_every_command():
     from mfcbench.cli import COMMANDS
 

@@ -53,6 +53,7 @@ def cell_dir(root: Path) -> Path:
 
 
 # --- 1. a leftover job must not overwrite a newer result -------------------------------------------
+@pytest.mark.slow
 def test_training_job_stops_when_the_scheduler_is_killed(tmp_path):
     """`train --watch-pid` (what the pipeline passes): kill -9 the 'scheduler' and the job ends, writing nothing."""
     config = tmp_path / "cell.yaml"
@@ -77,6 +78,7 @@ def test_training_job_stops_when_the_scheduler_is_killed(tmp_path):
     assert not (tmp_path / "cell" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_a_second_runner_on_the_same_cell_fails_naming_the_holder(tmp_path, images):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from mfcbench.train.checkpoint import lock_cell\n"
@@ -136,6 +138,7 @@ def test_config_mistakes_are_found_at_parse_time(mutate, expected):
     assert problems and __import__("re").search(expected, problems), problems
 
 
+@pytest.mark.slow
 def test_snakemake_stops_before_any_job_on_a_config_mistake(tmp_path):
     if shutil.which("snakemake") is None:
         pytest.skip("snakemake is not installed")
@@ -260,6 +263,7 @@ def test_cli_numbers_are_range_checked(argv, expected, capsys):
     assert rc == 2 and expected in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_kill_9_of_snakemake_leaves_no_job_behind_and_a_rerun_recovers(tmp_path):
     """The reported fault, end to end: kill -9 Snakemake mid-training, --unlock, change the profile,
     rerun: the orphaned job is gone (it would otherwise overwrite the new result later)."""

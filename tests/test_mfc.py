@@ -65,6 +65,7 @@ def test_same_parameters_give_the_same_operator_on_every_mesh():
     assert errors[2] < 1e-6
 
 
+@pytest.mark.slow
 def test_gradcheck_all_seven_parameters_and_input():
     x = torch.randn(1, 2, 8, 6, dtype=torch.float64, requires_grad=True)
     tau = torch.tensor([3e-3, 1e-2], dtype=torch.float64, requires_grad=True)
@@ -165,6 +166,7 @@ def test_symbol_shape_broadcasts_over_parameter_batch():
     assert s.shape == (2, 3, 8, 5) and s.is_complex()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_elements", [1 << 23, 7])  # one chunk; one frequency per chunk
 def test_full_mixing_custom_backward_passes_gradcheck(monkeypatch, chunk_elements):
     """The pairwise contraction has a hand-written, frequency-chunked backward: check it against

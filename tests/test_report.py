@@ -229,6 +229,7 @@ def test_captions_exist_and_are_one_line():
         assert text and "\n" not in text
 
 
+@pytest.mark.slow
 def test_report_never_imports_training_code():
     code = ("import sys, mfcbench.cli.report, mfcbench.report.markdown, mfcbench.figures.paper;"
             "bad=[m for m in sys.modules if m.startswith(('mfcbench.models','mfcbench.strategies','mfcbench.train.runner','mfcbench.tasks','torch'))];"

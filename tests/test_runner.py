@@ -282,6 +282,7 @@ def test_validation_images_spread_over_the_split():
     assert len(runner.validation_subset(val, {"val_size": 500})) == 100
 
 
+@pytest.mark.slow
 def test_git_state_ignores_the_published_snapshot(tmp_path):
     from mfcbench.train.manifest import git_state
 

@@ -318,9 +318,10 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
     table naming the key and what is allowed (the runner's validation, the registries, the model
     builder's accepted options, the schedule's mesh sizes). Empty when every cell can start."""
     from ..data import dataset_names
+    from ..experiments.ddpm import check_options as ddpm_problems
     from ..models import model_names
 
-    problems: list[str] = []
+    problems: list[str] = list(ddpm_problems((config.get("ddpm") or {}).get("options") or {}))
     for name in [d for d in config.get("datasets", {}) if d not in dataset_names()]:
         problems.append(f"datasets: {name!r} is not a registered dataset; valid choices: {', '.join(dataset_names())}")
     for table, spec in config.get("tables", {}).items():
