@@ -400,3 +400,12 @@ def test_schedule_summary_names_each_tables_schedule():
     assert "table4: sgd/msgd [320, 320, 320, 320], fmsgd [320, 160, 80, 40]" in summary
     assert "table3: sgd/msgd up to [500, 500, 500, 500]" in summary  # early stop: a cap, said so
     assert summary.count("table") == len(config["tables"])
+
+
+def test_a_typo_in_ddpm_options_is_a_profile_problem():
+    """check_cells (run before any job) names a misspelt DDPM option; the shipped default has none."""
+    config = grid.load_config(CONFIGS / "default.yaml")
+    assert not [p for p in grid.check_cells(config) if "ddpm" in p]
+    config.setdefault("ddpm", {}).setdefault("options", {})["itrations"] = 3
+    problems = [p for p in grid.check_cells(config) if "ddpm" in p]
+    assert problems and "'itrations'" in problems[0] and "valid options" in problems[0]
