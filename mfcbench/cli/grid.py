@@ -5,7 +5,11 @@
   --schema             print the whole generated profile schema
   --write-schema       regenerate workflow/schemas/config.schema.yaml (after changing an option, a strategy,
                        a task or the output catalogue); --check-schema exits 1 when the shipped file is stale
-  --manifest OUT       write the run manifest (commit, versions, scale) of the profile, as the workflow does
+  --manifest OUT       write the run manifest (commit, versions, scale, the training-code digest) of the profile,
+                       as the workflow does
+  --stale-code         list the metrics.json of every finished cell trained by other training code than this
+                       checkout's (manifest.training_code); retrain them with
+                       `snakemake --cores all --forcerun $(python -m mfcbench grid --config P --stale-code)`
   --predict [--rates F] also the predicted training time of every table on this machine (and on a GPU), from
                        measured step times: results/<profile>/scaling.csv, reports/gpu/scaling_cuda.csv
 """
@@ -20,6 +24,8 @@ import yaml
 
 from ..core.atomic import write_json, write_text
 from ..pipeline import grid
+from ..pipeline.gather import stale_code_cells
+from ..train.manifest import training_code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--write-schema", action="store_true", help=f"regenerate {grid.SCHEMA_PATH.name} and exit")
     parser.add_argument("--check-schema", action="store_true", help=f"exit 1 when {grid.SCHEMA_PATH.name} is stale")
     parser.add_argument("--manifest", metavar="OUT", help="write the profile's run manifest (JSON) and exit")
+    parser.add_argument("--stale-code", action="store_true",
+                        help="list the metrics.json of cells trained by other training code (for --forcerun) and exit")
     parser.add_argument("--predict", action="store_true",
                         help="also print the predicted training time from measured step times (the cost model)")
     parser.add_argument("--rates", action="append", metavar="CSV",
@@ -63,6 +71,13 @@ def _predict(config: dict, rates: list[str] | None) -> None:
         print(f"mfcbench grid --predict: {exc}", file=sys.stderr)
 
 
+def stale_code_metrics(config: dict) -> list[str]:
+    """metrics.json of the profile's finished cells whose training code differs from this checkout's."""
+    results = Path(config["results_dir"]) / config["profile"]
+    dirs = [results / cell.relpath() for cell in grid.iter_cells(config)]
+    return [f"{d}/metrics.json" for d, _, _ in stale_code_cells(dirs, training_code())]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.schema or args.write_schema or args.check_schema:
@@ -70,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = grid.load_config(args.config)
         if args.manifest:
-            write_json(args.manifest, grid.run_manifest(config))
+            write_json(args.manifest, {**grid.run_manifest(config), "training_code": training_code()})
+            return 0
+        if args.stale_code:
+            for path in stale_code_metrics(config):
+                print(path)
             return 0
         problems = grid.check_cells(config) if args.check else []
         summary = grid.format_summary(config)

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from .grid import parse_cell_dir
 
-MANIFEST_KEYS = ("device", "git_commit", "git_dirty", "config_hash", "dataset_checksum", "hostname", "threads",
+MANIFEST_KEYS = ("device", "git_commit", "git_dirty", "training_code", "config_hash", "dataset_checksum", "hostname", "threads",
                  "started_at", "finished_at")
 SCALAR_KEYS = ("status", "headline_metric", "wu_closed_form", "wu_executed", "iterations", "seconds", "train_seconds",
                "eval_seconds", "plateau", "plateau_threshold", "converged", "params", "peak_memory_mb")
@@ -129,6 +129,27 @@ def check_data(cell_dirs: list, checksum_file: str | Path) -> None:
         current = current_checksum(checksum_file)
         raise GatherError(f"{len(stale)} cell(s) were trained on other data than {checksum_file} ({current[:12]}) "
                           f"holds: {', '.join(stale)}; rerun snakemake (it retrains them) or delete their metrics.json")
+
+
+def trained_code(cell_dir: str | Path) -> tuple[str | None, str | None] | None:
+    """(training_code digest, git_commit) a finished cell recorded; None without a finished result."""
+    try:
+        result = json.loads((Path(cell_dir) / "metrics.json").read_text())
+        manifest = result.get("manifest") or {}
+        return None if result.get("status") == "failed" else (manifest.get("training_code"), manifest.get("git_commit"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def stale_code_cells(cell_dirs: Iterable[str | Path], current: str) -> list[tuple[Path, str | None, str | None]]:
+    """(cell_dir, digest, commit) of every finished cell trained by other training code than `current`
+    (a cell that recorded no digest, trained before digests were recorded, counts as other code)."""
+    out = []
+    for cell_dir in cell_dirs:
+        recorded = trained_code(cell_dir)
+        if recorded is not None and recorded[0] != current:
+            out.append((Path(cell_dir), *recorded))
+    return out
 
 
 def gather(cell_dirs: Iterable[str | Path], profile: str | None = None, table: str | None = None,

@@ -2,8 +2,9 @@
 
 With claims.csv and pairs.csv it lets anyone recompute every interval from what is committed: the
 headline metric per cell and seed, #WU planned (closed form) and executed, training seconds, the
-convergence flag and statistic, the status, and, for tables with a time-to-quality claim, the cell's
-target and time to it (censored at the budget when it missed).
+convergence flag and statistic, the status, the training-code digest the cell was trained under
+(manifest.training_code) and, for tables with a time-to-quality claim, the cell's target and time to
+it (censored at the budget when it missed).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CELL_COLUMNS = [
     "plateau",
     "plateau_threshold",
     "status",
+    "training_code",
     "target",
     "reached",
     "wu_to_target",
@@ -78,6 +80,7 @@ def cells_frame(results: dict[str, pd.DataFrame], claims: list[dict]) -> pd.Data
                 "plateau": frame.get("plateau"),
                 "plateau_threshold": frame.get("plateau_threshold"),
                 "status": frame.get("status", pd.Series("ok", index=frame.index)),
+                "training_code": frame.get("training_code"),  # digest of the training modules (manifest.py)
             }
         )
         parts.append(_with_times(part, name, results, claims))

@@ -234,12 +234,55 @@ def provenance_section(results_dir: Path, results: dict[str, pd.DataFrame], prof
             out.append(f"- manifest {key}: `{text}`")
     else:
         out.append("- manifest.json: absent (provenance below is read from the result rows)")
-    for column in ("dataset", "seed", "device", "git_commit", "config_hash"):
+    current, total, other = stale_code(results_dir, results)
+    if current is not None:
+        out.append(f"- training code: {total - sum(n for *_, n in other)} of {total} cells trained by the current "
+                   f"training code (digest `{current[:12]}`)")
+    for digest, commit, n in other:
+        out.append(f"- {n} cells were trained by other training code (digest `{digest[:12]}`, commit `{commit[:12]}`); "
+                   f"rerun them with `{RETRAIN_STALE}")
+    for column in ("dataset", "seed", "device", "git_commit", "training_code", "config_hash"):
         seen = sorted({str(v) for f in results.values() if column in f.columns for v in f[column].dropna().unique()})
         if seen:
             out.append(f"- {column} in results: {', '.join(seen[:20])}{' …' if len(seen) > 20 else ''}")
     out.append(f"- result files: {', '.join(sorted(f'{k}.csv' for k in results)) or 'none'}")
     return "\n".join(out) + "\n"
+
+
+RETRAIN_STALE = ("snakemake --cores all --forcerun $(python -m mfcbench grid --config <profile.yaml> --stale-code)"
+                 "` (those cells) or `snakemake --cores all --forcerun train` (every cell); Snakemake's "
+                 "`--rerun-triggers code` sees only the rules' own code, not mfcbench's modules")
+
+
+def stale_code(results_dir: Path, results: dict[str, pd.DataFrame]) -> tuple[str | None, int, list[tuple]]:
+    """(current training-code digest from manifest.json, cells gathered, [(digest, commit, count)] of
+    finished cells trained by other training code); a cell with no digest recorded counts as other code."""
+    path = results_dir / "manifest.json"
+    current = json.loads(path.read_text()).get("training_code") if path.is_file() else None
+    frames = [f for f in results.values() if "config_hash" in f.columns]  # gathered trained tables
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["config_hash"])
+    if "status" in rows.columns:
+        rows = rows[rows["status"] != "failed"]
+    if current is None or rows.empty:
+        return current, len(rows), []
+    code = rows.get("training_code", pd.Series(None, index=rows.index, dtype=object)).astype(object)
+    commit = rows.get("git_commit", pd.Series(None, index=rows.index, dtype=object)).astype(object)
+    other = pd.DataFrame({"code": code.where(code.notna(), "not recorded"),
+                          "commit": commit.where(commit.notna(), "unknown")})[code.ne(current) | code.isna()]
+    groups = other.groupby(["code", "commit"]).size()
+    return current, len(rows), [(c, m, int(n)) for (c, m), n in groups.items()]
+
+
+def stale_code_line(results_dir: Path, results: dict[str, pd.DataFrame]) -> str:
+    """A warning (REPORT.md, top and provenance) when cells were trained by other training code."""
+    current, total, other = stale_code(results_dir, results)
+    if not other:
+        return ""
+    count = sum(n for _, _, n in other)
+    which = "; ".join(f"{n} by digest {c[:12]}, commit {m[:12]}" for c, m, n in other)
+    return (f"**Warning: {count} of {total} cells were trained by other training code** than the current "
+            f"(digest {current[:12]}): {which}. Their numbers are mixed into the tables and verdicts below "
+            f"(column `training_code` of `cells.csv`); rerun them with `{RETRAIN_STALE}.\n")
 
 
 def scale_line(results_dir: Path) -> str:
@@ -265,6 +308,7 @@ def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str,
         "shown for comparison only. NOT_RUN means the inputs were missing, INCONCLUSIVE that the cells ran but "
         "cannot decide the claim; the reason is given either way.\n",
         scale_line(results_dir),
+        stale_code_line(results_dir, results),
         summary_section(claims),
         pairs_section(claims, pairs),
         time_section(results, load_claims()),

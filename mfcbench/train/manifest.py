@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import hashlib
 from importlib import metadata
 import os
 import platform
@@ -16,6 +18,35 @@ from .config import config_hash
 # Distribution names; read from package metadata so recording them imports nothing heavy.
 VERSIONED = ("torch", "torchvision", "numpy", "mfcbench", "fvcore", "neuraloperator", "scikit-image",
              "torchmetrics", "segment-anything")
+
+
+# The packages whose code makes a trained number (issue 20): a change here does not retrain on its own
+# ("code alone does not retrain"), but every cell records the digest it was trained under and the
+# report flags cells whose digest differs from the current one (`python -m mfcbench grid --stale-code`).
+TRAINING_PACKAGES = ("core", "layers", "models", "tasks", "data", "strategies", "train")
+
+
+def training_code_files(root: str | Path | None = None) -> list[Path]:
+    """The training modules' source files, sorted by their path under the package folder."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent
+    return sorted((p for pkg in TRAINING_PACKAGES for p in (root / pkg).rglob("*.py")),
+                  key=lambda p: p.relative_to(root).as_posix())
+
+
+def code_digest(root: str | Path | None = None) -> str:
+    """sha256 over the training modules' relative paths and bytes (a rename or an edit changes it)."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in training_code_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def training_code() -> str:
+    """This process's training-code digest, computed once (manifest.training_code)."""
+    return code_digest()
 
 
 def now() -> str:
@@ -113,6 +144,7 @@ def build_manifest(*, config: dict[str, Any], seed: int, device, dataset: str | 
     return {
         "git_commit": commit,
         "git_dirty": dirty,
+        "training_code": training_code(),
         "versions": versions(),
         "device": device_description(device),
         "seed": seed,

@@ -16,6 +16,11 @@ def results_inputs():
 REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).parent.parent.glob("report/**/*")
                      if p.suffix in (".py", ".yaml")) + [str(Path(grid.__file__).parent.parent / f)
                                                          for f in ("figures/paper.py", "core/labels.py")]
+# The training modules (manifest.training_code): an edit retrains nothing, but the run manifest (the
+# current digest) and REPORT.md are rebuilt, which flag the cells trained by other training code.
+from mfcbench.train.manifest import training_code_files
+
+TRAINING_CODE = [str(p) for p in training_code_files()]
 
 # the result files each report table and figure reads: the catalogue's `inputs` (checked against
 # published.yaml's `results` by tests/test_catalogue.py)
@@ -80,6 +85,7 @@ rule run_manifest:
     input:
         results_inputs(),
         code=REPORT_CODE,
+        training=TRAINING_CODE,
         config=f"{RESULTS}/config.yaml",
     output:
         manifest=f"{RESULTS}/manifest.json",
