@@ -13,7 +13,8 @@ pytest.importorskip("segment_anything")
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
 
 from mfcbench.experiments import lemma4, sam as msam  # noqa: E402
-from mfcbench.layers import mesh_free_filter  # noqa: E402
+from mfcbench.layers import MeshFreeConv2d, mesh_free_filter  # noqa: E402
+from mfcbench.layers import lemma4 as layer  # noqa: E402
 
 # A fitted neck must match the frozen conv neck to 2.5% relative L2 on the training image. The Lemma 4
 # start (m = 24 filters; kernel residual 0.11) is ~7% off there; float32 round-off is ~1e-6 and the
@@ -62,26 +63,38 @@ def test_only_3x3_convs_are_converted_and_only_mfcs_train():
 
 
 def test_basis_and_kernel_responses_are_lemma4s():
-    family, count, widths = msam.DEFAULT_BASIS
-    tau, alpha, gamma = msam.basis_parameters(family, count, widths, mesh=16)
+    family, count, widths = layer.DEFAULT_BASIS
+    tau, alpha, gamma = layer.basis_parameters(family, count, widths, mesh=16)
     delta = torch.zeros(1, len(tau), 16, 16, dtype=torch.float64)
     delta[..., 8, 8] = 1
     ours = mesh_free_filter(delta, tau, alpha, gamma).reshape(len(tau), -1)
     assert torch.allclose(ours, lemma4.mfc_basis(16, family, count, widths))
     weight = torch.randn(2, 3, 3, 3, dtype=torch.float64)
-    responses = msam.kernel_responses(weight, 16)
+    responses = layer.kernel_responses(weight, 16)
     assert torch.allclose(responses[:, 1 * 3 + 2], lemma4.conv_response(weight[1, 2], 16))
+
+
+def test_lemma4_mfc_starts_from_the_basis_with_the_mfc_layers_parametrisation():
+    tau, alpha, gamma = layer.basis_parameters("alpha", 2, (0.7,), mesh=12)
+    mfc = layer.Lemma4MFC(3, 2, basis=("alpha", 2, (0.7,)), mesh=12)
+    # tau and alpha are MeshFreeConv2d's (exp of log_tau, L L^T of the Cholesky factor): the init inverts them
+    assert layer.Lemma4MFC.alpha is MeshFreeConv2d.alpha and layer.Lemma4MFC.tau is MeshFreeConv2d.tau
+    assert torch.allclose(mfc.tau().double(), tau, rtol=1e-6)
+    assert torch.allclose(mfc.alpha().double(), alpha, rtol=1e-5, atol=1e-7)
+    assert torch.equal(mfc.gamma, gamma.float()) and mfc.coef.shape == (24, 2, 3)
+    with pytest.raises(ValueError, match="only stride-1"):
+        layer.Lemma4MFC.from_conv(nn.Conv2d(3, 2, 3, padding=1, stride=2))
 
 
 def test_lemma4_initialisation_approximates_the_conv():
     conv = nn.Conv2d(8, 6, 3, padding=1, bias=True)
-    mfc = msam.Lemma4MFC.from_conv(conv, mesh=12)
+    mfc = layer.Lemma4MFC.from_conv(conv, mesh=12)
     assert 0.0 < mfc.lemma4_residual < 0.15
     x = torch.randn(2, 8, 12, 12)
     with torch.no_grad():
         error = msam.relative_error(mfc(x), conv(x))
     assert error < 0.15
-    exact = msam.Lemma4MFC.from_conv(conv, basis=("alpha", 3, (0.7,)), mesh=12)  # m = 81: closer
+    exact = layer.Lemma4MFC.from_conv(conv, basis=("alpha", 3, (0.7,)), mesh=12)  # m = 81: closer
     with torch.no_grad():
         assert msam.relative_error(exact(x), conv(x)) < error / 2
 

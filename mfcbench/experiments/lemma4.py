@@ -2,37 +2,20 @@
 convolution. We solve the least-squares problem of Eq. 37 on impulse responses and report the
 relative residual ||K - sum_i c_i e_i|| / ||K|| (over the whole periodic mesh).
 
-Basis: for every tau in `widths` (Gaussian std in pixels, tau = (w h)^2 / 2 with h = 1/size:
-"small tau") and every alpha of the family, three filters with gamma = (1, 0, 0), (0, h, 0),
-(0, 0, h) (the derivative weights scaled by the mesh spacing). Families:
-- "axy": axx = ayy = 1 and `count` values of axy in [-0.9, 0.9] (the proof's construction);
-- "alpha": axx, ayy in geomspace(0.5, 2, count) and axy = r sqrt(axx ayy), r in linspace(-0.5, 0.5,
-  count) (count^3 elliptic alphas).
-m = (number of alphas) * 3 * len(widths). The target is a 3x3 kernel with N(0, 1) entries.
+The basis (families "axy" and "alpha", widths, m) is the layer's: `mfcbench.layers.lemma4`
+(`mfc_basis`, `FAMILIES`), which `Lemma4MFC` (MFC-SAM) uses too. The target is a 3x3 kernel with
+N(0, 1) entries.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import torch
-from torch.nn import functional as F
 
-from ..layers import mesh_free_filter
+from ..layers.lemma4 import FAMILIES, conv_response, mfc_basis
 
-
-def _axy_family(count: int) -> list[tuple[float, float, float]]:
-    return [(1.0, axy, 1.0) for axy in torch.linspace(-0.9, 0.9, count).tolist()]
-
-
-def _alpha_family(count: int) -> list[tuple[float, float, float]]:
-    diagonal = torch.logspace(math.log10(0.5), math.log10(2.0), count).tolist() if count > 1 else [1.0]
-    tilts = torch.linspace(-0.5, 0.5, count).tolist() if count > 1 else [0.0]
-    return [(axx, r * math.sqrt(axx * ayy), ayy) for axx in diagonal for ayy in diagonal for r in tilts]
-
-
-FAMILIES = {"axy": _axy_family, "alpha": _alpha_family}
+__all__ = ["DEFAULT_BASES", "FAMILIES", "conv_response", "lemma4_residuals", "mfc_basis", "relative_residual"]
 
 # (family, count, widths in px): m = 9, 54, 24, 81, 162.
 DEFAULT_BASES = (
@@ -42,26 +25,6 @@ DEFAULT_BASES = (
     ("alpha", 3, (0.7,)),
     ("alpha", 3, (0.5, 1.0)),
 )
-
-
-def mfc_basis(size: int, family: str, count: int, widths: Iterable[float]) -> torch.Tensor:
-    """(m, size*size) impulse responses of the basis filters, float64."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; valid choices: {', '.join(FAMILIES)}")
-    h = 1.0 / size
-    gammas = ((1.0, 0.0, 0.0), (0.0, h, 0.0), (0.0, 0.0, h))
-    params = [((w * h) ** 2 / 2, alpha, gamma) for w in widths for alpha in FAMILIES[family](count) for gamma in gammas]
-    tau = torch.tensor([p[0] for p in params], dtype=torch.float64)
-    alpha = torch.tensor([p[1] for p in params], dtype=torch.float64)
-    gamma = torch.tensor([p[2] for p in params], dtype=torch.float64)
-    return mesh_free_filter(_delta(size, len(params)), tau, alpha, gamma).reshape(len(params), -1)
-
-
-def conv_response(kernel: torch.Tensor, size: int) -> torch.Tensor:
-    """Impulse response (size*size,) of a k x k convolution (conv2d convention, periodic)."""
-    pad = kernel.shape[-1] // 2
-    out = F.conv2d(F.pad(_delta(size, 1), (pad, pad, pad, pad), mode="circular"), kernel.view(1, 1, *kernel.shape))
-    return out.reshape(-1)
 
 
 def relative_residual(basis: torch.Tensor, target: torch.Tensor) -> float:
@@ -85,9 +48,3 @@ def lemma4_residuals(seeds: Iterable[int] = (0, 1, 2), bases=DEFAULT_BASES, size
             rows.append(dict(family=family, count=count, widths=" ".join(map(str, widths)), m=basis.shape[0],
                              seed=int(seed), size=size, residual=relative_residual(basis, conv_response(kernel, size))))
     return pd.DataFrame(rows)
-
-
-def _delta(size: int, channels: int) -> torch.Tensor:
-    delta = torch.zeros(1, channels, size, size, dtype=torch.float64)
-    delta[..., size // 2, size // 2] = 1.0
-    return delta

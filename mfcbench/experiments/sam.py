@@ -8,11 +8,12 @@ and mean stability score (Table 9). ViT-B SAM has exactly one 3x3 convolution,
 decoder's 2x2 / 1x1 ones stay.
 
 Our reading (`READING`), since the paper names no loss:
-- Each MFC is the Lemma 4 construction (App. B.3): a linear combination of m MFC filters,
-  y = sum_k e_k * (C_k x), with the filters e_k (tau, alpha, gamma; the repo's Lemma 4 basis) shared
-  across channels and C_k (Cout x Cin) channel maps. It is initialised by the least-squares fit
-  (ridge-regularised, Eq. 37) of the impulse responses of every (out, in) 3x3 kernel of the conv
-  it replaces (`fit_kernels`); all of e_k's parameters and the C_k are trainable.
+- Each MFC is the Lemma 4 construction (App. B.3; the layer `mfcbench.layers.lemma4.Lemma4MFC`): a
+  linear combination of m MFC filters, y = sum_k e_k * (C_k x), with the filters e_k (tau, alpha,
+  gamma; the repo's Lemma 4 basis) shared across channels and C_k (Cout x Cin) channel maps. It is
+  initialised by the least-squares fit (ridge-regularised, Eq. 37) of the impulse responses of every
+  (out, in) 3x3 kernel of the conv it replaces (`fit_kernels`); all of e_k's parameters and the C_k
+  are trainable.
 - The MFC works on the image zero-padded by `pad` pixels and cropped back (zero boundary, as the
   conv's padding=1); its mesh spacing h = 1/mesh with mesh = the conv's mesh (64 in ViT-B).
 - "Trained on one image" = distillation: the MFC parameters are trained (Adam, full batch) so that
@@ -29,17 +30,15 @@ import copy
 import functools
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..layers.mfc import mesh_free_symbol, wavenumbers
-from .lemma4 import FAMILIES, mfc_basis
-
 from ..core.atomic import atomic_path, write_json
+from ..layers.lemma4 import DEFAULT_BASIS, Lemma4MFC
 
 READING = (
     "MFC-SAM (App. D.5): every 3x3 conv (ViT-B: image_encoder.neck.2) becomes a Lemma 4 MFC, a sum of m "
@@ -50,7 +49,6 @@ READING = (
 )
 CHECKPOINT_NAME = "sam_vit_b_01ec64.pth"
 CHECKPOINT_SHA256 = None  # not verified here; pass sha256= to check a copy
-DEFAULT_BASIS: tuple[str, int, tuple[float, ...]] = ("alpha", 2, (0.5,))  # m = 24; Lemma 4 residual ~0.11
 
 
 @functools.cache
@@ -66,94 +64,6 @@ def paper_table9() -> dict[tuple[str, str], tuple[float, float]]:
             for row, iou, stab in zip(blocks["iou"]["rows"], blocks["iou"]["value"], blocks["stability"]["value"])}
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-# --- the Lemma 4 MFC ---------------------------------------------------------------------------
-def basis_parameters(family: str, count: int, widths: Iterable[float], mesh: int):
-    """tau (m,), alpha (m, 3), gamma (m, 3) of `lemma4.mfc_basis`'s filters (same order) at h = 1/mesh."""
-    h = 1.0 / mesh
-    gammas = ((1.0, 0.0, 0.0), (0.0, h, 0.0), (0.0, 0.0, h))
-    params = [((w * h) ** 2 / 2, a, g) for w in widths for a in FAMILIES[family](count) for g in gammas]
-    return tuple(torch.tensor([p[i] for p in params], dtype=torch.float64) for i in range(3))
-
-
-def kernel_responses(weight: torch.Tensor, size: int) -> torch.Tensor:
-    """(size*size, Cout*Cin) periodic impulse responses of every 3x3 kernel (`lemma4.conv_response`)."""
-    cout, cin, k, _ = weight.shape
-    delta = torch.zeros(1, 1, size, size, dtype=torch.float64)
-    delta[..., size // 2, size // 2] = 1.0
-    out = F.conv2d(F.pad(delta, (k // 2,) * 4, mode="circular"), weight.double().reshape(cout * cin, 1, k, k))
-    return out.reshape(cout * cin, -1).T
-
-
-def fit_kernels(weight: torch.Tensor, basis=DEFAULT_BASIS, size: int = 16, ridge: float = 1e-6):
-    """Lemma 4 fit (Eq. 37, ridge `ridge` * mean diag of B B^T): coefficients (m, Cout, Cin), residual.
-
-    The residual is ||B^T C - K||_F / ||K||_F over all kernels (0 = exact)."""
-    family, count, widths = basis
-    b = mfc_basis(size, family, count, widths)  # (m, N)
-    targets = kernel_responses(weight, size)  # (N, P)
-    gram = b @ b.T
-    lam = ridge * gram.diagonal().mean()
-    coef = torch.linalg.solve(gram + lam * torch.eye(len(b), dtype=b.dtype), b @ targets)  # (m, P)
-    residual = float(torch.linalg.norm(b.T @ coef - targets) / torch.linalg.norm(targets).clamp_min(1e-300))
-    return coef.reshape(len(b), weight.shape[0], weight.shape[1]), residual
-
-
-class Lemma4MFC(nn.Module):
-    """y = sum_k e_k * (C_k x) + bias: m MFC filters (7 parameters each, SPD alpha by Cholesky as in
-    `MeshFreeConv2d`) after m channel maps C_k; zero-padded by `pad`, mesh spacing h = 1/mesh."""
-
-    def __init__(self, in_channels: int, out_channels: int, basis=DEFAULT_BASIS, mesh: int = 64, pad: int = 3,
-                 bias: bool = False):
-        super().__init__()
-        tau, alpha, gamma = basis_parameters(*basis, mesh)
-        self.in_channels, self.out_channels, self.mesh, self.pad = in_channels, out_channels, mesh, pad
-        l11 = alpha[:, 0].sqrt()
-        l21 = alpha[:, 1] / l11
-        l22 = (alpha[:, 2] - l21 * l21).sqrt()
-        self.log_tau = nn.Parameter(tau.log().float())
-        self.chol = nn.Parameter(torch.stack((l11.log(), l21, l22.log()), -1).float())
-        self.gamma = nn.Parameter(gamma.float())
-        self.coef = nn.Parameter(torch.zeros(len(tau), out_channels, in_channels))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.lemma4_residual = float("nan")
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d, basis=DEFAULT_BASIS, mesh: int = 64, pad: int = 3) -> "Lemma4MFC":
-        """The MFC of one stride-1 'same' 3x3 conv, initialised by `fit_kernels`."""
-        if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) or conv.dilation != (1, 1) \
-                or conv.groups != 1:
-            raise ValueError(f"only stride-1, padding-1, ungrouped 3x3 convolutions convert, got {conv}")
-        mfc = cls(conv.in_channels, conv.out_channels, basis, mesh, pad, bias=conv.bias is not None)
-        coef, residual = fit_kernels(conv.weight.detach().cpu(), basis)
-        with torch.no_grad():
-            mfc.coef.copy_(coef.float())
-            if conv.bias is not None:
-                mfc.bias.copy_(conv.bias.detach())
-        mfc.lemma4_residual = residual
-        return mfc.to(conv.weight.device)
-
-    def alpha(self) -> torch.Tensor:
-        l11, l21, l22 = torch.exp(self.chol[:, 0]), self.chol[:, 1], torch.exp(self.chol[:, 2])
-        return torch.stack((l11 * l11, l11 * l21, l21 * l21 + l22 * l22), dim=-1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p, m = self.pad, self.coef.shape[0]
-        x = F.pad(x, (p, p, p, p))
-        batch, _, height, width = x.shape
-        ky, kx = wavenumbers(height, width, 1.0 / self.mesh, device=x.device, dtype=torch.float32)
-        symbol = mesh_free_symbol(self.log_tau.exp(), self.alpha(), self.gamma, ky, kx)  # (m, H, Wr)
-        x_hat = torch.view_as_real(torch.fft.rfft2(x.float())).reshape(batch, self.in_channels, -1)
-        z = torch.matmul(self.coef.reshape(m * self.out_channels, self.in_channels), x_hat)  # real maps
-        z = torch.view_as_complex(z.reshape(batch, m, self.out_channels, height, -1, 2).contiguous())
-        y = torch.fft.irfft2((z * symbol[None, :, None]).sum(1), s=(height, width))[..., p:height - p, p:width - p]
-        if self.bias is not None:
-            y = y + self.bias[None, :, None, None]
-        return y.to(x.dtype)
-
-    def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, m={self.coef.shape[0]}, mesh={self.mesh}, pad={self.pad}"
 
 
 # --- SAM conversion and fitting ------------------------------------------------------------------
