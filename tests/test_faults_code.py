@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 import yaml
 
@@ -97,3 +98,103 @@ def test_stale_code_lists_the_cells_to_force(tmp_path, monkeypatch):
         (cell / "metrics.json").write_text(json.dumps({"status": "failed" if i == 2 else "ok",
                                                        "manifest": {"training_code": digest}}))
     assert grid_cli.stale_code_metrics(config) == [f"{cells[1]}/metrics.json"]
+
+
+# --- `dvc repro` while a Snakemake run is going (mfcbench/pipeline/runlock.py) ---------------------------
+
+
+def test_a_held_run_lock_refuses_dvc_prepare_but_not_the_runs_own_jobs(tmp_path, monkeypatch, capsys):
+    import fcntl
+    import os
+
+    from mfcbench.cli import grid as grid_cli
+    from mfcbench.pipeline import runlock
+
+    monkeypatch.delenv(runlock.LOCK_ENV, raising=False)
+    monkeypatch.setattr(grid_cli.grid, "ROOT", tmp_path)
+    assert runlock.refusal(tmp_path) is None and grid_cli.main(["--refuse-if-running"]) == 0  # no run: no lock file
+    path = runlock.lock_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)  # a fake run: another open file holding the flock
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, b"4242\n")
+    try:
+        assert grid_cli.main(["--refuse-if-running"]) == 1
+        line = capsys.readouterr().err.strip()
+        assert line.count("\n") == 0 and str(path) in line and "pid 4242" in line and "rerun dvc repro" in line
+        monkeypatch.setenv(runlock.LOCK_ENV, "4242")  # a job of that run (its nested dvc repro prepare@...)
+        assert runlock.refusal(tmp_path) is None
+    finally:
+        os.close(fd)
+    monkeypatch.delenv(runlock.LOCK_ENV)
+    assert runlock.refusal(tmp_path) is None  # the run ended: the kernel dropped its lock
+
+
+def test_hold_takes_the_lock_once_and_marks_the_jobs(tmp_path, monkeypatch):
+    import os
+
+    from mfcbench.pipeline import runlock
+
+    monkeypatch.delenv(runlock.LOCK_ENV, raising=False)
+    try:
+        assert runlock.hold(tmp_path) is True
+        assert os.environ[runlock.LOCK_ENV] == str(os.getpid()) == runlock.holder(tmp_path)
+        assert runlock.hold(tmp_path) is False  # parsed again in the same process, or a job: no second lock
+        assert runlock.refusal(tmp_path) is None  # our own children pass
+        monkeypatch.delenv(runlock.LOCK_ENV)
+        assert f"pid {os.getpid()}" in runlock.refusal(tmp_path)  # anyone else is refused
+    finally:
+        while runlock._HELD:
+            os.close(runlock._HELD.pop())
+
+
+def test_dvc_prepare_stages_refuse_first_and_keep_their_outputs():
+    """DVC deletes a stage's outputs before its command unless they persist: the refusal must come first."""
+    from mfcbench.pipeline import grid
+
+    stage = yaml.safe_load((grid.ROOT / "dvc.yaml").read_text())["stages"]["prepare"]["do"]
+    assert stage["cmd"][0] == "python -m mfcbench grid --refuse-if-running"
+    (out,) = stage["outs"]
+    assert list(out.values()) == [{"persist": True}]
+    smk = (grid.ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert "runlock.hold(workflow.basedir)" in smk
+
+
+@pytest.mark.slow
+def test_dvc_repro_refuses_while_a_run_holds_the_data_end_to_end(tmp_path):
+    """A real `dvc repro prepare@skimage` with changed prepare options: refused, data untouched, while a
+    process holds the run lock; passes when it runs as a job of that run (MFCBENCH_RUN_LOCK_HOLDER)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from _cluster import CONFIG, env, make_repo
+
+    if shutil.which("dvc") is None:
+        pytest.skip("dvc is not installed")
+    repo = make_repo(tmp_path / "repo", dvc_profile=True)
+    base = env()
+
+    def repro(extra: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["dvc", "repro", "prepare@skimage"], cwd=repo, env={**base, **(extra or {})},
+                              capture_output=True, text=True, timeout=240)
+
+    first = repro()
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    checksum = repo / "data" / "prepared" / "skimage" / "16" / "checksum.txt"
+    before = (checksum.read_text(), checksum.stat().st_mtime_ns)
+    (repo / CONFIG).write_text((repo / CONFIG).read_text().replace("limit-train: 32", "limit-train: 16"))
+    run = subprocess.Popen([sys.executable, "-c", "import sys, time; from mfcbench.pipeline import runlock; "
+                            "runlock.hold('.'); print('held', flush=True); time.sleep(120)"],
+                           cwd=repo, env=base, stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline().strip() == "held"
+        refused = repro()
+        assert refused.returncode != 0 and f"running Snakemake (pid {run.pid})" in refused.stdout + refused.stderr
+        assert (checksum.read_text(), checksum.stat().st_mtime_ns) == before  # not deleted, not rebuilt
+        nested = repro({"MFCBENCH_RUN_LOCK_HOLDER": str(run.pid)})  # the run's own job: dvc repro prepare@...
+        assert nested.returncode == 0, nested.stdout[-2000:] + nested.stderr[-2000:]
+        assert checksum.read_text() != before[0]
+    finally:
+        run.kill()
+        run.wait()

@@ -10,6 +10,8 @@
   --stale-code         list the metrics.json of every finished cell trained by other training code than this
                        checkout's (manifest.training_code); retrain them with
                        `snakemake --cores all --forcerun $(python -m mfcbench grid --config P --stale-code)`
+  --refuse-if-running  exit 1 naming the lock when a Snakemake run holds this checkout (.snakemake/mfcbench.lock):
+                       dvc.yaml's prepare stages run it first, so `dvc repro` never rebuilds data under a run
   --predict [--rates F] also the predicted training time of every table on this machine (and on a GPU), from
                        measured step times: results/<profile>/scaling.csv, reports/gpu/scaling_cuda.csv
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from ..core.atomic import write_json, write_text
-from ..pipeline import grid
+from ..pipeline import grid, runlock
 from ..pipeline.gather import stale_code_cells
 from ..train.manifest import training_code
 
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", metavar="OUT", help="write the profile's run manifest (JSON) and exit")
     parser.add_argument("--stale-code", action="store_true",
                         help="list the metrics.json of cells trained by other training code (for --forcerun) and exit")
+    parser.add_argument("--refuse-if-running", action="store_true",
+                        help="exit 1 when a Snakemake run holds this checkout's data (dvc.yaml's prepare stages)")
     parser.add_argument("--predict", action="store_true",
                         help="also print the predicted training time from measured step times (the cost model)")
     parser.add_argument("--rates", action="append", metavar="CSV",
@@ -80,6 +84,11 @@ def stale_code_metrics(config: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.refuse_if_running:
+        refused = runlock.refusal(grid.ROOT)
+        if refused:
+            print(f"mfcbench: {refused}", file=sys.stderr)
+        return 1 if refused else 0
     if args.schema or args.write_schema or args.check_schema:
         return _schema(args)
     try:

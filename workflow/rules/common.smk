@@ -25,6 +25,9 @@ _TEXT_PROBLEMS = profile_checks.file_problems(workflow.configfiles) + profile_ch
 if _TEXT_PROBLEMS:
     raise ValueError(f"{len(_TEXT_PROBLEMS)} problem(s) in the profile, no job started:\n  " + "\n  ".join(_TEXT_PROBLEMS))
 SNAKEMAKE_PID = os.getpid()  # training jobs stop when this process is gone (train --watch-pid)
+from mfcbench.pipeline import runlock  # held until this process exits: `dvc repro` refuses meanwhile
+
+runlock.hold(workflow.basedir)  # main process only; jobs (and their nested dvc) inherit MFCBENCH_RUN_LOCK_HOLDER
 
 PROFILE = config["profile"]
 RESULTS = f"{config['results_dir']}/{PROFILE}"
