@@ -50,7 +50,7 @@ class Output:
 
     @property
     def caption(self) -> Path | None:
-        """A figure's caption file (report/captions/<id>.rst); a table's caption is in report/published.yaml."""
+        """A figure's caption file (report/captions/<id>.rst); a table's caption is in core/published.yaml."""
         path = CAPTIONS / f"{self.id}.rst"
         return path if self.is_figure and path.exists() else None
 

@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.atomic import atomic_path, write_json
+from ..core.published import published_table
 from ..layers.lemma4 import DEFAULT_BASIS, Lemma4MFC
 
 READING = (
@@ -53,15 +54,13 @@ CHECKPOINT_SHA256 = None  # not verified here; pass sha256= to check a copy
 
 @functools.cache
 def paper_table9() -> dict[tuple[str, str], tuple[float, float]]:
-    """Table 9's printed (mean predicted IoU, stability score) per (dataset, model), read from the one
-    file of published values (mfcbench/report/published.yaml; a data file, so no import of the report layer)."""
-    import yaml
-
-    spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "report" / "published.yaml").read_text())
+    """Table 9's printed (mean predicted IoU, stability score) per (dataset, model), from the one file of
+    published values (`mfcbench.core.published`), shown beside our rows for comparison only."""
     names = {"coco": "COCO", "ade20k": "ADE20k", "sam": "SAM", "mfc_sam": "MFC-SAM"}
-    blocks = {b["name"]: b for b in spec["tables"]["table9"]["blocks"]}
+    blocks = {b["name"]: b for b in published_table("table9")["blocks"]}
     return {(names[row["data"]], names[row["method"]]): (iou[0], stab[0])
             for row, iou, stab in zip(blocks["iou"]["rows"], blocks["iou"]["value"], blocks["stability"]["value"])}
+
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -1,4 +1,5 @@
-"""The paper's printed values, loaded from `published.yaml`, and helpers to read printed numbers.
+"""The paper's printed values (`mfcbench/core/published.yaml`, loaded by `mfcbench.core.published`)
+and helpers to read printed numbers.
 
 Published values are used only for display and verdicts, never as a result: nothing here feeds
 a number back into a reproduced column.
@@ -6,15 +7,15 @@ a number back into a reproduced column.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..core.published import PUBLISHED_PATH, load_published, published_table
 
-PUBLISHED_PATH = Path(__file__).with_name("published.yaml")
+__all__ = ["PUBLISHED_PATH", "equal_at_printed_precision", "load_published", "parse_printed", "printed_precision",
+           "published_cells", "published_table", "round_like"]
 
 _SCI = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(?:×|\\times|x)\s*10\^\{?([-+]?\d+)\}?\s*$")
 _PLAIN = re.compile(r"^\s*[-+]?[\d,]*\d(?:\.\d+)?\s*$")
@@ -58,24 +59,6 @@ def round_like(value: float, printed: str) -> float:
 def equal_at_printed_precision(value: float, printed: str) -> bool:
     """True when `value`, rounded like the printed number, equals it."""
     return math.isclose(round_like(value, printed), parse_printed(printed), rel_tol=1e-9, abs_tol=0.0)
-
-
-@functools.lru_cache(maxsize=None)
-def _load(path: str) -> dict[str, Any]:
-    with open(path) as handle:
-        return yaml.safe_load(handle)
-
-
-def load_published(path: str | Path | None = None) -> dict[str, Any]:
-    """The whole published.yaml: {"tables": {...}, "aliases": {...}}."""
-    return _load(str(path or PUBLISHED_PATH))
-
-
-def published_table(name: str, path: str | Path | None = None) -> dict[str, Any]:
-    tables = load_published(path)["tables"]
-    if name not in tables:
-        raise ValueError(f"unknown table {name!r}; valid choices: {', '.join(tables)}")
-    return tables[name]
 
 
 def published_cells(name: str, path: str | Path | None = None) -> list[dict[str, Any]]:
