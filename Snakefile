@@ -3,6 +3,14 @@
 #   snakemake -n --configfile workflow/config/paper.yaml      the paper grid: cells and #WU
 # The profile config is the only place settings live; see workflow/schemas/config.schema.yaml.
 
+import os
+
+# Every path of the profile (results, data, logs, reports) is relative to the folder Snakemake runs in:
+# from a subfolder (`snakemake -s ../Snakefile`) the whole run would land inside it. Refuse, one line.
+if os.path.realpath(os.getcwd()) != os.path.realpath(workflow.basedir):
+    raise ValueError(f"run from the repository root: cd {os.path.realpath(workflow.basedir)} (Snakemake runs in {os.getcwd()}, "
+                     "and every path of the profile is relative to where it runs)")
+
 # A --configfile replaces the default instead of being merged into it (snakemake merges dicts,
 # which would leak the default's tables and overrides into the paper profile).
 if not workflow.overwrite_configfiles:

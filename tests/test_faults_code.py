@@ -198,3 +198,24 @@ def test_dvc_repro_refuses_while_a_run_holds_the_data_end_to_end(tmp_path):
     finally:
         run.kill()
         run.wait()
+
+
+# --- running from a subfolder ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_running_from_a_subfolder_is_refused_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from _cluster import copy_pipeline, env
+
+    repo = copy_pipeline(tmp_path / "repo")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", "../Snakefile", "--cores", "1"],
+                          cwd=repo / "workflow", env={**env(), "PYTHONPATH": str(repo)}, capture_output=True, text=True,
+                          timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-2000:]
+    assert f"run from the repository root: cd {os.path.realpath(repo)} (" in out
+    assert not (repo / "workflow" / "results").exists() and not (repo / "workflow" / "logs").exists()
