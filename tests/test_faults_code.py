@@ -219,3 +219,22 @@ def test_running_from_a_subfolder_is_refused_in_one_line(tmp_path):
     assert proc.returncode != 0, out[-2000:]
     assert f"run from the repository root: cd {os.path.realpath(repo)} (" in out
     assert not (repo / "workflow" / "results").exists() and not (repo / "workflow" / "logs").exists()
+
+
+# --- a YAML syntax error in a profile ---------------------------------------------------------------------
+
+
+def test_grid_check_names_file_and_line_of_a_yaml_syntax_error(tmp_path, capsys):
+    """Snakemake loads --configfile before the Snakefile runs (its message: line and column of a
+    '<unicode string>', no file), so the named check is `python -m mfcbench grid --config P --check`."""
+    from mfcbench.cli import grid as grid_cli
+    from mfcbench.pipeline import grid
+
+    text = (Path(grid.ROOT) / "workflow" / "config" / "tiny.yaml").read_text().splitlines()
+    line = next(i for i, t in enumerate(text) if t.startswith("threads_per_cell:"))
+    text[line] = "threads_per_cell: 1 : : [unclosed"
+    bad = tmp_path / "my profile.yaml"
+    bad.write_text("\n".join(text) + "\n")
+    assert grid_cli.main(["--config", str(bad), "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{bad}:{line + 1}:21: YAML syntax error" in err and "<unicode string>" not in err

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from ..core.atomic import write_json, write_text
-from ..pipeline import grid, runlock
+from ..pipeline import grid, profile_checks, runlock
 from ..pipeline.gather import stale_code_cells
 from ..train.manifest import training_code
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.schema or args.write_schema or args.check_schema:
         return _schema(args)
     try:
+        profile_checks.load_profile(args.config)  # a YAML syntax error or duplicated key: file:line:column, one line
         config = grid.load_config(args.config)
         if args.manifest:
             write_json(args.manifest, {**grid.run_manifest(config), "training_code": training_code()})
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         problems = grid.check_cells(config) if args.check else []
         summary = grid.format_summary(config)
+    except profile_checks.ProfileError as exc:  # already names the file
+        print(f"mfcbench grid: {exc}", file=sys.stderr)
+        return 2
     except (grid.ConfigError, OSError, yaml.YAMLError) as exc:
         print(f"mfcbench grid: {args.config}: {exc}", file=sys.stderr)
         return 2
