@@ -15,7 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "run one cell: train a model with a strategy on a task"),
     "wu": ("wu", "print the closed-form work units of a strategy (App. C)"),
-    "models": ("models", "print every model's parameter count beside Table 13"),
+    "models": ("models", "list the registered models (--params: parameter counts beside Table 13)"),
     "prepare": ("prepare", "fetch/prepare a dataset as tensors"),
     "grid": ("grid", "summarise a profile's grid: cells and closed-form #WU per table"),
     "gather": ("gather", "gather cells into a tidy per-table CSV"),

@@ -1,7 +1,9 @@
-"""`python -m mfcbench models`: every registered model's parameter count beside Table 13.
+"""`python -m mfcbench models`: the registered models; `--params` adds each one's parameter count beside Table 13.
 
-Counts are computed by building each model here; the published counts are read from the one
-file of published values (mfcbench/report/published.yaml, Table 13) for the comparison column only.
+Listing names builds nothing (the registry imports the builder modules and the `mfcbench.models`
+entry points only). `--params` (or `--models NAME ...`) builds the models it prints to count their
+parameters; the published counts are read from the one file of published values
+(mfcbench/core/published.yaml, Table 13) for the comparison column only.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import csv
 import sys
 
-from ..models import build_model, model_names
+from ..models import MODELS, build_model, model_names
 from ..models.convert import count_parameters
 from ..report.published import load_published
 
@@ -76,20 +78,43 @@ def _text(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summary(name: str) -> str:
+    """The first line of a builder's docstring, else of its module's (`models` lists these without
+    building anything)."""
+    import inspect
+
+    builder = MODELS.get(name)
+    doc = (builder.__doc__ or getattr(inspect.getmodule(builder), "__doc__", None) or "").strip()
+    return doc.splitlines()[0].strip() if doc else ""
+
+
+def _write(table: list[dict], columns: tuple[str, ...], fmt: str) -> None:
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if r[k] is None else r[k]) for k in columns} for r in table)
+    elif columns == COLUMNS:
+        print(_text(table))
+    else:
+        width = max(len(r["model"]) for r in table)
+        print("\n".join(f"{r['model']:<{width}}  {r['summary']}" for r in table))
+        print("(python -m mfcbench models --params builds them and prints each one's parameter count)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mfcbench models", description=__doc__.splitlines()[0])
     parser.add_argument("--format", choices=("text", "csv"), default="text")
-    parser.add_argument("--models", nargs="+", metavar="NAME", help="only these models (default: all registered)")
+    parser.add_argument("--params", action="store_true",
+                        help="build every listed model and print its parameter count beside Table 13")
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help="only these models, with their parameter counts (default: every registered one)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.models or ()) - set(model_names()))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; valid choices: {', '.join(model_names())}")
-    table = rows(args.models)
-    if args.format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in table)
+    if args.params or args.models:
+        _write(rows(args.models), COLUMNS, args.format)
     else:
-        print(_text(table))
+        _write([{"model": n, "summary": summary(n)} for n in model_names()], ("model", "summary"), args.format)
     return 0
 

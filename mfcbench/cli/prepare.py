@@ -24,7 +24,11 @@ def _option(text: str) -> tuple[str, object]:
 def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m mfcbench prepare", description=__doc__)
-    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(dataset_names())}")
+    p.add_argument("--dataset", required=True,
+                   help=f"one of: {', '.join(dataset_names())}; or, with --path, a new name for your own images")
+    p.add_argument("--path", default=None,
+                   help="your own images: a .pt tensor file (N, C, H, W) in [0, 1] or {'train', 'val'}, or an image "
+                        "folder (docs/library.md; -o val_fraction=0.1 sets the split of a single tensor)")
     p.add_argument("--image-size", type=positive_int, required=True, help="side of the square images/patches")
     p.add_argument("--root", default="data", help="data root (raw/ and prepared/ live under it)")
     p.add_argument("--limit-train", type=positive_int, default=None, help="keep the first K train images")
@@ -39,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         directory = prepare(args.dataset, args.image_size, args.root, limit_train=args.limit_train,
-                            limit_val=args.limit_val, **dict(args.option))
-    except (ManualDownloadRequired, ArchiveError, DatasetNotPreparedError, ValueError) as exc:
+                            limit_val=args.limit_val, path=args.path, **dict(args.option))
+    except (ManualDownloadRequired, ArchiveError, DatasetNotPreparedError, ValueError, FileNotFoundError) as exc:
         print(f"mfcbench prepare: {exc}", file=sys.stderr)
         return 1
     shapes = {s: tuple(v["shape"]) for s, v in read_meta(directory)["splits"].items()}

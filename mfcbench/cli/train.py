@@ -1,6 +1,10 @@
 """`python -m mfcbench train --task T --dataset D --arch A --strategy S --seed K --config cfg.yaml --out DIR`.
 
 Trains one cell (or resumes it); see mfcbench/train/runner.py and docs/architecture.md "Cell outputs".
+`--arch` also takes `package.module:function` (a builder of your own, mfcbench/models/__init__.py) and
+`--dataset` a .pt tensor file or an image folder (mfcbench/data/tensors.py). Every name, the config and
+the schedule are checked before the cell folder is created, so a refused start leaves nothing behind.
+`--list-options` prints every training option with its default and help.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 
 from ..train.checkpoint import CellLockedError
 from ..train.runner import StaleCellError, run_cell
-from ._args import non_negative_int, positive_int
+from ._args import ChoicesHelpFormatter, non_negative_int, positive_int, with_choices
 
 PR_SET_PDEATHSIG = 1
 
@@ -62,10 +66,13 @@ def require_prepared(args: argparse.Namespace) -> None:
     ignore the profile's prepare_options, e.g. its limits); name the command that prepares it."""
     from ..data import prepared_dir
     from ..data.store import is_prepared
+    from ..data.tensors import is_path_name
     from ..train.config import resolve
 
     cfg = resolve(args.config, args.overrides)
     directory = prepared_dir(cfg["data_root"], args.dataset, cfg["image_size"])
+    if is_path_name(args.dataset) and not directory.exists():
+        return  # your own file, read as it is (nothing to prepare)
     if not is_prepared(directory):
         raise FileNotFoundError(
             f"{directory} is missing or incomplete: the dataset is not prepared (train would build the whole "
@@ -73,15 +80,32 @@ def require_prepared(args: argparse.Namespace) -> None:
             f"python -m mfcbench prepare --dataset {args.dataset} --image-size {cfg['image_size']} --root {cfg['data_root']}")
 
 
+def _names(module: str, function: str):
+    """A registry's names, imported only when --help is printed (building the parser builds nothing)."""
+    def names() -> list[str]:
+        import importlib
+
+        return getattr(importlib.import_module(f"mfcbench.{module}"), function)()
+
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mfcbench train", description="Train one cell.")
-    p.add_argument("--task", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--arch", required=True)
-    p.add_argument("--strategy", required=True)
+    p = argparse.ArgumentParser(prog="python -m mfcbench train", description="Train one cell.",
+                                formatter_class=ChoicesHelpFormatter)
+    with_choices(p.add_argument("--task", help="registered task"), _names("tasks", "task_names"))
+    with_choices(p.add_argument("--dataset", help="registered dataset, a name prepared with `prepare --path`, or a "
+                                                  ".pt tensor file / image folder of your own"),
+                 _names("data", "dataset_names"))
+    with_choices(p.add_argument("--arch", help="registered model (`mfc.register_model`, entry points "
+                                               "`mfcbench.models`) or package.module:function of your own"),
+                 _names("models", "model_names"))
+    with_choices(p.add_argument("--strategy", help="training strategy"), _names("strategies", "strategy_names"))
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--config", help="YAML of training options (see mfcbench/train/config.py)")
-    p.add_argument("--out", required=True, help="cell folder")
+    p.add_argument("--config", help="YAML of training options: `--list-options` prints them with defaults and help; "
+                                    "docs/library.md; the profile schema mfcbench/pipeline/config.schema.yaml, $defs/training")
+    p.add_argument("--out", help="cell folder")
+    p.add_argument("--list-options", action="store_true", help="print every training option, its default and help, and exit")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     p.add_argument("--force", action="store_true", help="rerun a finished cell from scratch")
@@ -95,6 +119,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on an error, write metrics.json with status 'failed' and the error, and exit 0 "
                         "(the pipeline: the report then names the failed cell)")
     return p
+
+
+def options_text() -> str:
+    """Every training option (the runner's and each strategy's), its default and its help."""
+    import json
+
+    from ..train.config import all_options
+
+    lines = []
+    for name, option in all_options().items():
+        lines.append(f"{name} = {json.dumps(option.default)}")
+        lines.append(f"    {option.help}" if option.help else "    (no help)")
+    lines.append("Set them in --config's YAML or with --set KEY=VALUE (values are YAML).")
+    return "\n".join(lines)
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Everything a start can be refused for, checked before the cell folder (and its .lock) exists:
+    the config, the task, strategy and schedule, the model name and the dataset."""
+    from ..data import check_dataset
+    from ..models import MODELS
+    from ..train.cell import task_and_strategy
+    from ..train.config import resolve
+
+    cfg = resolve(args.config, args.overrides)
+    task_and_strategy({"task": args.task, "strategy": args.strategy, "seed": args.seed}, cfg)
+    MODELS.get(args.arch)
+    check_dataset(args.dataset, cfg["image_size"], cfg["data_root"])
 
 
 def record_failure(args: argparse.Namespace, exc: BaseException) -> None:
@@ -112,12 +164,26 @@ def record_failure(args: argparse.Namespace, exc: BaseException) -> None:
         "headline_metric": None, "metrics": {}, "manifest": {"finished_at": now()}})
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.list_options:
+        missing = [f"--{k}" for k in ("task", "dataset", "arch", "strategy", "out") if getattr(args, k) is None]
+        if missing:
+            parser.error(f"the following arguments are required: {', '.join(missing)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
+    if args.list_options:
+        print(options_text())
+        return 0
     stop_on_sigterm()
     die_with(args.watch_pid)
     env_stop = os.environ.get("MFCBENCH_STOP_AFTER")
     try:
+        preflight(args)
         if args.require_prepared:
             require_prepared(args)
         run_cell(args.config, task=args.task, dataset=args.dataset, arch=args.arch, strategy=args.strategy,

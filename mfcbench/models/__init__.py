@@ -8,6 +8,10 @@ registers its own with `@register_model` (or an entry point in the group `mfcben
 
 `MODELS` fills itself on first use (`MODELS.names()`, `MODELS.get(name)`, `name in MODELS`): it imports
 the builder modules and the entry points, and builds no model.
+
+Unregistered code is named as `"package.module:function"` wherever a model name is taken (`build_model`,
+`--arch`, a profile's `archs:`): the module is imported and the callable is used as a builder, with
+the same signature as a registered one (a class whose `__init__` takes those arguments works too).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ class _SelfLoadingRegistry(Registry):
         self._loader = loader
 
     def get(self, name: str):
+        if is_import_path(name):
+            return import_builder(name)
         self._loader()
         return super().get(name)
 
@@ -35,14 +41,49 @@ class _SelfLoadingRegistry(Registry):
         return super().names()
 
     def __contains__(self, name: str) -> bool:
+        """A registered name, or a `module:function` that imports (`import_builder` says why not)."""
+        if is_import_path(name):
+            try:
+                import_builder(name)
+            except ValueError:
+                return False
+            return True
         self._loader()
         return super().__contains__(name)
+
+
+def is_import_path(name: str) -> bool:
+    """`"package.module:function"`: a model given by where its builder lives, not by a registered name."""
+    module, sep, attr = str(name).partition(":")
+    return bool(sep and module and attr)
+
+
+def import_builder(spec: str) -> Callable:
+    """The builder named `"package.module:function"` (or `module:Class`, or `module:object.attribute`);
+    a ValueError of one line names the module or attribute that is missing and what to check."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"model {spec!r}: cannot import module {module_name!r} ({error}); make it importable "
+                         f"(installed, or its folder on PYTHONPATH)") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"model {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"model {spec!r}: {attr!r} is not callable (expected a builder "
+                         f"`(in_channels, out_channels, *, cond=False, upscale=1, **options) -> nn.Module`)")
+    return obj
 
 
 def build_model(name: str, in_channels: int = 3, out_channels: int = 3, **options):
     """Build a registered model by name; unknown names list the valid choices.
 
-    name: a registered model (`model_names()`); in_channels, out_channels: image channels in and out;
+    name: a registered model (`model_names()`) or `"package.module:function"` (imported, called alike);
+    in_channels, out_channels: image channels in and out;
     options: passed to the builder (e.g. cond=True, upscale=2, width=0.5, mixing="full").
     """
     return MODELS.get(name)(in_channels, out_channels, **options)

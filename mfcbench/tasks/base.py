@@ -35,6 +35,11 @@ class Task:
     def __init__(self, options: dict[str, Any]):
         self.options = dict(options)
 
+    def metric_notes(self) -> dict[str, Any]:
+        """What a reader must know to compare this task's metrics with other work (metrics.json
+        `metric_notes`), e.g. the value range the metric is measured in; empty by default."""
+        return {}
+
     # --- shapes -------------------------------------------------------------------------
     def model_options(self, data_channels: int) -> dict[str, Any]:
         """Keyword arguments for `build_model`: in/out channels, cond (bool), upscale (1 or 2)."""

@@ -55,7 +55,21 @@ class Denoise(Task):
     def loss(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
         return F.mse_loss(prediction, batch.targets)
 
+    def metric_notes(self) -> dict[str, Any]:
+        """The range val_mse is measured in; recorded in every denoise cell's metrics.json."""
+        if self.image_range == "unit":
+            return {"value_range": [0, 1], "val_mse": "measured on images in [0, 1] (image_range: unit)"}
+        return {"value_range": [-1, 1],
+                "val_mse": "measured on images mapped to [-1, 1] (image_range: symmetric): 4x the MSE of the same "
+                           "per-pixel error on [0, 1] images; divide by 4 to compare with [0, 1] values"}
+
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batch: Batch, chunk: int = 64) -> dict[str, float]:
+        """val_mse (= val_loss) of the model's prediction of the clean image over the fixed batch.
+
+        Measured in the range the model sees: with the default image_range "symmetric" the images are
+        in [-1, 1], so val_mse is 4x the [0, 1] value for the same per-pixel error (`metric_notes`,
+        recorded in metrics.json). model: called as model(inputs, cond=t); batch: the validation batch;
+        chunk: images per forward pass."""
         mse = validation_mse(model, batch, chunk)
         return {"val_loss": mse, "val_mse": mse}

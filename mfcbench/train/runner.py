@@ -358,6 +358,7 @@ def _record(run: CellRun, st: TrainState, status: str, final: dict, checksum: st
         "config": cfg,
         "headline_metric": run.task.headline_metric,
         "higher_is_better": run.task.higher_is_better,
+        "metric_notes": run.task.metric_notes(),  # e.g. denoise's [-1, 1] range (4x the [0, 1] MSE)
         "metrics": finite_or_none(final),
         "wu_closed_form": float(schedule_wu(phases)),
         "wu_executed": run.counter.value,
