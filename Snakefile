@@ -1,7 +1,7 @@
 # mfcbench: regenerate the paper's tables and figures from code.
 #   snakemake --cores all                                     embedded default (no network, CPU)
 #   snakemake -n --configfile workflow/config/paper.yaml      the paper grid: cells and #WU
-# The profile config is the only place settings live; see workflow/schemas/config.schema.yaml.
+# The profile config is the only place settings live; see mfcbench/pipeline/config.schema.yaml.
 
 import os
 

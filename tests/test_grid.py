@@ -201,7 +201,7 @@ def test_one_merge_and_one_config_hash():
 
 
 def test_shipped_schema_is_current():
-    """workflow/schemas/config.schema.yaml is generated; an option, strategy, task or catalogue entry added
+    """mfcbench/pipeline/config.schema.yaml (package data) is generated; an option, strategy, task or catalogue entry added
     without `python -m mfcbench grid --write-schema` fails here (the workflow validates against the file)."""
     assert grid.SCHEMA_PATH.read_text() == grid.schema_text(), \
         f"{grid.SCHEMA_PATH} is out of date: run `python -m mfcbench grid --write-schema`"

@@ -3,7 +3,7 @@
   --cells              also list every cell directory
   --check              every cell's start-up checks (model options, mesh sizes, registries); exit 1 on a problem
   --schema             print the whole generated profile schema
-  --write-schema       regenerate workflow/schemas/config.schema.yaml (after changing an option, a strategy,
+  --write-schema       regenerate mfcbench/pipeline/config.schema.yaml (after changing an option, a strategy,
                        a task or the output catalogue); --check-schema exits 1 when the shipped file is stale
   --manifest OUT       write the run manifest (commit, versions, scale, the training-code digest) of the profile,
                        as the workflow does

@@ -3,7 +3,7 @@
 The runner's common options live in `mfcbench.train.config.OPTIONS`; a strategy declares the options
 only it reads on its class (`Strategy.options`, like benchopt's `parameters`). From these one
 source come the defaults, the runner's validation and the profile schema's training keys
-(`mfcbench.train.config.training_schema`, injected into workflow/schemas/config.schema.yaml).
+(`mfcbench.train.config.training_schema`, injected into mfcbench/pipeline/config.schema.yaml).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ sys.path.insert(0, workflow.basedir)  # import this checkout's mfcbench even whe
 from mfcbench.core import catalogue
 from mfcbench.pipeline import grid
 
-# Parsing this workflow imports no torch: the schema is shipped generated (workflow/schemas/
-# config.schema.yaml; `python -m mfcbench grid --write-schema`), and the start-up checks of every
+# Parsing this workflow imports no torch: the schema is shipped generated (mfcbench/pipeline/
+# config.schema.yaml, package data; `python -m mfcbench grid --write-schema`), and the start-up checks of every
 # cell (which need the model builders) run only when a cell's resolved config is new or changed.
 # Defaults are filled by grid.apply_defaults: overrides stay sparse.
 try:
