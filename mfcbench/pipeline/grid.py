@@ -319,11 +319,20 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
     builder's accepted options, the schedule's mesh sizes). Empty when every cell can start."""
     from ..data import dataset_names
     from ..experiments.ddpm import check_options as ddpm_problems
-    from ..models import model_names
+    from ..models import MODELS
 
     problems: list[str] = list(ddpm_problems((config.get("ddpm") or {}).get("options") or {}))
-    for name in [d for d in config.get("datasets", {}) if d not in dataset_names()]:
-        problems.append(f"datasets: {name!r} is not a registered dataset; valid choices: {', '.join(dataset_names())}")
+    for name, entry in config.get("datasets", {}).items():
+        path = ((entry or {}).get("prepare_options") or {}).get("path")
+        if name in dataset_names() and path is None:
+            continue
+        if path is None:
+            problems.append(f"datasets: {name!r} is not a registered dataset; valid choices: {', '.join(dataset_names())}"
+                            f" (or your own images: prepare_options: {{path: FILE.pt or FOLDER}})")
+        elif name in dataset_names() or not Path(str(path)).exists():
+            problems.append(f"datasets.{name}.prepare_options.path: " + (
+                f"{name!r} is a registered dataset; name your own images otherwise" if name in dataset_names()
+                else f"{path} does not exist (a .pt tensor file or an image folder, relative to the working directory)"))
     for table, spec in config.get("tables", {}).items():
         found: dict[str, list[str]] = {}
         cells = table_grid(spec)
@@ -332,8 +341,8 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{table}: variant_strategies.{variant} must name a variant ({', '.join(table_variants(spec))})"
                                 f" and some of the table's strategies ({', '.join(spec['strategies'])})")
         for arch, strategy, variant in cells:
-            if arch not in model_names():
-                message = f"archs: unknown model {arch!r}; valid choices: {', '.join(model_names())}"
+            if arch not in MODELS:
+                message = _unknown_model(arch)
             else:
                 message = _cell_problem(config, table, spec, arch, strategy, variant)
             if message:
@@ -342,6 +351,17 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
             scope = "every cell" if len(where) == len(cells) else ", ".join(where)
             problems.append(f"{table} ({scope}): {message}")
     return problems
+
+
+def _unknown_model(arch: str) -> str:
+    from ..models import import_builder, is_import_path, model_names
+
+    if is_import_path(arch):
+        try:
+            import_builder(arch)
+        except ValueError as error:
+            return f"archs: {error}"
+    return f"archs: unknown model {arch!r}; valid choices: {', '.join(model_names())} or package.module:function"
 
 
 def _cell_problem(config, table: str, spec, arch: str, strategy: str, variant: str) -> str | None:
