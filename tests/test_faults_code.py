@@ -238,3 +238,19 @@ def test_grid_check_names_file_and_line_of_a_yaml_syntax_error(tmp_path, capsys)
     assert grid_cli.main(["--config", str(bad), "--check"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{bad}:{line + 1}:21: YAML syntax error" in err and "<unicode string>" not in err
+
+
+def test_a_checkpoint_of_other_training_code_restarts_under_the_pipeline(tmp_path):
+    """`snakemake --forcerun <metrics.json>` deletes metrics.json only: resuming the finished checkpoint
+    would stamp the current digest on the old training (seen: "resuming ... at iteration 6/6")."""
+    from mfcbench.core.atomic import torch_save
+    from mfcbench.train import checkpoint
+
+    path, cell, logged = tmp_path / "checkpoint.pt", {"table": "table4"}, []
+    for code, kept in ((manifest.training_code(), True), ("1" * 64, False), (None, False)):
+        torch_save({"version": checkpoint.VERSION, "cell": cell, "config_hash": "h", "training_code": code}, path)
+        ck = checkpoint.load_matching(path, cell=cell, config_hash="h", on_stale="restart", log=logged.append)
+        assert (ck is not None) == kept == path.exists()
+    assert logged[-1] == f"{path} was written by other training code: starting the cell afresh"
+    torch_save({"version": checkpoint.VERSION, "cell": cell, "config_hash": "h", "training_code": "1" * 64}, path)
+    assert checkpoint.load_matching(path, cell=cell, config_hash="h", on_stale="error", log=logged.append) is not None

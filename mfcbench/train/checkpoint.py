@@ -1,4 +1,5 @@
-"""A cell's checkpoint: save, load, and the stale check (a checkpoint of another cell or config).
+"""A cell's checkpoint: save, load, and the stale check (a checkpoint of another cell or config, or,
+for the pipeline, of other training code: a retrain on request must not resume the old run's end).
 
 `checkpoint.pt` holds the model, optimizer, work counter, sampler (data order and every
 generator), torch/CUDA RNG states and the runner's `TrainState`; it loads with weights_only=True
@@ -17,6 +18,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..core.atomic import DamagedFileError, torch_load, torch_save
+from .manifest import training_code
 
 VERSION = 1
 
@@ -76,7 +78,7 @@ def is_finished(path: Path, cell: dict, config_hash: str) -> bool:
 def save(path: Path, *, cell: dict, config_hash: str, model, optimizer, counter, sampler, device: torch.device,
          state: dict[str, Any], finished: bool = False, status: str = "running") -> None:
     torch_save({"version": VERSION, "finished": finished, "status": status, "cell": cell,
-                "config_hash": config_hash, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "config_hash": config_hash, "training_code": training_code(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "wu": counter.state_dict(), "sampler": sampler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
@@ -88,14 +90,20 @@ def load_matching(path: Path, *, cell: dict, config_hash: str, on_stale: str,
     """The checkpoint at `path` if it belongs to this cell and config; None if there is none.
 
     One written for another cell or config is an error, or with on_stale="restart" (what the
-    pipeline passes: it reruns a cell because its config changed) it is removed and None returned."""
+    pipeline passes: it reruns a cell because its config changed) it is removed and None returned.
+    So is, with on_stale="restart", one written by other training code (or before the digest was
+    recorded): a cell the pipeline retrains on request (`--forcerun`) starts afresh, not at its old end."""
     if not path.exists():
         return None
     ck = _load(path)
     if ck is None:
         return None
     if ck.get("config_hash") == config_hash and ck.get("cell") == cell:
-        return ck
+        if ck.get("training_code") == training_code() or on_stale != "restart":
+            return ck  # by hand, a checkpoint of other training code still resumes (--force restarts)
+        log(f"{path} was written by other training code: starting the cell afresh")
+        path.unlink()
+        return None
     if on_stale != "restart":
         raise ValueError(f"{path} was written for a different cell or config; rerun with --force")
     log(f"{path} belongs to another config: starting the cell afresh")
