@@ -78,7 +78,8 @@ def is_finished(path: Path, cell: dict, config_hash: str) -> bool:
 def save(path: Path, *, cell: dict, config_hash: str, model, optimizer, counter, sampler, device: torch.device,
          state: dict[str, Any], finished: bool = False, status: str = "running") -> None:
     torch_save({"version": VERSION, "finished": finished, "status": status, "cell": cell,
-                "config_hash": config_hash, "training_code": training_code(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "config_hash": config_hash, "training_code": training_code(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "wu": counter.state_dict(), "sampler": sampler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
