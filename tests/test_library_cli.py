@@ -217,3 +217,7 @@ def test_user_model_and_tensor_file_through_a_snakemake_profile(tmp_path, user_p
     rows = (work / "results" / "mine" / "table4.csv").read_text().splitlines()
     assert len(rows) == 2 and f",mine,{ARCH},fmsgd," in rows[1] and ",ok," in rows[1]
     assert (work / "data" / "prepared" / "mine" / "8" / "checksum.txt").is_file()
+    torch.save(torch.rand(10, 1, 8, 8), user_tensor)  # the user's file changes: it is prepared again
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "results/mine/table4.csv", "--cores", "1",
+                           "--configfile", "mine.yaml"], cwd=work, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0 and "prepare mine at 8px" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]

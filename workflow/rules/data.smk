@@ -16,7 +16,15 @@ def prepare_command(wildcards):
     return f"{PY} {shlex.join(args)}"
 
 
+def user_data(wildcards):
+    """Your own images (prepare_options.path, mfcbench/data/tensors.py): a changed file prepares again."""
+    path = lookup(dpath=f"datasets/{wildcards.dataset}/prepare_options/path", within=config, default=None)
+    return [str(path)] if path else []
+
+
 checkpoint prepare:  # a checkpoint: cells are evaluated again after it (train.smk's data_input)
+    input:
+        user_data,
     output:
         checksum=f"{DATA}/prepared/{{dataset}}/{{size}}/checksum.txt",
     log:

@@ -17,9 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="data")
     args = parser.parse_args(argv)
 
-    from mfcbench.data import ArchiveError, ManualDownloadRequired, get_dataset
+    from mfcbench.data import ArchiveError, ManualDownloadRequired, dataset_names, get_dataset
     from mfcbench.core.atomic import write_text
 
+    if args.dataset not in dataset_names():  # your own images: prepare reads prepare_options.path
+        write_text(Path(args.root) / "raw" / args.dataset / "SOURCE.txt",
+                   f"{args.dataset}: your own files (the profile's prepare_options.path); nothing to download\n")
+        return 0
     try:
         dataset = get_dataset(args.dataset)
         raw = Path(args.root) / "raw" / args.dataset
