@@ -135,7 +135,7 @@ def test_hold_takes_the_lock_once_and_marks_the_jobs(tmp_path, monkeypatch):
 
     from mfcbench.pipeline import runlock
 
-    monkeypatch.delenv(runlock.LOCK_ENV, raising=False)
+    monkeypatch.setenv(runlock.LOCK_ENV, "")  # registered with monkeypatch: hold()'s own export is undone too
     try:
         assert runlock.hold(tmp_path) is True
         assert os.environ[runlock.LOCK_ENV] == str(os.getpid()) == runlock.holder(tmp_path)
@@ -173,7 +173,7 @@ def test_dvc_repro_refuses_while_a_run_holds_the_data_end_to_end(tmp_path):
     if shutil.which("dvc") is None:
         pytest.skip("dvc is not installed")
     repo = make_repo(tmp_path / "repo", dvc_profile=True)
-    base = env()
+    base = {k: v for k, v in env().items() if k != "MFCBENCH_RUN_LOCK_HOLDER"}
 
     def repro(extra: dict | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(["dvc", "repro", "prepare@skimage"], cwd=repo, env={**base, **(extra or {})},
