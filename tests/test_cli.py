@@ -103,3 +103,18 @@ def test_models_params_builds_the_table(capsys):
     assert models_cli.main(["--models", "espcn"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == list(models_cli.COLUMNS) and "espcn" in out
+
+
+def test_table13s_commands_print_the_parameter_table():
+    """The catalogue's and the workflow rule's Table 13 command ask for the counts (`models` alone lists names)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from mfcbench.core import catalogue
+
+    rule = (Path(__file__).resolve().parent.parent / "workflow" / "rules" / "measure.smk").read_text()
+    commands = [catalogue.get("table13").command, *re.findall(r'"\{PY\} (models [^>]*)>', rule)]
+    assert len(commands) == 2
+    for command in commands:
+        assert "--params" in shlex.split(command), command

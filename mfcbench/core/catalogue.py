@@ -82,7 +82,7 @@ OUTPUTS: tuple[Output, ...] = (
     _table(10, "table", TRAINED, "longer training (with Table 7's SGD cells)", ("table7.csv", "table10.csv")),
     _table(11, "measurement", "measure table11", "FLOPs: convolution vs MFC"),
     _table(12, "table", TRAINED, "random crops"),
-    _table(13, "measurement", "models --format csv", "parameter counts"),
+    _table(13, "measurement", "models --params --format csv", "parameter counts"),
     _table(15, "measurement", "measure table15", "iteration time: SGD vs Multiscale-SGD"),
     Output("flops_models", "measurement", "measure flops-models", "flops_models.csv", title="FLOPs of every model"),
     Output("lemma4", "experiment", "experiment lemma4", "lemma4.csv", title="Lemma 4's bound, measured"),

@@ -100,7 +100,7 @@ rule models_table13:
     message:
         "parameter counts (Table 13)"
     shell:
-        "{PY} models --format csv > {output:q} 2> {log:q}"
+        "{PY} models --params --format csv > {output:q} 2> {log:q}"
 
 
 rule discrepancy:
