@@ -322,7 +322,7 @@ def test_snakemake_dry_run_on_the_paper_grid(workdir):
     n = len(grid.expand(grid.load_config(CONFIGS / "paper.yaml")))
     assert f"mfcbench profile 'paper': {n} cells, closed-form #WU" in out
     assert "train" in out and "report_markdown" in out
-    assert "skimage" not in out  # the default profile's tables do not leak into the paper's
+    assert "prepared/skimage" not in out and "/skimage/" not in out  # the default profile's tables do not leak
 
 
 @pytest.mark.slow
