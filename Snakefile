@@ -28,6 +28,7 @@ shell.prefix(
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/seeds.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/experiments.smk"
 include: "workflow/rules/figures.smk"

@@ -1,4 +1,4 @@
-"""`python -m mfcbench report {table,figure,claims,markdown}`: the pipeline's report entry points."""
+"""`python -m mfcbench report {table,figure,claims,markdown,plan-seeds}`: the pipeline's report entry points."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     claims.add_argument("--out", required=True, help="claims.csv; pairs.csv and cells.csv are written beside it")
     claims.add_argument("--pairs", help="pairs.csv (default: beside --out)")
     claims.add_argument("--cells", help="cells.csv (default: beside --out)")
+    plan = sub.add_parser("plan-seeds", help="a table's second round of seeds, from its first round (seeds.json)")
+    plan.add_argument("--config", required=True, help="the profile as the run sees it (results/<profile>/config.yaml)")
+    plan.add_argument("--table", required=True)
+    plan.add_argument("--input", required=True, help="the first round's gathered table (results/<profile>/seedplan/<table>.csv)")
+    plan.add_argument("--results", required=True, help="results/<profile>: the added cells' cell.yaml are written there")
+    plan.add_argument("--out", required=True, help="results/<profile>/<table>.seeds.json")
     markdown = sub.add_parser("markdown", help="REPORT.md")
     markdown.add_argument("--results-dir", required=True)
     markdown.add_argument("--reports-dir", required=True)
@@ -59,14 +65,36 @@ def _claims(args: argparse.Namespace) -> None:
     from ..report.claims import load_claims, score_all
     from ..report.evidence import cells_frame
     from ..report.layout import load_results_dir
+    from ..report.seedplan import annotate, load_plans
 
     profile = args.profile or Path(args.results_dir).name
     claims, results = load_claims(), load_results_dir(args.results_dir)
     verdicts, pairs = score_all(claims, results, profile)
+    pairs = annotate(pairs, load_plans(args.results_dir))  # the seeds each pair received, and why
     out = Path(args.out)
     write_csv(args.pairs or out.with_name("pairs.csv"), pairs)
     write_csv(args.cells or out.with_name("cells.csv"), cells_frame(results, claims))
     write_csv(out, verdicts)
+
+
+def _plan_seeds(args: argparse.Namespace) -> None:
+    """Score the first round's cells by every claim on the table, plan the added seeds, write their cell.yaml
+    and the plan (mfcbench/report/seedplan.py, mfcbench/pipeline/seeds.py)."""
+    import pandas as pd
+
+    from ..pipeline import grid, seeds
+    from ..report.seedplan import plan_table
+
+    config = _config(args.config) or {}
+    spec = (config.get("tables") or {}).get(args.table)
+    if not spec or not spec.get("seed_plan"):
+        raise ValueError(f"{args.config}: tables.{args.table}.seed_plan is not set; add one or drop plan-seeds")
+    rule = spec["seed_plan"]
+    plan = plan_table(pd.read_csv(args.input), args.table, grid.seed_pool(spec), len(spec["seeds"]),
+                      int(rule.get("step", 1)), rule.get("force_needed"))
+    _, plan = seeds.write_plan(config, args.results, args.table, plan, args.out)
+    for pair in plan["pairs"]:
+        print(f"{args.table} {pair['arch']}/{pair['strategy']}: {pair['reason']}")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
         render(args.name, args.input, args.out)
     elif args.command == "claims":
         _claims(args)
+    elif args.command == "plan-seeds":
+        _plan_seeds(args)
     elif args.command == "markdown":
         from ..report.markdown import build_report
 

@@ -219,8 +219,20 @@ def table_grid(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             if s in only.get(v, [s])]
 
 
-def iter_cells(config: Mapping[str, Any], tables: list[str] | None = None) -> Iterator[Cell]:
-    """Every cell of the named tables (all tables by default), in config order."""
+def seed_pool(spec: Mapping[str, Any]) -> list[int]:
+    """Every seed a table may run: its `seeds`, then (with a `seed_plan`) the next integers above them up to
+    `seed_plan.cap` seeds in all, which the plan_seeds checkpoint adds where they decide (pipeline/seeds.py)."""
+    pool = [int(s) for s in spec["seeds"]]
+    extra = max(pool) + 1
+    while len(pool) < int((spec.get("seed_plan") or {}).get("cap", 0)):
+        pool.append(extra)
+        extra += 1
+    return pool
+
+
+def iter_cells(config: Mapping[str, Any], tables: list[str] | None = None, pool: bool = False) -> Iterator[Cell]:
+    """Every cell of the named tables (all tables by default), in config order; `pool`: also the seeds a
+    seed plan may add (`seed_pool`), which run only when the plan adds them."""
     all_tables = config.get("tables", {})
     for name in tables or list(all_tables):
         if name not in all_tables:
@@ -232,7 +244,7 @@ def iter_cells(config: Mapping[str, Any], tables: list[str] | None = None) -> It
                               f"defined: {', '.join(config.get('datasets', {})) or 'none'}")
         for arch, strategy, variant in table_grid(spec):
             cfg = cell_config(config, name, arch, strategy, variant)
-            for seed in spec["seeds"]:
+            for seed in seed_pool(spec) if pool else spec["seeds"]:
                 yield Cell(name, spec["task"], dataset, arch, strategy, variant, int(seed), cfg)
 
 
@@ -240,9 +252,9 @@ def expand(config: Mapping[str, Any], tables: list[str] | None = None) -> list[C
     return list(iter_cells(config, tables))
 
 
-def index(config: Mapping[str, Any]) -> dict[str, Cell]:
-    """relpath -> Cell, for looking a cell up from a rule's wildcards."""
-    cells = {cell.relpath(): cell for cell in iter_cells(config)}
+def index(config: Mapping[str, Any], pool: bool = False) -> dict[str, Cell]:
+    """relpath -> Cell, for looking a cell up from a rule's wildcards (`pool`: with the seeds a plan may add)."""
+    cells = {cell.relpath(): cell for cell in iter_cells(config, pool=pool)}
     return cells
 
 

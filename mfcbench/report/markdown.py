@@ -14,6 +14,7 @@ import pandas as pd
 
 from .claims import CLAIM_COLUMNS, load_claims, score_all
 from .pairs import PAIR_COLUMNS
+from .seedplan import annotate, load_plans
 from .findings import findings_markdown
 from .published import load_published, published_table
 from .layout import OK, load_results_dir, settings_frame, table_from_results
@@ -119,6 +120,7 @@ def pairs_section(claims: pd.DataFrame, pairs: pd.DataFrame) -> str:
             "p (Holm)": group["p_holm"].map(lambda v: _fmt(v, 2)),
             "P(beat) [95% CI]": [f"{_fmt(p, 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" if _fmt(p) else ""
                                  for p, lo, hi in zip(group["p_beat"], group["beat_low"], group["beat_high"])],
+            "seeds received": group["seed_reason"].map(_fmt) if "seed_reason" in group else "",
             "seeds needed": group["seeds_needed"].map(lambda v: "> 10000" if v == v and v and v > 10000 else _fmt(v)),
             "verdict": group["verdict"],
         })
@@ -302,6 +304,7 @@ def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str,
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     results = load_results_dir(results_dir)
     claims, pairs = load_scored_claims(reports_dir, results, profile)
+    pairs = annotate(pairs, load_plans(results_dir))  # the seeds each pair received (the seed plans), and why
     parts = [
         f"# mfcbench reproduction report — profile `{profile}`\n",
         "Reproduced numbers come from the result files below; published numbers are the paper's, "

@@ -10,7 +10,8 @@ worse-signed log scale (the margin, or 0 for "fewer #WU"):
 - INCONCLUSIVE otherwise, or when either side is not converged, or with fewer than `min_seeds` seeds; an
   undecided interval says how many seeds a power calculation from the observed spread says would decide.
 
-`PAIR_COLUMNS` are pairs.csv's columns (one row per claim and pair).
+`PAIR_COLUMNS` are pairs.csv's columns (one row per claim and pair); `seed_reason` (the seeds a pair
+received and why) is filled from the table's seed plan by `seedplan.annotate`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ PAIR_COLUMNS = [
     "unit",
     "n",
     "seeds",
+    "seed_reason",
     "ratio",
     "low",
     "high",

@@ -35,6 +35,13 @@ REPORTS = config["reports_dir"]
 LOGS = f"{config['logs_dir']}/{PROFILE}"
 DATA = config["data_root"]
 CELLS = grid.index(config)  # relpath -> Cell
+# with a table's seed_plan, the seeds its plan_seeds checkpoint may add (seeds.smk): rules look cells up here
+POOL = grid.index(config, pool=True)
+from mfcbench.pipeline import seeds as _seeds
+
+_SEED_PLAN_PROBLEMS = _seeds.check_plans(config)
+if _SEED_PLAN_PROBLEMS:
+    raise ValueError(f"{len(_SEED_PLAN_PROBLEMS)} problem(s) in the profile, no job started:\n  " + "\n  ".join(_SEED_PLAN_PROBLEMS))
 TABLES = list(config["tables"])  # trained tables: cells, gathered
 PY = "python -m mfcbench"
 
@@ -44,7 +51,8 @@ PY = "python -m mfcbench"
 # problem, no job started). The profile as this run sees it is written the same way (config.yaml for
 # the reports, visualise/profile.yaml for the figures: without `extras`, which changes no figure).
 try:
-    _CHANGED = grid.write_cell_configs(config, RESULTS, CELLS)
+    # the cells earlier seed plans added are kept current too (a changed profile retrains them as well)
+    _CHANGED = grid.write_cell_configs(config, RESULTS, {**CELLS, **_seeds.planned_cells(config, RESULTS)})
     grid.write_if_changed(f"{RESULTS}/config.yaml", grid.profile_text(config))
     grid.write_if_changed(f"{RESULTS}/visualise/profile.yaml", grid.profile_text(config, drop=("extras",), sort_keys=True))
 except grid.ConfigError as problems:  # one line per problem, or the folder that cannot be written
@@ -70,7 +78,7 @@ def cell_of(wildcards):
     rel = "/".join((wildcards.table, wildcards.task, wildcards.dataset, wildcards.arch,
                     wildcards.strategy_dir, f"seed{wildcards.seed}"))
     try:
-        return CELLS[rel]
+        return POOL[rel]
     except KeyError:
         raise ValueError(f"{rel} is not a cell of profile {PROFILE!r}") from None
 

@@ -8,7 +8,7 @@ def results_inputs():
     """Every results file of this profile (the catalogue's outputs it builds): the claims and REPORT.md read them all."""
     files = [f"{RESULTS}/{o.result}" for o in catalogue.OUTPUTS if o.result and builds(o.id)]
     files += [f"{RESULTS}/workunits.csv"] + [f"{RESULTS}/curves_{t}.csv" for t in TABLES]
-    return files
+    return files + [plan_file(t) for t in PLANNED_TABLES]  # pairs.csv says the seeds each pair received
 
 
 # The report code and its data files: a report rule reruns when they change (reports are cheap, and a

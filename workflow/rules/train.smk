@@ -67,7 +67,7 @@ def missing_cells_marker(table):
     missing cells are written to logs/<profile>/gather/<table>.missing, a newer input of the gather,
     which then retrains them first. Rewritten only when the missing cells or the table change."""
     table_csv, marker = Path(f"{RESULTS}/{table}.csv"), Path(f"{LOGS}/gather/{table}.missing")
-    missing = [d for d in cell_dirs(table) if not os.path.exists(f"{d}/metrics.json")]
+    missing = [d for d in gathered_dirs(table) if not os.path.exists(f"{d}/metrics.json")]
     if table_csv.is_file() and missing:
         text = f"{table_csv} (mtime {table_csv.stat().st_mtime_ns}) lists cells now missing:\n" + "\n".join(missing) + "\n"
         if not marker.is_file() or marker.read_text() != text:
@@ -81,7 +81,7 @@ def missing_cells_marker(table):
 
 rule gather:
     input:
-        cells=lambda wc: [f"{d}/metrics.json" for d in cell_dirs(wc.table)],
+        cells=lambda wc: [f"{d}/metrics.json" for d in gathered_dirs(wc.table)],  # with a seed plan's cells (seeds.smk)
         data=lambda wc: ancient(data_checksum_file(config["tables"][wc.table]["dataset"])),
         missing=lambda wc: missing_cells_marker(wc.table),
     output:
@@ -90,7 +90,7 @@ rule gather:
     log:
         f"{LOGS}/gather/{{table}}.log",
     params:
-        cells=lambda wc: cell_dirs(wc.table),
+        cells=lambda wc: gathered_dirs(wc.table),
     shell:
         "{PY} gather --profile {PROFILE:q} --table {wildcards.table:q} --out {output.table:q} "
         "--curves-out {output.curves:q} --data-checksum {input.data:q} {params.cells:q} > {log:q} 2>&1"

@@ -1,0 +1,128 @@
+"""Seeds where they decide: which (network, strategy) pairs of a table get more seeds, and why.
+
+A table with a `seed_plan` (profile key: `{cap, step}`, optional `force_needed`) first trains its `seeds`
+(the initial round). The pipeline's `plan_seeds` checkpoint then scores the claims on that round's
+cells (the same pairs, intervals, Holm correction and power calculation as claims.csv: `pairs`) and
+plans the second round with `plan`:
+
+- a pair every claim decides (REPRODUCED or DEVIATES) gets no seed;
+- an undecided pair (INCONCLUSIVE in some claim) whose power calculation says it needs N seeds grows to
+  N (N at or below its count: one more step), the addition rounded up to a multiple of `step`, never
+  past `cap` seeds in all; an undecided pair without a power calculation (a side not converged, no
+  spread) gets none: more seeds would not decide it;
+- SGD is the reference of every pair: an arch's SGD cells run every seed any of its pairs received.
+
+The added seeds are the next integers above the initial ones (`pipeline.seeds.seed_pool`), so a seed is one cell
+whatever round trained it; nothing of the first round is dropped. `annotate` writes each pair's
+history into pairs.csv's `seed_reason` ("5 initial + 5 added: needed 9 by the power calculation, cap 10").
+Reads DataFrames and JSON only (no training code).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .engine import INCONCLUSIVE
+
+PLAN_SUFFIX = ".seeds.json"  # results/<profile>/<table>.seeds.json
+
+
+def _target(n: int, needed: int, cap: int, step: int) -> int:
+    """The seed count an undecided pair grows to: `needed` (one more step if it already has that many),
+    the addition a multiple of `step`, at most `cap`."""
+    want = max(needed, n + 1)
+    return min(cap, n + step * math.ceil((want - n) / step))
+
+
+def _pair_status(rows: pd.DataFrame, force_needed: int | None) -> tuple[bool, int | None, str]:
+    """(undecided, seeds needed, what the claims said) of one pair over the claims that compare it."""
+    verdicts = rows["verdict"].astype(str)
+    undecided = bool((verdicts == INCONCLUSIVE).any())
+    said = ", ".join(f"{c}: {v}" for c, v in zip(rows["claim"], verdicts))
+    if force_needed is not None:
+        return True, int(force_needed), said
+    needs = pd.to_numeric(rows.loc[verdicts == INCONCLUSIVE, "seeds_needed"], errors="coerce").dropna()
+    return undecided, (int(needs.max()) if len(needs) else None), said
+
+
+def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: int = 1,
+         force_needed: int | None = None) -> dict[str, Any]:
+    """The second round of `table` from its first round's pairs (pairs.csv rows: claim, table, arch,
+    strategy, verdict, seeds_needed). `pool`: every seed the table may run, the first `initial` of them
+    trained (the pipeline's `seeds.seed_pool`; cap = its length). Returns {table, initial, cap, step,
+    pairs: [{arch, strategy, needed, added, reason}], cells: {arch: {strategy: [added seeds]}}};
+    `force_needed` plans every pair as if it needed that many seeds (tests, rehearsals)."""
+    cap, n = len(pool), initial
+    if cap < n or step < 1:
+        raise ValueError(f"{table}: seed_plan needs cap >= {n} (the initial seeds) and step >= 1")
+    rows = pairs[(pairs["table"].astype(str) == table) & (pairs["strategy"].astype(str) != "sgd")]
+    planned, cells = [], {}
+    for (arch, strategy), group in rows.groupby(["arch", "strategy"], sort=True):
+        undecided, needed, said = _pair_status(group, force_needed)
+        total = _target(n, needed, cap, step) if undecided and needed is not None else n
+        added = pool[n:total]
+        reason = _reason(n, added, undecided, needed, cap, said, force_needed is not None)
+        planned.append({"arch": arch, "strategy": strategy, "needed": needed, "added": added, "reason": reason})
+        if added:
+            arch_cells = cells.setdefault(str(arch), {})
+            arch_cells[str(strategy)] = added
+            arch_cells["sgd"] = sorted(set(arch_cells.get("sgd", [])) | set(added))
+    return {"table": table, "initial": [int(s) for s in pool[:n]], "cap": cap, "step": step,
+            "pairs": planned, "cells": cells}
+
+
+def _reason(n: int, added: list[int], undecided: bool, needed: int | None, cap: int, said: str,
+            forced: bool) -> str:
+    head = f"{n} initial + {len(added)} added" if added else f"{n} initial, none added"
+    if not undecided:
+        return f"{head}: decided ({said})"
+    if needed is None:
+        return f"{head}: undecided ({said}) without a power calculation (a side not converged or no spread): more seeds would not decide it"
+    why = "forced by seed_plan.force_needed" if forced else "by the power calculation"
+    if not added:
+        return f"{head}: undecided ({said}), needed {needed} {why}, cap {cap} already reached"
+    capped = "; cap reached" if needed > n + len(added) else ""
+    return f"{head}: needed {needed} {why}, cap {cap}{capped}"
+
+
+def plan_table(frame: pd.DataFrame, table: str, pool: list[int], initial: int, step: int = 1,
+               force_needed: int | None = None) -> dict[str, Any]:
+    """`plan` from a table's first-round result rows, scored by every claim that reads the table."""
+    from .claims import load_claims, score_all
+
+    _, pairs = score_all(load_claims(), {table: frame})
+    return plan(pairs, table, pool, initial, step, force_needed)
+
+
+def cells_to_add(plan_: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(arch, strategy, seed) of every cell the plan adds (SGD included), sorted."""
+    return sorted((a, s, int(k)) for a, by in plan_.get("cells", {}).items() for s, seeds in by.items() for k in seeds)
+
+
+def load_plans(results_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """table -> its seeds.json plan, for every plan in results/<profile>/ (none: {})."""
+    plans = {}
+    for path in sorted(Path(results_dir).glob(f"*{PLAN_SUFFIX}")):
+        try:
+            plans[path.name[: -len(PLAN_SUFFIX)]] = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: unreadable seed plan ({error}); delete it and rerun the pipeline") from None
+    return plans
+
+
+def annotate(pairs: pd.DataFrame, plans: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """pairs.csv with `seed_reason`: the seeds each pair received and why (fixed seeds without a plan)."""
+    reasons = {(t, p["arch"], p["strategy"]): p["reason"] for t, pl in plans.items() for p in pl.get("pairs", [])}
+    out = pairs.copy()
+    out["seed_reason"] = [
+        reasons.get((str(t), str(a), str(s)), "fixed seeds (no seed_plan)" if str(t) not in plans else
+                    f"{len(plans[str(t)].get('initial', []))} initial, none added: no claim of the first round compared it")
+        for t, a, s in zip(out.get("table", []), out.get("arch", []), out.get("strategy", []))
+    ]
+    return out
+
