@@ -470,4 +470,6 @@ def run_manifest(config: Mapping[str, Any]) -> dict[str, Any]:
         "scale": f"{d['levels']} levels, N0 {d['batch_size']}, val_size {d['val_size']}; iterations per level "
                  f"{schedule_summary(config)}",
         "seeds": {table: spec["seeds"] for table, spec in config["tables"].items()},
+        # the first round's seeds above; a plan adds up to cap where they decide (results/<profile>/<table>.seeds.json)
+        "seed_plans": {table: spec["seed_plan"] for table, spec in config["tables"].items() if spec.get("seed_plan")},
     }
