@@ -79,3 +79,14 @@ def test_full_mixing_float32_matches_float64_reference():
         got = _grads(layer32, layer32, x.float(), (16, 8))
     for a, b in zip(got, expected):
         assert _rel(a.double(), b) < 1e-5
+
+
+def test_bench_says_how_many_full_mixing_layers_fit_the_step_cache():
+    """At the Table 15 setting (two 128x128-channel full-mixing layers) only one layer's step tables fit
+    symbol_cache's default budget at 256^2: the other rebuilds its symbol on every call."""
+    from mfcbench.measure.bench import _symbol_cache_note
+
+    model = torch.nn.Sequential(*(MeshFreeConv2d(128, 128, mixing="full") for _ in range(2)))
+    assert "1 of 2 full-mixing layers fit" in _symbol_cache_note(model, 256)
+    assert "2 of 2 full-mixing layers fit" in _symbol_cache_note(model, 128)
+    assert _symbol_cache_note(torch.nn.Sequential(MeshFreeConv2d(4, 4)), 256) == ""

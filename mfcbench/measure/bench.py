@@ -242,9 +242,10 @@ def bench_msgd_vs_sgd(b: Bench) -> None:
         if not device_available(b.device):
             b.add("msgd_vs_sgd", label_name, not_measured(b.device))
             continue
-        rows = {}
+        rows, cache_note = {}, ""
         for strategy in ("sgd", "msgd"):
             model = suites.step_model(name, b.device, **options)  # as a denoising cell builds it
+            cache_note = _symbol_cache_note(model, size)
             step = suites.training_step(model, strategy, size, b.device)  # the trained step: Strategy.loss
             label = f"{suites.SGD_IMAGES}@{size}" if strategy == "sgd" else suites.describe_plan(size)
             rows[strategy] = b.add("msgd_vs_sgd", f"{label_name} {strategy} step [{label}]",
@@ -255,7 +256,28 @@ def bench_msgd_vs_sgd(b: Bench) -> None:
             b.add("msgd_vs_sgd", f"{label_name} ratio sgd/msgd", value=round(ratio, 3),
                   target=f">= {goal} (work units 6.49)", met=ratio >= goal,
                   notes="msgd runs 4 model calls per step (one per mesh); full mixing builds its symbol once per "
-                        "step and slices it for the coarser meshes (layers.symbol_cache)")
+                        "step and slices it for the coarser meshes (layers.symbol_cache)" + cache_note)
+
+
+def _symbol_cache_note(model: nn.Module, size: int) -> str:
+    """How many full-mixing layers' step tables (finest mesh plus its slices) fit symbol_cache's default
+    budget: a layer that does not fit rebuilds its symbol on every call, forward and backward."""
+    import inspect
+
+    from ..layers.mfc import symbol_cache
+
+    layers = [m for m in model.modules() if isinstance(m, MeshFreeConv2d) and m.mixing == "full"]
+    if not layers:
+        return ""
+    budget = inspect.signature(symbol_cache.__wrapped__).parameters["max_bytes"].default
+    used, fitting = 0, 0
+    for layer in layers:
+        pairs = layer.in_channels * layer.out_channels
+        need = sum((size >> j) * ((size >> j) // 2 + 1) for j in range(suites.MSGD_LEVELS)) * pairs * 8
+        if used + need <= budget:
+            used, fitting = used + need, fitting + 1
+    return (f"; symbol tables: {fitting} of {len(layers)} full-mixing layers fit the {budget / 2**30:.0f} GiB "
+            f"cache budget at {size}^2 ({used / 2**30:.2f} GiB)")
 
 
 def bench_table4_train_time(b: Bench, table: str = "results/default/table4.csv") -> None:
