@@ -544,7 +544,9 @@ class _PairwiseSymbolContraction(torch.autograd.Function):
         basis = _frequency_basis(ky, kx)
         t, a, g = tau.reshape(-1), alpha.reshape(-1, 3), gamma.reshape(-1, 3)
         gy = grad_y.reshape(batch, cout, -1).permute(2, 1, 0).contiguous()  # (F, Co, B)
-        xh = x_hat.reshape(batch, cin, -1).permute(2, 0, 1).conj().resolve_conj()  # (F, B, Ci)
+        # (F, B, Ci) dense per frequency: a strided x^H (stride F between channels) made the small-batch
+        # grad_y x^H bmm 5-10x slower (measured at B3 64^2, 128x128 pairs: 4.5 s -> 0.45 s)
+        xh = x_hat.reshape(batch, cin, -1).permute(2, 0, 1).contiguous().conj_physical_()
         want_x = ctx.needs_input_grad[0]
         grad_x = torch.empty(gy.shape[0], cin, batch, dtype=gy.dtype, device=gy.device) if want_x else None
         sums = torch.zeros(6, t.numel(), dtype=t.dtype, device=t.device)  # gamma (3) and quadratic (3) moments
