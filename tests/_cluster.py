@@ -1,4 +1,4 @@
-"""Test helpers for tests/test_slurm.py and tests/test_dvc_remote.py: throw-away repo copies on a
+"""Test helpers for tests/pipeline/test_slurm.py and tests/pipeline/test_dvc_remote.py: throw-away repo copies on a
 minimal profile, a bounded command runner, and a one-node SLURM cluster on loopback.
 
 Debian's `slurmctld slurmd slurm-client munge` (installed on demand when we are root and have

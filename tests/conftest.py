@@ -1,8 +1,13 @@
 """Shared test settings: CPU-only, few threads, deterministic."""
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("MFCBENCH_OFFLINE", "1")
+# tests/ mirrors the package (tests/<package>/test_*.py); the shared helpers of the end-to-end tests
+# (tests/_cluster.py) are imported as a top-level module from any of those folders.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest
 import torch

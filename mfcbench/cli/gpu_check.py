@@ -210,12 +210,12 @@ def step_cell(check: Check) -> dict:
 
 
 def step_tests(check: Check) -> dict:
-    """`pytest -m gpu tests/test_gpu.py`, its output in gpu_tests.log."""
+    """`pytest -m gpu tests/measure/test_gpu.py`, its output in gpu_tests.log."""
     if importlib.util.find_spec("pytest") is None:
         raise RuntimeError("pytest is not installed here")
     timeout = max(30.0, check.deadline - time.monotonic())
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-                             str(ROOT / "tests" / "test_gpu.py")], capture_output=True, text=True, check=False,
+                             str(ROOT / "tests" / "measure" / "test_gpu.py")], capture_output=True, text=True, check=False,
                             timeout=timeout, cwd=ROOT)
     log = check.out / "gpu_tests.log"
     log.write_text(result.stdout + result.stderr)

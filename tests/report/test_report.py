@@ -14,8 +14,8 @@ from mfcbench.report import claims as C
 from mfcbench.report.published import equal_at_printed_precision, load_published, parse_printed, printed_precision, published_cells, round_like
 from mfcbench.report.layout import build_table, load_results_dir, read_results
 
-FIX = Path(__file__).parent / "fixtures" / "report"
-ROOT = Path(__file__).resolve().parents[1]
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "report"
+ROOT = Path(__file__).resolve().parents[2]
 PAPER = next((p for p in [ROOT.parent / "shared/paper/multiscale-training-of-cnns.txt",
                           Path("/work/shared/paper/multiscale-training-of-cnns.txt")] if p.is_file()), None)
 

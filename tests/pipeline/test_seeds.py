@@ -16,7 +16,7 @@ import yaml
 from mfcbench.pipeline import grid, seeds
 from mfcbench.report.seedplan import annotate, cells_to_add, plan, plan_table
 
-CONFIGS = Path(__file__).resolve().parents[1] / "workflow" / "config"
+CONFIGS = Path(__file__).resolve().parents[2] / "workflow" / "config"
 POOL = list(range(10))  # 5 initial seeds, cap 10
 
 

@@ -17,7 +17,7 @@ from mfcbench.figures import visualise as vis
 from mfcbench.train.runner import run_cell
 from mfcbench.strategies import build_strategy
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG"
 
 

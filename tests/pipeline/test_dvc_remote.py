@@ -4,7 +4,7 @@
 `dvc repro` is a no-op and, after the one-off `snakemake --touch --forceall` the README asks for
 (DVC does not keep mtimes, so pulled files look stale to Snakemake in random order), so is
 `snakemake --cores all`; deleted reports regenerate from the pulled results, identical.
-About a minute on 2 cores: pytest -m slow tests/test_dvc_remote.py
+About a minute on 2 cores: pytest -m slow tests/pipeline/test_dvc_remote.py
 """
 
 from __future__ import annotations

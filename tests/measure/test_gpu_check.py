@@ -13,7 +13,7 @@ import pytest
 
 from mfcbench.cli import gpu_check
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fake_steps(monkeypatch, **steps):

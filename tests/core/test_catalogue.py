@@ -11,7 +11,7 @@ import yaml
 from mfcbench.core import catalogue, labels
 from mfcbench.pipeline import grid
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_output_is_well_formed():

@@ -16,7 +16,7 @@ from mfcbench.pipeline import grid
 from mfcbench.cli.gather import main as gather_main
 from mfcbench.pipeline.gather import gather
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "workflow" / "config"
 PAPER_TABLES = {f"table{n}" for n in (3, 4, 5, 6, 7, 8, 10, 12)}  # trained; Tables 1-2 are an experiment
 

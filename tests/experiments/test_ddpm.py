@@ -148,6 +148,6 @@ def test_every_profiles_ddpm_options_pass_the_check():
 
     import yaml
 
-    for path in sorted((Path(__file__).resolve().parents[1] / "workflow" / "config").glob("*.yaml")):
+    for path in sorted((Path(__file__).resolve().parents[2] / "workflow" / "config").glob("*.yaml")):
         options = (yaml.safe_load(path.read_text()).get("ddpm") or {}).get("options") or {}
         assert ddpm.check_options(options) == [], path.name

@@ -11,7 +11,7 @@ from mfcbench.figures import paper as F
 from mfcbench.report.findings import all_findings, findings_markdown
 from mfcbench.report.layout import load_results_dir
 
-FIX = Path(__file__).parent / "fixtures" / "report"
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "report"
 
 
 def _draw(name: str, source: str, tmp_path: Path):

@@ -2,7 +2,7 @@
 
 Needs root (slurmd, /etc/slurm) and Debian's slurmctld/slurmd/slurm-client/munge, which the
 fixture installs with apt-get when they are missing; otherwise it skips, saying why. About three
-minutes on 2 cores: pytest -m slow tests/test_slurm.py
+minutes on 2 cores: pytest -m slow tests/pipeline/test_slurm.py
 
 Traps (handled in tests/_cluster.py and here):
 - the plugin strips SLURM_* inside jobs: slurm.conf goes to /etc/slurm/slurm.conf (backed up,

@@ -23,7 +23,7 @@ from mfcbench.pipeline import grid
 from mfcbench.core.atomic import DamagedFileError, NoSpaceError, torch_save
 from mfcbench.pipeline.gather import GatherError, gather
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CELL = "table4/denoise/skimage/resnet/sgd/seed0"
 TINY = {"image_size": 16, "levels": 2, "batch_size": 2, "iterations": [3, 3], "lr": 1e-3, "val_size": 4,
         "val_every": 3, "checkpoint_every": 2, "model": {"width": 0.125}, "threads": 1}

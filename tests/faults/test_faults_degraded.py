@@ -23,7 +23,7 @@ from mfcbench.data import CorruptPreparedDataError, load_split, open_dataset, pr
 from mfcbench.data.fetch import ArchiveError, safe_extract
 from mfcbench.data.store import write_prepared
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _umask() -> int:

@@ -16,7 +16,7 @@ from mfcbench.cli import experiment
 from mfcbench.report import claims as C
 from mfcbench.report.layout import build_table, read_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REASON = "no SAM checkpoint given"
 # test_ddpm.py's micro budget: seconds, not minutes
 MICRO = dict(block_out_channels=[8, 16, 16], batch_size=2, fmsgd_iterations=[4, 2, 1], sgd_iterations=2,

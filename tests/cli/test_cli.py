@@ -113,7 +113,7 @@ def test_table13s_commands_print_the_parameter_table():
 
     from mfcbench.core import catalogue
 
-    rule = (Path(__file__).resolve().parent.parent / "workflow" / "rules" / "measure.smk").read_text()
+    rule = (Path(__file__).resolve().parents[2] / "workflow" / "rules" / "measure.smk").read_text()
     commands = [catalogue.get("table13").command, *re.findall(r'"\{PY\} (models [^>]*)>', rule)]
     assert len(commands) == 2
     for command in commands:

@@ -18,7 +18,7 @@ from mfcbench.data import open_dataset, prepare
 from mfcbench.data.store import splits_sha256
 from mfcbench.data.tensors import read_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARCH = "mfcb_user_nets.nets:tiny"
 TINY = ["image_size=8", "levels=2", "iterations=[2,2]", "val_every=2", "checkpoint_every=2", "val_size=2",
         "batch_size=2"]
