@@ -54,7 +54,7 @@ def scaling_figure(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     """Time ratio SGD / x against image size, one panel per (device, task); dashed: the #WU ratio."""
     data = scaling_data(frame)
     panels = list(dict.fromkeys(zip(data["device"], data["task"])))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 5.4), squeeze=False)
     for ax, (device, task) in zip(axes[0], panels):
         part = data[(data["device"] == device) & (data["task"] == task)]
         colours = {arch: plt.get_cmap("tab10")(i % 10) for i, arch in enumerate(dict.fromkeys(part["arch"]))}
@@ -64,21 +64,22 @@ def scaling_figure(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         for strategy, rows in part.groupby("strategy", sort=False):
             wu = float(rows["wu_ratio"].median())
             ax.axhline(wu, color="dimgrey", linestyle=(0, (6, 4)), lw=1.2)
-            ax.annotate(f"#WU ratio, {STRATEGY_LABELS.get(strategy, strategy)}: {wu:.3g}", (0.02, wu),
-                        xycoords=("axes fraction", "data"), va="bottom", fontsize=8, color="dimgrey")
+            ax.annotate(f"#WU ratio, {STRATEGY_LABELS.get(strategy, strategy)}: {wu:.3g}", (0.98, wu),
+                        xycoords=("axes fraction", "data"), va="bottom", ha="right", fontsize=8, color="dimgrey")
         ax.axhline(1.0, color="black", lw=0.8, alpha=0.5)
         sizes = sorted(part["size"].unique())
         ax.set(xscale="log", yscale="log", xlabel="finest mesh (pixels per side)",
                ylabel="training time SGD / strategy (measured)", title=f"{TASK_TITLES.get(task, task)}, {device}")
         ax.set_xticks(sizes, [str(int(s)) for s in sizes])
         ax.minorticks_off()
-        ax.legend(loc="best", fontsize=8, title="network (colour)", title_fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8, frameon=False,
+                  title="network (colour)", title_fontsize=8)  # below the panel: never over the data
     styles = [Line2D([], [], color="black", linestyle=LINE_STYLES[s], marker=MARKERS[s], ms=4,
                      label=f"{STRATEGY_LABELS.get(s, s)} (measured)") for s in STRATEGIES]
     styles.append(Line2D([], [], color="dimgrey", linestyle=(0, (6, 4)), label="closed-form #WU ratio"))
     fig.legend(handles=styles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle("Where the work-unit saving reaches the clock: SGD's training time over each strategy's")
-    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     return fig, data
 
 
