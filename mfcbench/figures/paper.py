@@ -251,6 +251,8 @@ def fig5(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     one panel per network, one line per strategy, mean over seeds with a band where n > 1."""
     metric = curve_metric(frame, CURVE_METRICS["fig5"])
     data = frame[pd.to_numeric(frame["wu_executed"], errors="coerce") > 0]  # log axis: drop the #WU=0 start
+    if metric == "val_metric" and "level" in data.columns:  # a coarse level validates on its own mesh:
+        data = data[pd.to_numeric(data["level"], errors="coerce") == 0]  # only finest-mesh values compare
     stats = seed_stats(data, ["arch", "strategy", "iteration"], metric)
     archs = ordered(stats["arch"].unique(), ARCH_LABELS)
     ncols = min(len(archs), 4)
@@ -265,7 +267,8 @@ def fig5(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         ax.set(title=ARCH_LABELS.get(arch, arch), xlabel="executed #WU (log)", ylabel=label)
     for ax in axes.ravel()[len(archs):]:
         ax.set_axis_off()
-    legend_below(fig, axes.ravel(), f"Figure 5 — denoising: {label} against executed #WU ({describe(frame)})")
+    where = " on the finest mesh" if metric == "val_metric" and "level" in frame.columns else ""
+    legend_below(fig, axes.ravel(), f"Figure 5 — denoising: {label}{where} against executed #WU ({describe(frame)})")
     return fig, stats
 
 
