@@ -309,6 +309,11 @@ def render(name: str, inputs: list[str | Path], out: str | Path) -> Path:
     check_columns(name, frame)
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
     fig, data = plot(frame)
+    return save_figure(fig, data, out)
+
+
+def save_figure(fig: plt.Figure, data: pd.DataFrame, out: str | Path) -> Path:
+    """Write a figure to `out` (PNG, atomically) and the data behind it beside it (`out` with .csv)."""
     out = Path(out)
     try:
         with atomic_path(out) as tmp:

@@ -20,7 +20,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..core.atomic import atomic_path, write_csv  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ..core.labels import ARCH_LABELS, STRATEGY_LABELS  # noqa: E402
@@ -89,12 +88,7 @@ def draw_scaling(inputs: list[str | Path] | str | Path, out: str | Path) -> Path
     frames = [pd.read_csv(p) for p in paths if Path(p).is_file()]
     if not frames:
         raise FileNotFoundError(f"scaling figure: none of the inputs exist: {', '.join(map(str, paths))}")
+    from .paper import save_figure
+
     fig, data = scaling_figure(pd.concat(frames, ignore_index=True, sort=False))
-    out = Path(out)
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=150, format="png")
-    finally:
-        plt.close(fig)
-    write_csv(out.with_suffix(".csv"), data)
-    return out
+    return save_figure(fig, data, out)

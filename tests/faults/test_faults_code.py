@@ -10,26 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from mfcbench.pipeline.gather import gather, stale_code_cells
-from mfcbench.train import manifest, runner
+from mfcbench.train import manifest
 
-TINY = {"image_size": 16, "levels": 2, "batch_size": 2, "iterations": [1, 1], "lr": 1e-3, "val_size": 4,
-        "val_every": 2, "checkpoint_every": 2, "model": {"width": 0.125}, "threads": 1}
-CELL = "table4/denoise/skimage/resnet/sgd/seed0"
-
-
-def _trained_cell(tmp_path: Path) -> Path:
-    out = tmp_path / "results" / "p" / CELL
-    out.mkdir(parents=True)
-    (out / "cell.yaml").write_text(yaml.safe_dump(TINY))
-    g = torch.Generator().manual_seed(0)
-    runner.run_cell(out / "cell.yaml", task="denoise", arch="resnet", strategy="sgd", out_dir=out, device="cpu",
-                    train_images=torch.rand(8, 3, 16, 16, generator=g), val_images=torch.rand(4, 3, 16, 16, generator=g),
-                    progress=False, log=lambda m: None)
-    return out
+from _cells import CELL, TINY, trained_cell as _trained_cell  # noqa: E402,F401
 
 
 def test_code_digest_covers_the_training_modules(tmp_path):
