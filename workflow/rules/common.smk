@@ -150,4 +150,4 @@ PUBLISHED = f"reports/published/{PROFILE}"  # the committed snapshot a reviewer 
 def published_files():
     """What `rule publish` copies into PUBLISHED: every report, and the data behind each figure."""
     files = [Path(t).name for t in all_reports()]
-    return files + [f[:-4] + ".csv" for f in files if f.startswith("fig") and f.endswith(".png")] + ["pairs.csv", "cells.csv"]
+    return files + [f[:-4] + ".csv" for f in files if f.endswith(".png")] + ["pairs.csv", "cells.csv"]  # every figure's data
