@@ -115,10 +115,12 @@ def test_converged_profiles_seeds_variants_and_both_budget_readings():
     assert {k[2] for k in wu if k[0] == "table4" and k[3] == "x2"} == {"sgd", "msgd", "fmsgd"}
     assert wu[("table4", "unet", "sgd", "x2")] == 2 * sgd
     extended = grid.load_config(CONFIGS / "converged_extended.yaml")
-    assert set(extended["tables"]) == {"table6", "table7", "table8", "table10", "table12"}
+    deep = grid.load_config(CONFIGS / "converged_deep.yaml")  # Tables 7 and 10: split off for the budget
+    assert set(extended["tables"]) == {"table6", "table8", "table12"} and set(deep["tables"]) == {"table7", "table10"}
     assert extended["tables"]["table6"]["dataset"] == "lfw" and "fig8" in extended["extras"]
     assert len(extended["ddpm"]["options"]["seeds"]) >= 3
-    by = {(c.table, c.arch, c.strategy, c.variant): c.config for c in grid.expand(extended) if c.seed == 0}
+    cells = grid.expand(extended) + grid.expand(deep)
+    by = {(c.table, c.arch, c.strategy, c.variant): c.config for c in cells if c.seed == 0}
     assert by[("table10", "resnet18", "sgd", "base")]["budget_scale"] == 2  # Table 7's SGD, doubled
     assert by[("table10", "resnet18", "sgd", "base")]["iterations"] == by[("table7", "resnet18", "sgd", "base")]["iterations"]
     assert by[("table12", "unet", "msgd", "crops")]["augment"] == "crops"

@@ -131,7 +131,7 @@ def test_a_replanned_table_keeps_the_seeds_it_added():
 
 
 def test_the_converged_profiles_plan_seeds():
-    for name in ("converged", "converged_extended"):
+    for name in ("converged", "converged_extended", "converged_deep"):
         config = grid.load_config(CONFIGS / f"{name}.yaml")
         for table, spec in config["tables"].items():
             if any(s != "sgd" for s in spec["strategies"]):
