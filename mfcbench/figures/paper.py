@@ -176,7 +176,8 @@ def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     metric = curve_metric(data, CURVE_METRICS["fig4"])
     archs = sorted(data["arch"].astype(str).unique(), key=lambda a: (conv_type(a) == "MFC", a))
     rows = [("grad_norm", "gradient norm"), (metric, metric_label(data, metric))]
-    stats = pd.concat([seed_stats(data, ["arch", "strategy", "iteration"], value).assign(panel=value)
+    source = {"grad_norm": data, metric: finest_mesh(data, metric)}  # the gradient norm on every level
+    stats = pd.concat([seed_stats(source[value], ["arch", "strategy", "iteration"], value).assign(panel=value)
                        for value, _ in rows], ignore_index=True)
     fig, axes = plt.subplots(2, len(archs), figsize=(5.2 * len(archs) + 0.6, 7.4), squeeze=False, sharex="col",
                              sharey="row")
@@ -189,7 +190,7 @@ def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
             part = stats[(stats["arch"] == arch) & (stats["panel"] == value)]
             if per_seed:
                 draw_lines(ax, part[part["strategy"].astype(str) != "fmsgd"], "iteration")
-                _draw_fmsgd_seeds(ax, cells, value)
+                _draw_fmsgd_seeds(ax, finest_mesh(cells, value) if i == 1 else cells, value)
             else:
                 draw_lines(ax, part, "iteration")
                 _mark_levels(ax, cells, with_text=i == 0)
@@ -199,7 +200,9 @@ def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
             ax.set_ylabel(label if j == 0 else "")
             ax.set_xlabel("iteration" if i == 1 else "")
     note = "; Full-Multiscale: each seed, its levels end on a plateau" if seeded else ""
-    legend_below(fig, axes.ravel(), f"Figure 4 — blur estimation, single scale vs Full-Multiscale ({describe(data)}{note})")
+    where = "; validation on the finest mesh" if len(finest_mesh(data, metric)) < len(data) else ""
+    legend_below(fig, axes.ravel(),
+                 f"Figure 4 — blur estimation, single scale vs Full-Multiscale ({describe(data)}{note}{where})")
     return fig, stats.assign(conv=stats["arch"].map(conv_type))
 
 
@@ -245,14 +248,21 @@ def _mark_levels(ax, data: pd.DataFrame, with_text: bool) -> None:
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
+def finest_mesh(data: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The rows whose validation metric compares across strategies: a Full-Multiscale level validates on
+    its own mesh (Algorithm 2), so only its finest-mesh (level 0) validations sit on the same scale."""
+    if metric != "val_metric" or "level" not in data.columns:
+        return data
+    return data[pd.to_numeric(data["level"], errors="coerce") == 0]
+
+
 @FIGURES.register("fig5")
 def fig5(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     """Denoising: the validation metric (else the training loss) against executed #WU (log x),
     one panel per network, one line per strategy, mean over seeds with a band where n > 1."""
     metric = curve_metric(frame, CURVE_METRICS["fig5"])
     data = frame[pd.to_numeric(frame["wu_executed"], errors="coerce") > 0]  # log axis: drop the #WU=0 start
-    if metric == "val_metric" and "level" in data.columns:  # a coarse level validates on its own mesh:
-        data = data[pd.to_numeric(data["level"], errors="coerce") == 0]  # only finest-mesh values compare
+    data = finest_mesh(data, metric)
     stats = seed_stats(data, ["arch", "strategy", "iteration"], metric)
     archs = ordered(stats["arch"].unique(), ARCH_LABELS)
     ncols = min(len(archs), 4)
@@ -272,24 +282,52 @@ def fig5(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     return fig, stats
 
 
+def fig7_operation(op: str, k) -> str:
+    """A reader's label: 'conv 3x3' (the kernel size), 'MFC (pointwise mixing)'."""
+    op = str(op)
+    if op.startswith("conv"):
+        return f"conv {int(float(k))}x{int(float(k))}"
+    if op.startswith("mfc"):
+        mixing = op.split("_", 1)[1] if "_" in op else ""
+        return f"MFC ({mixing} mixing)" if mixing else "MFC"
+    return op
+
+
 @FIGURES.register("fig7")
 def fig7(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    """Runtime of one conv (per kernel size) and one MFC against image size; IQR as error bars."""
-    data = frame.assign(operation=[f"conv {int(k)}x{int(k)}" if str(op) == "conv" else str(op).upper()
-                                   for op, k in zip(frame["op"], frame["k"])])
-    devices = sorted(data["device"].astype(str).unique()) if "device" in data.columns else ["?"]
-    fig, axes = plt.subplots(1, len(devices), figsize=(max(5.5 * len(devices), 7.5), 5), squeeze=False)
-    for ax, device in zip(axes[0], devices):
-        part = data if "device" not in data.columns else data[data["device"].astype(str) == device]
-        sns.lineplot(data=part, x="n", y="ms_median", hue="operation", marker="o", ax=ax)
-        if "ms_iqr" in part.columns:
-            for _, r in part.iterrows():
-                ax.errorbar(r["n"], r["ms_median"], yerr=r["ms_iqr"] / 2, color="grey", alpha=0.4, lw=0.8)
-        ax.set(xscale="log", yscale="log", xlabel="image size n (n x n)", ylabel="ms (median)", title=f"device: {device}")
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    legend_below(fig, axes[0], "Figure 7 — runtime of one convolution per kernel size and one MFC against image size "
-                               "(median, IQR bars)")
+    """Runtime of one conv (per kernel size) and one MFC against image size, one panel per (device,
+    channel count): each (operation, n) is one measurement, its median drawn with the IQR as a band
+    (never an average over channel counts)."""
+    data = frame.assign(operation=[fig7_operation(op, k) for op, k in zip(frame["op"], frame["k"])])
+    if "device" not in data.columns:
+        data = data.assign(device="?")
+    if "channels" not in data.columns:
+        data = data.assign(channels=0)
+    panels = sorted({(str(d), int(c)) for d, c in zip(data["device"], data["channels"])})
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.0 * len(panels) + 0.6, 7.5), 5), squeeze=False,
+                             sharey=True)
+    ops = sorted(data["operation"].unique(), key=lambda o: (o.startswith("MFC"), len(o), o))
+    convs, mfcs = [o for o in ops if not o.startswith("MFC")], [o for o in ops if o.startswith("MFC")]
+    palette = {**dict(zip(convs, sns.color_palette("crest", max(len(convs), 1)))),
+               **dict(zip(mfcs, sns.color_palette("flare", max(len(mfcs), 1))))}
+    for j, (ax, (device, channels)) in enumerate(zip(axes[0], panels)):
+        part = data[(data["device"].astype(str) == device) & (data["channels"].astype(int) == channels)]
+        for op in ops:
+            line = part[part["operation"] == op].sort_values("n")
+            if line.empty:
+                continue
+            median = pd.to_numeric(line["ms_median"], errors="coerce")
+            ax.plot(line["n"], median, marker="o", color=palette[op], label=op, lw=2 if op.startswith("MFC") else 1.3)
+            if "ms_iqr" in line.columns:
+                half = pd.to_numeric(line["ms_iqr"], errors="coerce").fillna(0) / 2
+                ax.fill_between(line["n"], (median - half).clip(lower=median * 0.5), median + half,
+                                color=palette[op], alpha=0.2, lw=0)
+        ax.set(xscale="log", yscale="log", xlabel="image size n (n x n)",
+               ylabel="ms per forward (median)" if j == 0 else "", title=f"{device}, {channels} channels")
+        ax.set_xticks(sorted(part["n"].unique()), [str(int(n)) for n in sorted(part["n"].unique())])
+        ax.minorticks_off()
+    legend_below(fig, axes[0], "Figure 7 — forward time of one convolution per kernel size and one MFC against "
+                               "image size (batch 1; median, band: IQR)")
     return fig, data
 
 

@@ -62,6 +62,14 @@ def test_fig4_columns_per_conv_rows_grad_and_metric(tmp_path):
     assert set(data["panel"]) == {"grad_norm", "val_metric"} and set(data["strategy"]) == {"sgd", "fmsgd"}
     assert set(data["conv"]) == {"standard", "MFC"} and (data["n_seeds"] == 2).all()
     assert data[data.panel == "grad_norm"].groupby(["arch", "strategy"]).size().eq(41).all()
+    # the validation row keeps Full-Multiscale's finest-mesh validations only (a coarse level validates on
+    # its own mesh), the gradient-norm row every level
+    val = data[data.panel == "val_metric"]
+    assert (val["level"] == 0).all()
+    frame = pd.read_csv(FIX / "curves_table3_val.csv")
+    coarse = frame[(frame.strategy == "fmsgd") & (frame.level > 0) & frame.val_metric.notna()]
+    assert len(coarse) and not set(coarse["iteration"]) <= set(val[val.strategy == "fmsgd"]["iteration"])
+    assert (data[data.panel == "grad_norm"]["level"] > 0).any()
     axes, _ = _facets("fig4", "curves_table3_val.csv")
     titles = [ax.get_title() for ax in axes]
     assert len(axes) == 4 and titles[0].startswith("(a) standard") and titles[1].startswith("(b) mesh-free")
@@ -112,3 +120,18 @@ def test_findings_numbers():
     assert "x2.0" in found["table1_plain_norm"]["statement"]
     text = findings_markdown({})
     assert text.startswith("## Findings about the paper") and text.count("**") == 8
+
+
+def test_fig7_one_panel_per_channel_count_readable_labels_no_average_over_channels():
+    rows = [{"op": op, "k": k, "n": n, "channels": c, "device": "cpu", "ms_median": c * n * (2 if op != "conv" else 1),
+             "ms_iqr": 0.1} for c in (3, 32) for n in (32, 64) for op, k in (("conv", 3), ("conv", 13), ("mfc_pointwise", ""))]
+    fig, data = F.FIGURES.get("fig7")(pd.DataFrame(rows))
+    try:
+        axes = [ax for ax in fig.axes if ax.axison]
+        assert [ax.get_title() for ax in axes] == ["cpu, 3 channels", "cpu, 32 channels"]
+        assert set(data["operation"]) == {"conv 3x3", "conv 13x13", "MFC (pointwise mixing)"}
+        for ax, c in zip(axes, (3, 32)):  # each line is that channel count's own measurements
+            lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+            assert lines["conv 3x3"] == [c * 32, c * 64] and lines["MFC (pointwise mixing)"] == [2 * c * 32, 2 * c * 64]
+    finally:
+        F.plt.close(fig)
