@@ -199,6 +199,29 @@ def test_figure8_rule_says_what_the_code_does():
     assert "which DEVIATES" not in rule and "never a DEVIATES" in rule
 
 
+def _fig8_rows(fds, confs):
+    rows = []
+    for seed, ((ss, fm), (css, cfm)) in enumerate(zip(fds, confs)):
+        rows += [{"run": "single_scale", "seed": seed, "status": "ok", "wu_executed": 100.0, "mean_confidence": css,
+                  "frechet_distance": ss, "frechet_floor": 30.0, "dataset": "digits"},
+                 {"run": "full_multiscale", "seed": seed, "status": "ok", "wu_executed": 80.0, "mean_confidence": cfm,
+                  "frechet_distance": fm, "frechet_floor": 30.0, "dataset": "digits"}]
+    return pd.DataFrame(rows)
+
+
+def test_figure8_with_seeds_is_decided_on_paired_log_ratios_with_holm_and_a_seed_count():
+    spec = next(c for c in C.load_claims() if c["id"] == "fig8_ddpm_full_multiscale")
+    run = lambda fds, confs: C.CHECKS.get("ddpm_quality")(spec, {"fig8": _fig8_rows(fds, confs)})  # noqa: E731
+    alike = run([(100, 101), (200, 198), (150, 152)], [(0.9, 0.9)] * 3)
+    assert alike["verdict"] == "REPRODUCED" and "floor 30" in alike["reproduced"]
+    # FD 2x on every seed, seed-paired: wholly outside 1.25 even with the seed-to-seed spread of FD
+    worse = run([(100, 200), (300, 610), (150, 290)], [(0.9, 0.9)] * 3)
+    assert worse["verdict"] == "DEVIATES" and "Holm" in worse["reason"]
+    # the seed means alone (FD 183 vs 200: inside) would say REPRODUCED; paired ratios 0.5, 1.5, 1.2 decide nothing
+    spread = run([(100, 50), (200, 300), (250, 300)], [(0.9, 0.9)] * 3)
+    assert spread["verdict"] == "INCONCLUSIVE" and "needs" in spread["reason"] and "seeds" in spread["reason"]
+
+
 def test_engine_loads_declared_inputs_and_names_the_missing_ones():
     from mfcbench.report.engine import CHECKS, Verdict, check, where
 
