@@ -46,16 +46,22 @@ def _snakemake(repo: Path, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-@pytest.mark.slow
-def test_a_data_change_retrains_and_a_deleted_cell_is_retrained(tmp_path):
-    """limit-train 32 -> 16 retrains the cell in the same run (no table of the old data); rm -rf of the
-    cell folder plans its training again (Snakemake alone said "Nothing to be done")."""
+def _sgd_only_repo(tmp_path):
+    """A temporary copy of the repository whose minimal profile trains Table 4's SGD cell only."""
     if shutil.which("snakemake") is None:
         pytest.skip("snakemake is not installed")
     repo = make_repo(tmp_path / "repo")
     profile = yaml.safe_load((repo / CONFIG).read_text())
     profile["tables"]["table4"]["strategies"] = ["sgd"]
     (repo / CONFIG).write_text(yaml.safe_dump(profile))
+    return repo, profile
+
+
+@pytest.mark.slow
+def test_a_data_change_retrains_and_a_deleted_cell_is_retrained(tmp_path):
+    """limit-train 32 -> 16 retrains the cell in the same run (no table of the old data); rm -rf of the
+    cell folder plans its training again (Snakemake alone said "Nothing to be done")."""
+    repo, profile = _sgd_only_repo(tmp_path)
     target = "results/minimal/table4.csv"
     cell = repo / "results/minimal" / CELL
     _snakemake(repo, target)
@@ -81,12 +87,7 @@ def test_a_data_change_retrains_and_a_deleted_cell_is_retrained(tmp_path):
 def test_a_failed_cell_is_retried_on_the_next_run(tmp_path):
     """A cell whose metrics.json records a failure is planned again (its `retry` params value was computed
     from `output`, which Snakemake never compares: the failure stayed in the reports for good)."""
-    if shutil.which("snakemake") is None:
-        pytest.skip("snakemake is not installed")
-    repo = make_repo(tmp_path / "repo")
-    profile = yaml.safe_load((repo / CONFIG).read_text())
-    profile["tables"]["table4"]["strategies"] = ["sgd"]
-    (repo / CONFIG).write_text(yaml.safe_dump(profile))
+    repo, profile = _sgd_only_repo(tmp_path)
     subprocess.run([sys.executable, "-m", "mfcbench", "prepare", "--dataset", "skimage", "--image-size", "16",
                     "--root", "data", "--limit-train", "32", "--limit-val", "8"], cwd=repo, env=_env(), check=True,
                    capture_output=True, timeout=120)
