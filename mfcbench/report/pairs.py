@@ -102,13 +102,14 @@ def display(pair: dict, beat: bool = True) -> str:
     """'unet/fmsgd 1.12x SGD [95% CI 1.05, 1.19] (n=3); beats SGD on 0/3 seeds (P(beat) 95% CI [0.00, 0.56])'."""
     if pair.get("n", 0) == 0:
         return label(pair)
-    text = f"{label(pair)} {pair['ratio']:.3g}x SGD"
+    versus = pair.get("_versus", "SGD")
+    text = f"{label(pair)} {pair['ratio']:.3g}x {versus}"
     if pair["low"] == pair["low"]:
         text += f" [95% CI {pair['low']:.3g}, {pair['high']:.3g}]"
     text += f" (n={pair['n']})"
     if beat and pair.get("p_beat") == pair.get("p_beat"):
         text += (
-            f"; beats SGD on {pair['_wins']}/{pair['n']} seeds "
+            f"; beats {versus} on {pair['_wins']}/{pair['n']} seeds "
             f"(P(beat) 95% CI [{max(pair['beat_low'], 0.0):.2f}, {min(pair['beat_high'], 1.0):.2f}])"
         )
     return text
@@ -194,22 +195,25 @@ def public(pair: dict) -> dict:
     return {k: v for k, v in pair.items() if not k.startswith("_")}
 
 
-def convergence(pair: dict, cells: dict[str, pd.DataFrame], strategy: str, seeds: list) -> dict:
+def convergence(pair: dict, cells: dict[str, pd.DataFrame], strategy: str, seeds: list,
+                reference: str = "SGD") -> dict:
     """Record both sides' convergence on the paired seeds; a side not converged (or not recorded)
-    keeps the pair from deciding either way: the same standard on both sides."""
+    keeps the pair from deciding either way: the same standard on both sides. `cells["sgd"]` is the
+    reference side, named `reference` in the reasons."""
     from .engine import truthy
 
     blocks = []
     for side, name in ((strategy, "converged_ours"), ("sgd", "converged_sgd")):
+        shown = reference if side == "sgd" else side
         side_cells = cells[side].loc[[s for s in seeds if s in cells[side].index]]
         if "converged" not in side_cells:
             pair[name] = "not recorded"
-            blocks.append(f"{'SGD' if side == 'sgd' else side} convergence not recorded")
+            blocks.append(f"{shown} convergence not recorded")
             continue
         flags = side_cells["converged"].map(truthy)
         pair[name] = f"{int(flags.sum())}/{len(flags)}"
-        off = [f"{side} seed {k}" for k, v in flags.items() if not v]
+        off = [f"{side if reference == 'SGD' else shown} seed {k}" for k, v in flags.items() if not v]
         if off:
-            blocks.append(f"{'SGD' if side == 'sgd' else side} not converged ({', '.join(off[:3])})")
-    pair["_blocks"] = pair["_blocks"] + sorted(blocks, key=lambda b: not b.startswith("SGD"))
+            blocks.append(f"{shown} not converged ({', '.join(off[:3])})")
+    pair["_blocks"] = pair["_blocks"] + sorted(blocks, key=lambda b: not b.startswith(reference))
     return pair

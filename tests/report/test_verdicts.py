@@ -247,3 +247,40 @@ def test_engine_loads_declared_inputs_and_names_the_missing_ones():
         CHECKS.unregister("probe_for_test")
     with pytest.raises(KeyError):
         where(pd.DataFrame({"a": [1]}), {"b": 1})
+
+
+def _cells(table, arch, strategy, values, variant="", converged=True):
+    return [{"table": table, "arch": arch, "strategy": strategy, "variant": variant, "seed": k, "status": "ok",
+             "val_mse": v, "converged": converged, "dataset": "skimage"} for k, v in enumerate(values)]
+
+
+def test_table12_crops_pairs_whole_images_against_crops_of_the_same_cell():
+    spec = next(c for c in C.load_claims() if c["id"] == "table12_crops_no_better")
+    run = lambda rows: C.CHECKS.get("reference_pairs")(spec, {"table12": pd.DataFrame(rows)})  # noqa: E731
+    alike = [r for s in ("sgd", "msgd") for r in _cells("table12", "unet", s, [0.100, 0.101, 0.099])
+             + _cells("table12", "unet", s, [0.101, 0.102, 0.100], variant="crops")]
+    out = run(alike)
+    assert out["verdict"] == "REPRODUCED" and len(out["pairs"]) == 2
+    assert "x random crops" in out["reproduced"] and out["pairs"][0]["strategy"].endswith("whole images")
+    # whole images 20% worse than crops on every seed: crops help, beyond the 5% margin
+    worse = _cells("table12", "unet", "msgd", [0.120, 0.122, 0.119]) + _cells(
+        "table12", "unet", "msgd", [0.100, 0.101, 0.099], variant="crops")
+    assert run(worse)["verdict"] == "DEVIATES"
+    # a crops cell not converged keeps the pair from deciding, named as the reference side
+    unsure = _cells("table12", "unet", "msgd", [0.100, 0.101, 0.099]) + _cells(
+        "table12", "unet", "msgd", [0.101, 0.102, 0.100], variant="crops", converged=False)
+    out = run(unsure)
+    assert out["verdict"] == "INCONCLUSIVE" and "random crops not converged" in out["reason"]
+
+
+def test_table10_pairs_table7_sgd_with_its_doubled_budget_without_a_plateau_test():
+    spec = next(c for c in C.load_claims() if c["id"] == "table10_longer_training_changes_little")
+    t7 = pd.DataFrame(_cells("table7", "resnet18", "sgd", [0.162, 0.163, 0.161], converged=False)
+                      + _cells("table7", "resnet18", "msgd", [0.2, 0.2, 0.2]))
+    small = pd.DataFrame(_cells("table10", "resnet18", "sgd", [0.160, 0.161, 0.159]))
+    out = C.CHECKS.get("reference_pairs")(spec, {"table7": t7, "table10": small})
+    assert out["verdict"] == "REPRODUCED" and len(out["pairs"]) == 1  # msgd is not Table 10's
+    assert out["pairs"][0]["converged_ours"] == "n/a"
+    large = pd.DataFrame(_cells("table10", "resnet18", "sgd", [0.120, 0.121, 0.119]))  # doubling gains 25%
+    assert C.CHECKS.get("reference_pairs")(spec, {"table7": t7, "table10": large})["verdict"] == "DEVIATES"
+    assert C.score_claims([spec], {"table7": t7}).iloc[0]["verdict"] == "NOT_RUN"

@@ -183,3 +183,63 @@ def check_absolute(data: Inputs):
         reproduced=f"{mean:.4g} (n={len(values)})",
         dataset=used,
     )
+
+
+def _reference_inputs(spec: dict) -> list[str]:
+    other = spec["reference"].get("input")
+    return [spec["input"]] + ([other] if other and other != spec["input"] else [])
+
+
+def _rows(frame: pd.DataFrame, arch: str, strategy: str, variant: str) -> pd.DataFrame:
+    rows = frame[(frame["arch"].map(normalise) == arch) & (frame["strategy"].map(normalise) == strategy)]
+    if variant == "base":
+        return base_variant(rows)
+    return rows[rows.get("variant", pd.Series("", index=rows.index)).map(normalise) == variant]
+
+
+def reference_pair(data: Inputs, arch: str, strategy: str) -> dict[str, Any]:
+    """One (network, strategy): the claim's cells (`input`, `variant`) against its reference cells (the
+    `reference:` input and variant) on the same seeds, worse-signed, both sides converged to decide."""
+    spec, ref = data.spec, data.spec["reference"]
+    metric, higher = spec["metric"], spec["higher_is_better"]
+    ours = _rows(data.frames[spec["input"]], arch, strategy, spec.get("variant", "base")).set_index("seed")
+    theirs = _rows(data.frames[ref.get("input", spec["input"])], arch, strategy, ref.get("variant", "base"))
+    theirs = theirs.set_index("seed")
+    label = f"{strategy}, {spec.get('label', spec['input'])}"
+    pair = {**P.new_pair(spec["input"], arch, label, metric), "margin": 1 + spec["tolerance"]["margin"],
+            "_versus": ref["label"]}
+    failed = [f"seed {k}" for k, v in pd.concat([_status(ours), _status(theirs)]).items() if v not in ("ok", "nan")]
+    worse_log = stats.worse(stats.log_ratios(ours[metric], theirs[metric]), higher)
+    P.fill(pair, worse_log, higher, stats.margin_bound(spec["tolerance"]["margin"], higher))
+    if failed:
+        return P.fixed(pair, NOT_RUN, f"a cell did not finish ({', '.join(failed)})")
+    if not spec.get("judge_convergence", True):  # Table 10: the doubling is itself the convergence test
+        return {**pair, "converged_ours": "n/a", "converged_sgd": "n/a"}
+    return P.convergence(pair, {label: ours, "sgd": theirs}, label, list(worse_log.index), ref["label"])
+
+
+@check("reference_pairs", inputs=_reference_inputs)
+def check_reference_pairs(data: Inputs):
+    """Tables 10 and 12: per network and strategy, the claim's cells against reference cells of the same
+    network, strategy and seeds (another variant, or another table), with the pair rule of the quality
+    claims: seed-paired log ratio, non-inferiority margin, Holm, both sides converged."""
+    spec, tol = data.spec, data.tolerance
+    ours = data.frames[spec["input"]]
+    if spec["metric"] not in ours.columns:
+        return data.verdict(NOT_RUN, f"results lack {spec['metric']}")
+    keys = sorted(set(zip(ours["arch"].map(normalise), ours["strategy"].map(normalise))))
+    keys = [(a, s) for a, s in keys if s in spec.get("strategies", [s]) and a in spec.get("archs", [a])]
+    pairs = [reference_pair(data, a, s) for a, s in keys]
+    pairs = [p for p in pairs if p["n"] or p["verdict"] == NOT_RUN]
+    if not pairs:
+        return data.verdict(NOT_RUN, f"no cell has its reference ({spec['reference']['label']}) on the same seeds")
+    pairs = P.decide(pairs, tol.get("min_seeds", 3))
+    verdict = combine(p["verdict"] for p in pairs)
+    tally = pd.Series([p["verdict"] for p in pairs]).value_counts()
+    deciding = [p for p in pairs if p["verdict"] == verdict]
+    reason = (f"{verdict.lower()} ({len(pairs)} pairs: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + "): "
+              + "; ".join(p["reason"] for p in deciding[:3]) + (" ..." if len(deciding) > 3 else "")
+              + f" (margin {tol['margin']:.0%} against {spec['reference']['label']})" + substitution_note(ours, spec["input"]))
+    worst = max(pairs, key=lambda p: (p["verdict"] == verdict, _mean(p)))
+    return data.verdict(verdict, reason, reproduced=worst["display"], dataset=datasets(ours),
+                        pairs=tuple(P.public(p) for p in pairs))
