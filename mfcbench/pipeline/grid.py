@@ -400,6 +400,31 @@ def _cell_problem(config, table: str, spec, arch: str, strategy: str, variant: s
     return None
 
 
+def unjudgeable_cells(config: Mapping[str, Any]) -> list[str]:
+    """Cells whose convergence can never be judged: the plateau test (train/runner.py) compares the mean
+    validation in (T/2, 3T/4] with that in (3T/4, T] of the last phase (T its steps); a window without a
+    validation (validations every `val_every` steps of the run, and at its end) leaves the cell "not
+    converged" whatever its curve. One line per table and setting, naming the key to change."""
+    from ..strategies import build_strategy
+    from ..train.config import validate
+
+    found: dict[str, list[str]] = {}
+    for cell in expand(config):
+        cfg = validate(dict(cell.config))
+        if (cfg.get("early_stop") or {}).get("patience"):
+            continue  # an early stop on a plateau counts as converged
+        phases = build_strategy(cell.strategy, cfg).phases()
+        total = sum(p.iterations for p in phases)
+        last = phases[-1].iterations
+        offset = total - last
+        steps = [s - offset for s in range(offset + 1, total + 1) if s % cfg["val_every"] == 0 or s == total]
+        if not any(last / 2 < r <= 0.75 * last for r in steps) or not any(r > 0.75 * last for r in steps):
+            key = (f"{cell.table}: {cell.strategy}'s last phase has {last} steps, val_every {cfg['val_every']}: "
+                   f"no validation in one of the plateau test's windows; validate at least every {max(1, last // 4)} steps")
+            found.setdefault(key, []).append(f"{cell.arch}/{cell.strategy}")
+    return [f"{key} ({len(set(v))} network/strategy)" for key, v in found.items()]
+
+
 # ----------------------------------------------------------------------------- work units
 def cell_work_units(cell: Cell) -> float | None:
     """Closed-form #WU of a cell's schedule (App. C), from `mfcbench.core.workunits`; None if unknown."""

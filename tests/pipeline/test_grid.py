@@ -415,3 +415,15 @@ def test_a_typo_in_ddpm_options_is_a_profile_problem():
     config.setdefault("ddpm", {}).setdefault("options", {})["itrations"] = 3
     problems = [p for p in grid.check_cells(config) if "ddpm" in p]
     assert problems and "'itrations'" in problems[0] and "valid options" in problems[0]
+
+
+def test_every_converged_cell_can_be_judged_converged():
+    """The plateau test needs a validation in both windows of the last phase; at val_every 20 a
+    Full-Multiscale cell whose last phase has 40 steps never could (the converged run of 2026-12-04)."""
+    for name in ("converged", "converged_extended", "converged_deep"):
+        assert grid.unjudgeable_cells(grid.load_config(CONFIGS / f"{name}.yaml")) == [], name
+    config = grid.load_config(CONFIGS / "converged.yaml")
+    config["tables"] = {"table4": config["tables"]["table4"]}
+    config["tables"]["table4"]["strategy_overrides"]["fmsgd"]["val_every"] = 20
+    (warning,) = grid.unjudgeable_cells(config)
+    assert "table4: fmsgd's last phase has 40 steps, val_every 20" in warning and "(4 network/strategy)" in warning
