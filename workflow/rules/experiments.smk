@@ -62,6 +62,7 @@ rule ddpm:
     # measured on the shared 2-core box: with 2 torch threads the default had used 10.4 CPU-min in 16.7 min
     # wall and was not done; 1 thread needs about 3 CPU-min (small UNet, batch 16-64: threads mostly wait)
     threads: 1
+    priority: 10  # the longest single job of a profile that has it (converged_extended: 3 seeds x 256 samples): start it first
     params:
         options=shlex.quote(json.dumps(lookup(dpath="ddpm/options", within=config, default={}))),
         work=f"{RESULTS}/fig8",
