@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         _predict(config, args.rates)
     for problem in problems:
         print(f"mfcbench grid: {Path(args.config).name}: {problem}", file=sys.stderr)
-    for warning in grid.unjudgeable_cells(config) if args.check else []:  # runs, but cannot be called converged
+    for warning in grid.unjudgeable_cells(config) if args.check and not problems else []:  # runs, but cannot be called converged
         print(f"mfcbench grid: {Path(args.config).name}: warning: {warning}", file=sys.stderr)
     if args.cells:
         for cell in grid.iter_cells(config):

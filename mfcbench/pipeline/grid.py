@@ -410,10 +410,13 @@ def unjudgeable_cells(config: Mapping[str, Any]) -> list[str]:
 
     found: dict[str, list[str]] = {}
     for cell in expand(config):
-        cfg = validate(dict(cell.config))
+        try:
+            cfg = validate(dict(cell.config))
+            phases = build_strategy(cell.strategy, cfg).phases()
+        except (ValueError, TypeError, ConfigError):
+            continue  # a cell that cannot start: check_cells names its problem
         if (cfg.get("early_stop") or {}).get("patience"):
             continue  # an early stop on a plateau counts as converged
-        phases = build_strategy(cell.strategy, cfg).phases()
         total = sum(p.iterations for p in phases)
         last = phases[-1].iterations
         offset = total - last
