@@ -4,7 +4,8 @@ a (table, network)'s target.
 The target of a (table, network) is the median over SGD's finished seeds of its final headline metric,
 loosened by the claim's margin (x (1 + margin) when lower is better, x (1 - margin) when higher is
 better). For every cell of that network, the first validation on its curve that meets the target gives
-the executed #WU and the training seconds (optimizer steps only) spent to get there. A cell that never
+the executed #WU and the training seconds (optimizer steps only) spent to get there; only finest-mesh
+validations count (a Full-Multiscale level validates on its own mesh). A cell that never
 meets it is *censored* at its budget (the planned closed-form #WU, else what it executed; its training
 seconds), not dropped: `reached` is False and the time is a lower bound. A cell whose status is not ok
 never counts as reaching the target (a diverged cell that touched it before diverging is a miss);
@@ -70,7 +71,16 @@ def _number(value) -> float:
     return float(value) if pd.notna(value) else math.nan
 
 
+def finest_mesh(curve: pd.DataFrame) -> pd.DataFrame:
+    """The validations that compare with the target: a Full-Multiscale level validates on its own mesh
+    (Algorithm 2), and a coarse mesh's metric is not the finest mesh's (a coarse MSE is lower)."""
+    if "level" not in curve.columns:
+        return curve
+    return curve[pd.to_numeric(curve["level"], errors="coerce").fillna(0) == 0]
+
+
 def _cell_time(cell: pd.Series, curve: pd.DataFrame, target: float, higher: bool) -> dict:
+    curve = finest_mesh(curve)
     values = pd.to_numeric(curve.get("val_metric"), errors="coerce")
     met = curve[(values >= target) if higher else (values <= target)]
     first = met.sort_values("iteration").iloc[0] if not met.empty and cell["_st"] in ("ok", "nan") else None

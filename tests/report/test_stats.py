@@ -260,3 +260,16 @@ def test_performance_profile_over_networks():
     profile = performance_profile(pd.DataFrame(rows)).set_index(["strategy", "tau"])["fraction"]
     assert profile[("fmsgd", 1)] == 0.5 and profile[("fmsgd", 64)] == 0.5  # never reached on resnet
     assert profile[("sgd", 1)] == 0.5 and profile[("sgd", 8)] == 0.5 and profile[("sgd", 16)] == 1.0
+
+
+def test_time_to_target_counts_only_finest_mesh_validations():
+    """A Full-Multiscale level validates on its own mesh: a coarse mesh's low MSE is no arrival (the converged
+    run of 2026-12-04 scored Full-Multiscale cells 1.5x worse than SGD as reaching SGD's target)."""
+    cells, curves = _curves(
+        {"sgd": [0.5, 0.2, 0.11, 0.10], "fmsgd": [0.05, 0.06, 0.25, 0.2]},
+        {"sgd": [100, 200, 300, 400], "fmsgd": [5, 10, 20, 40]},
+        planned={"fmsgd": 50.0},
+    )
+    curves["level"] = [0 if s == "sgd" or i >= 2 else 1 for s, i in zip(curves["strategy"], curves["iteration"])]
+    times = time_to_target(cells, curves, "val_mse", False, 0.20).set_index(["strategy", "seed"])
+    assert not times.loc["fmsgd", "reached"].any() and (times.loc["fmsgd", "wu_to_target"] == 50.0).all()
