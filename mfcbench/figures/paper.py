@@ -20,6 +20,7 @@ import seaborn as sns  # noqa: E402
 from ..core.atomic import atomic_path, write_csv  # noqa: E402
 from ..core.labels import ARCH_LABELS, STRATEGY_COLORS, STRATEGY_LABELS, STRATEGY_STYLES, TASK_METRIC  # noqa: E402,F401
 from ..core.registry import Registry  # noqa: E402
+from ..report import quality  # noqa: E402
 from ..report.layout import harmonise  # noqa: E402
 
 Plot = Callable[[pd.DataFrame], tuple[plt.Figure, pd.DataFrame]]
@@ -249,11 +250,9 @@ def _mark_levels(ax, data: pd.DataFrame, with_text: bool) -> None:
 
 
 def finest_mesh(data: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The rows whose validation metric compares across strategies: a Full-Multiscale level validates on
-    its own mesh (Algorithm 2), so only its finest-mesh (level 0) validations sit on the same scale."""
-    if metric != "val_metric" or "level" not in data.columns:
-        return data
-    return data[pd.to_numeric(data["level"], errors="coerce") == 0]
+    """The rows whose validation metric compares across strategies (report.quality.finest_mesh); other
+    curve metrics (training loss, gradient norm) keep every level."""
+    return quality.finest_mesh(data) if metric == "val_metric" else data
 
 
 @FIGURES.register("fig5")
