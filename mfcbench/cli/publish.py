@@ -1,6 +1,6 @@
 """`python -m mfcbench publish --profile P [NAME ...]`: copy what the last run built in reports/ into the
-committed snapshot reports/published/P/ and verify it byte for byte (`snakemake --cores all publish`
-runs this with every report of the profile). `--check`: write nothing, name every snapshot file that
+committed snapshot reports/published/P/ and verify it byte for byte (`snakemake publish --cores all
+[--configfile P]` runs this with every report of the profile). `--check`: write nothing, name every snapshot file that
 differs from reports/ (exit 1), e.g. a hand-edited claims.csv."""
 
 from __future__ import annotations
@@ -9,6 +9,14 @@ import argparse
 import sys
 
 from ..report.snapshot import SnapshotError, differences, publish, published_dir
+
+
+def snakemake_publish(profile: str) -> str:
+    """The command that publishes `profile`'s snapshot: the target comes before `--configfile`, which
+    would otherwise swallow it as a second config file."""
+    if profile == "default":
+        return "snakemake publish --cores all"
+    return f"snakemake publish --cores all --configfile workflow/config/{profile}.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,13 +34,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mfcbench publish --check: {line}", file=sys.stderr)
         if bad:
             print(f"mfcbench publish --check: {len(bad)} file(s) of {snapshot} differ from {args.reports_dir}; "
-                  f"publish again (snakemake --cores all publish) or restore them with git", file=sys.stderr)
+                  f"publish again ({snakemake_publish(args.profile)}) or restore them with git", file=sys.stderr)
             return 1
         print(f"{snapshot} matches {args.reports_dir}")
         return 0
     names = args.names or ([q.name for q in snapshot.iterdir() if q.is_file()] if snapshot.is_dir() else [])
     if not names:
-        print("mfcbench publish: nothing to publish: name the files, or run `snakemake --cores all publish`",
+        print(f"mfcbench publish: nothing to publish: name the files, or run `{snakemake_publish(args.profile)}`",
               file=sys.stderr)
         return 2
     try:

@@ -1,6 +1,6 @@
 """The published snapshot `reports/published/<profile>/`: what a reviewer reads without running anything.
 
-Publishing is an explicit act (`snakemake --cores all publish`, or `python -m mfcbench publish --profile P`),
+Publishing is an explicit act (`snakemake publish --cores all [--configfile P]`, or `python -m mfcbench publish --profile P`),
 never part of an ordinary run: `publish` copies the files the last run built in `reports/` into the
 snapshot and reads every copy back byte for byte; `differences` names the snapshot files that no longer
 match `reports/` (a hand-edited snapshot, or reports rebuilt since), which `publish --check` reports.

@@ -112,7 +112,7 @@ rule report_markdown:
 
 
 rule publish:
-    """`snakemake --cores all publish`, never part of `all` (an ordinary run writes only untracked files):
+    """`snakemake publish --cores all [--configfile P]`, never part of `all` (an ordinary run writes only untracked files):
     copy what this run built in reports/ into reports/published/<profile>/, the snapshot committed to
     git for reviewers, and verify it byte for byte. No output files: it runs whenever asked, so a
     hand-edited snapshot is overwritten; `python -m mfcbench publish --profile P --check` names one.
