@@ -14,8 +14,9 @@ from mfcbench.train.config import resolve
 from mfcbench.core.restrict import restrict
 from mfcbench.strategies import build_strategy
 from mfcbench.strategies.base import Draw, Phase
-from mfcbench.tasks.base import Batch, Task
 from mfcbench.core.workunits import WorkCounter
+
+from _tasks import NoisyDenoise
 
 
 # --- tiny in-test model, task and sampler --------------------------------------------------------
@@ -36,22 +37,7 @@ class SpyNet(nn.Module):
         return out if cond is None else out + self.scale * cond.view(-1, 1, 1, 1)
 
 
-class NoisyTask(Task):
-    name = "noisy_for_tests"
-    headline_metric = "val_mse"
-
-    def make_batch(self, images, generator):
-        t = torch.rand(images.shape[0], generator=generator)
-        noise = torch.randn(images.shape, generator=generator)
-        return Batch(images + 0.1 * t.view(-1, 1, 1, 1) * noise, images, t)
-
-    def loss(self, prediction, batch):
-        return F.mse_loss(prediction, batch.targets)
-
-    @torch.no_grad()
-    def evaluate(self, model, batch, chunk=64):
-        mse = float(F.mse_loss(model(batch.inputs, cond=batch.cond), batch.targets))
-        return {"val_loss": mse, "val_mse": mse}
+NoisyTask = NoisyDenoise  # noise 0.1
 
 
 class ListSampler:

@@ -17,7 +17,8 @@ from mfcbench.cli import train as train_cli
 from mfcbench.core.atomic import torch_load
 from mfcbench.models import MODELS
 from mfcbench.tasks import TASKS
-from mfcbench.tasks.base import Batch, Task
+
+from _tasks import NoisyDenoise
 
 MODEL, TASK, BROKEN = "tiny_runner_test_net", "runner_test_denoise", "runner_test_nan"
 
@@ -37,23 +38,8 @@ class TinyNet(nn.Module):
         return out if cond is None or self.t is None else out + self.t(cond[:, None])[:, :, None, None]
 
 
-class DenoiseLike(Task):
-    headline_metric = "val_mse"
-
-    def model_options(self, data_channels):
-        return {"in_channels": data_channels, "out_channels": data_channels, "cond": True, "upscale": 1}
-
-    def make_batch(self, images, generator):
-        t = torch.rand(images.shape[0], generator=generator)
-        return Batch(images + 0.2 * t.view(-1, 1, 1, 1) * torch.randn(images.shape, generator=generator), images, t)
-
-    def loss(self, prediction, batch):
-        return F.mse_loss(prediction, batch.targets)
-
-    @torch.no_grad()
-    def evaluate(self, model, batch, chunk=64):
-        mse = float(F.mse_loss(model(batch.inputs, cond=batch.cond), batch.targets))
-        return {"val_loss": mse, "val_mse": mse}
+class DenoiseLike(NoisyDenoise):
+    noise = 0.2
 
 
 class NaNTask(DenoiseLike):
