@@ -3,6 +3,7 @@
     measure scaling --config workflow/config/default.yaml --out results/default/scaling.csv [--sizes 32,64] [--quick]
     measure cost-check --results-dir results/converged [--rates results/converged/scaling.csv] [--out F.csv]
     measure predict --config workflow/config/paper.yaml [--rates F.csv ...]
+    measure knobs --config workflow/config/converged.yaml --tables table4 --sizes 32 --out F.csv [--knobs n0,threads]
 
 `scaling` times the trained step of SGD, Multiscale-SGD and each Full-Multiscale level of every
 network of the chosen tables (default Tables 4 and 5) at each size, with the profile's batch sizes
@@ -29,6 +30,7 @@ WHATS = {
     "fig7": "forward time of one Conv2d (k in 3..13) vs one MFC, n in 32..512, 3 and 32 channels",
     "table15": "ms per training iteration: SGD (15 images) vs Multiscale-SGD (4 levels) at 256^2",
     "scaling": "step time of SGD, Multiscale-SGD and each Full-Multiscale level per network and size (+ #WU ratios)",
+    "knobs": "torch.compile, the first batch N0 and threads per job vs jobs, on the trained step (--knobs)",
     "cost-check": "predicted vs recorded train_seconds of a run's cells (--results-dir)",
     "predict": "predicted training time of a profile's cells from measured step times (--rates)",
     "convention": "print the FLOP counting convention",
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--repeats", type=positive_int, default=None, help="scaling: timed steps per row (default 10)")
     group.add_argument("--max-seconds", type=positive_float, default=10.0,
                        help="scaling: stop timing a row after this many seconds (at least 3 steps)")
+    parser.add_argument("--knobs", default="compile,n0,threads",
+                        help="knobs: which to measure (mfcbench/measure/knobs.py), comma-separated")
     group = parser.add_argument_group("cost-check, predict")
     group.add_argument("--results-dir", help="cost-check: the run's results folder, e.g. results/converged")
     group.add_argument("--rates", action="append", default=None,
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = suites.fig7_rows(args.device or "cpu", threads, args.quick)
     elif args.what == "scaling":
         rows = scaling(args)
+    elif args.what == "knobs":
+        rows = knobs(args)
     else:
         devices = (args.device,) if args.device else ("cpu", "cuda")
         rows = suites.table15_rows(args.models.split(","), devices, threads=threads, quick=args.quick)
@@ -149,6 +155,23 @@ def scaling(args) -> list[dict]:
     repeats = args.repeats or (3 if args.quick else 10)
     return study.scaling_rows(settings, sizes, device=args.device or "cpu", threads=threads, repeats=repeats,
                               max_seconds=min(args.max_seconds, 1.0) if args.quick else args.max_seconds)
+
+
+def knobs(args) -> list[dict]:
+    from ..measure import knobs as study
+
+    chosen = _split(args.knobs)
+    unknown = sorted(set(chosen) - set(study.KNOBS))
+    if unknown:
+        raise SystemExit(f"mfcbench measure knobs: unknown knob(s) {', '.join(unknown)}; "
+                         f"valid choices: {', '.join(study.KNOBS)}")
+    config = load_profile(args.config)
+    settings = scaling_settings(config, _split(args.tables), _split(args.archs) or None, strategies=("sgd", "msgd"))
+    size = int((_split(args.sizes) or [config.get("image_size", 32)])[0])
+    return study.knob_rows(settings, size, chosen, threads=args.threads or 1,
+                           repeats=args.repeats or (3 if args.quick else 10),
+                           max_seconds=min(args.max_seconds, 1.0) if args.quick else args.max_seconds,
+                           threads_seconds=2.0 if args.quick else 20.0, n0_values=(2, 4) if args.quick else None)
 
 
 GPU_RATES = ROOT / "reports" / "gpu" / "scaling_cuda.csv"  # what `gpu-check --device cuda` writes
