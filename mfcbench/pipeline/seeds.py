@@ -55,9 +55,11 @@ def added_cells(config: Mapping[str, Any], table: str, plan: Mapping[str, Any]) 
             if outside:
                 raise grid.ConfigError(f"{table}: the seed plan adds seeds {outside} outside seed_plan.cap's pool "
                                        f"{sorted(pool)}; delete {table}{PLAN_SUFFIX} and rerun")
-            for a, s, variant in grid.table_grid(spec):
-                if (a, s) != (arch, strategy):
-                    continue
+            variants = [v for a, s, v in grid.table_grid(spec) if (a, s) == (arch, strategy)]
+            if not variants:  # a plan naming no cell of the table would add nothing, silently
+                raise grid.ConfigError(f"{table}: the seed plan adds seeds to {arch}/{strategy}, which the table does "
+                                       f"not run; delete {table}{PLAN_SUFFIX} and rerun")
+            for variant in variants:
                 cfg = grid.cell_config(config, table, arch, strategy, variant)
                 for seed in seeds:
                     cell = grid.Cell(table, spec["task"], spec["dataset"], arch, strategy, variant, int(seed), cfg)

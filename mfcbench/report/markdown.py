@@ -96,6 +96,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _versus_column(group: pd.DataFrame) -> pd.Series | str:
+    """The reference cells of each pair ("SGD" for the table's own SGD, else pairs.csv's `versus`)."""
+    if "versus" not in group:
+        return "SGD"
+    own_sgd = group["versus"].astype(str) == group["table"].astype(str) + ":sgd"
+    return group["versus"].astype(str).where(~own_sgd, "SGD")
+
+
 def pairs_section(claims: pd.DataFrame, pairs: pd.DataFrame) -> str:
     """Every pair of every claim (pairs.csv), one collapsible table per claim: n, the seed-paired
     ratio and its 95% interval, the margin, convergence of both sides, the seeds, the Holm-corrected
@@ -113,6 +121,7 @@ def pairs_section(claims: pd.DataFrame, pairs: pd.DataFrame) -> str:
         view = pd.DataFrame({
             "pair": [f"{a}/{s}" + (f" ({u})" if isinstance(u, str) and u else "")
                      for a, s, u in zip(group["arch"], group["strategy"], group["unit"])],
+            "versus": _versus_column(group),
             "n": group["n"].map(_fmt), "seeds": group["seeds"].map(_fmt), "ratio": group["ratio"].map(_fmt),
             "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" if _fmt(lo) else "" for lo, hi in zip(group["low"], group["high"])],
             "margin": group["margin"].map(_fmt),

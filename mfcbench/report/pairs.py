@@ -10,7 +10,9 @@ worse-signed log scale (the margin, or 0 for "fewer #WU"):
 - INCONCLUSIVE otherwise, or when either side is not converged, or with fewer than `min_seeds` seeds; an
   undecided interval says how many seeds a power calculation from the observed spread says would decide.
 
-`PAIR_COLUMNS` are pairs.csv's columns (one row per claim and pair); `seed_reason` (the seeds a pair
+`PAIR_COLUMNS` are pairs.csv's columns (one row per claim and pair): `table`, `arch` and `strategy` name
+the pair's cells (whole images, base budget), `versus` its reference cells ("table12:fmsgd+crops"; most
+often the table's SGD, "table4:sgd"); `seed_reason` (the seeds a pair
 received and why) is filled from the table's seed plan by `seedplan.annotate`.
 """
 
@@ -28,6 +30,7 @@ PAIR_COLUMNS = [
     "table",
     "arch",
     "strategy",
+    "versus",
     "metric",
     "unit",
     "n",
@@ -50,11 +53,14 @@ PAIR_COLUMNS = [
 ]
 
 
-def new_pair(table: str, arch: str, strategy: str, metric: str, unit: str = "") -> dict[str, Any]:
+def new_pair(table: str, arch: str, strategy: str, metric: str, unit: str = "", versus: str = "") -> dict[str, Any]:
+    """A pair of `table`'s (arch, strategy) cells against the cells `versus` names, "<table>:<strategy>[+<variant>]"
+    of the same arch and seeds (default: the table's SGD); the seed planner reads both."""
     return {
         "table": table,
         "arch": arch,
         "strategy": strategy,
+        "versus": versus or f"{table}:sgd",
         "metric": metric,
         "unit": unit,
         "n": 0,
@@ -95,7 +101,7 @@ def fixed(pair: dict, verdict: str, reason: str) -> dict:
 
 
 def label(pair: dict) -> str:
-    return f"{pair['arch']}/{pair['strategy']}" + (f" ({pair['unit']})" if pair.get("unit") else "")
+    return f"{pair['arch']}/{pair.get('_label', pair['strategy'])}" + (f" ({pair['unit']})" if pair.get("unit") else "")
 
 
 def display(pair: dict, beat: bool = True) -> str:

@@ -10,7 +10,10 @@ plans the second round with `plan`:
   N (N at or below its count: one more step), the addition rounded up to a multiple of `step`, never
   past `cap` seeds in all; an undecided pair without a power calculation (a side not converged, no
   spread) gets none: more seeds would not decide it;
-- SGD is the reference of every pair: an arch's SGD cells run every seed any of its pairs received.
+- both sides of a pair run the added seeds: the pair's strategy and its reference (`versus`, most often
+  the arch's SGD; Table 12's crops variant of the same strategy), in every variant of the table;
+- a pair whose reference cells are in another table (Table 10's) is not planned: the other table's
+  seeds are fixed.
 
 The added seeds are the next integers above the initial ones (`pipeline.seeds.seed_pool`), so a seed is one cell
 whatever round trained it; nothing of the first round is dropped. `annotate` writes each pair's
@@ -50,6 +53,12 @@ def _pair_status(rows: pd.DataFrame, force_needed: int | None) -> tuple[bool, in
     return undecided, (int(needs.max()) if len(needs) else None), said
 
 
+def _split_versus(value: str) -> tuple[str, str]:
+    """(table, strategy) of a pair's reference cells: "table12:fmsgd+crops" -> ("table12", "fmsgd")."""
+    where, _, strategy = value.partition(":")
+    return where, strategy.split("+")[0]
+
+
 def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: int = 1,
          force_needed: int | None = None) -> dict[str, Any]:
     """The second round of `table` from its first round's pairs (pairs.csv rows: claim, table, arch,
@@ -60,18 +69,23 @@ def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: i
     cap, n = len(pool), initial
     if cap < n or step < 1:
         raise ValueError(f"{table}: seed_plan needs cap >= {n} (the initial seeds) and step >= 1")
-    rows = pairs[(pairs["table"].astype(str) == table) & (pairs["strategy"].astype(str) != "sgd")]
+    rows = pairs[pairs["table"].astype(str) == table]
+    raw = rows["versus"].astype(str) if "versus" in rows else pd.Series(f"{table}:sgd", index=rows.index)
+    rows = rows.assign(_versus=raw)
+    # a pair is planned here when both sides are cells of this table (and not SGD against itself)
+    rows = rows[raw.map(lambda v: _split_versus(v)[0] == table) & (raw != table + ":" + rows["strategy"].astype(str))]
     planned, cells = [], {}
-    for (arch, strategy), group in rows.groupby(["arch", "strategy"], sort=True):
+    for (arch, strategy, versus), group in rows.groupby(["arch", "strategy", "_versus"], sort=True):
         undecided, needed, said = _pair_status(group, force_needed)
         total = _target(n, needed, cap, step) if undecided and needed is not None else n
         added = pool[n:total]
         reason = _reason(n, added, undecided, needed, cap, said, force_needed is not None)
-        planned.append({"arch": arch, "strategy": strategy, "needed": needed, "added": added, "reason": reason})
-        if added:
+        planned.append({"arch": arch, "strategy": strategy, "versus": versus, "needed": needed,
+                        "added": added, "reason": reason})
+        if added:  # both sides of the pair (every variant of each: `pipeline.seeds.added_cells`)
             arch_cells = cells.setdefault(str(arch), {})
-            arch_cells[str(strategy)] = added
-            arch_cells["sgd"] = sorted(set(arch_cells.get("sgd", [])) | set(added))
+            for side in (str(strategy), _split_versus(versus)[1]):
+                arch_cells[side] = sorted(set(arch_cells.get(side, [])) | set(added))
     return {"table": table, "initial": [int(s) for s in pool[:n]], "cap": cap, "step": step,
             "pairs": planned, "cells": cells}
 
@@ -117,12 +131,22 @@ def load_plans(results_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 def annotate(pairs: pd.DataFrame, plans: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """pairs.csv with `seed_reason`: the seeds each pair received and why (fixed seeds without a plan)."""
-    reasons = {(t, p["arch"], p["strategy"]): p["reason"] for t, pl in plans.items() for p in pl.get("pairs", [])}
+    reasons = {(t, p["arch"], p["strategy"], p.get("versus", f"{t}:sgd")): p["reason"]
+               for t, pl in plans.items() for p in pl.get("pairs", [])}
     out = pairs.copy()
-    out["seed_reason"] = [
-        reasons.get((str(t), str(a), str(s)), "fixed seeds (no seed_plan)" if str(t) not in plans else
-                    f"{len(plans[str(t)].get('initial', []))} initial, none added: no claim of the first round compared it")
-        for t, a, s in zip(out.get("table", []), out.get("arch", []), out.get("strategy", []))
-    ]
+    versus = out["versus"].astype(str) if "versus" in out else out["table"].astype(str) + ":sgd"
+    out["seed_reason"] = [_seed_reason(reasons, plans, str(t), str(a), str(s), v)
+                          for t, a, s, v in zip(out.get("table", []), out.get("arch", []), out.get("strategy", []), versus)]
     return out
+
+
+def _seed_reason(reasons: dict, plans: dict, table: str, arch: str, strategy: str, versus: str) -> str:
+    if table not in plans:
+        return "fixed seeds (no seed_plan)"
+    if (table, arch, strategy, versus) in reasons:
+        return reasons[(table, arch, strategy, versus)]
+    initial = len(plans[table].get("initial", []))
+    if not versus.startswith(f"{table}:"):
+        return f"{initial} initial, none added: its reference cells ({versus}) have fixed seeds"
+    return f"{initial} initial, none added: no claim of the first round compared it"
 

@@ -85,6 +85,27 @@ def test_plan_table_scores_the_first_round_by_the_claims():
     assert not any(p["added"] for p in plan_table(quiet, "table4", POOL, 5)["pairs"])
 
 
+def test_a_reference_pair_seeds_both_its_sides_and_a_pair_into_another_table_is_not_planned():
+    """Table 12 pairs a strategy with its own crops variant: both run the added seed, SGD does not; Table
+    10's pairs (reference cells in table10, seeds fixed) are left alone."""
+    frame = _pairs([("crops", "unet", "fmsgd", "INCONCLUSIVE", 8), ("crops", "unet", "sgd", "INCONCLUSIVE", 6),
+                    ("longer", "resnet", "sgd", "INCONCLUSIVE", 9)])
+    frame["table"] = ["table12", "table12", "table7"]
+    frame["versus"] = ["table12:fmsgd+crops", "table12:sgd+crops", "table10:sgd"]
+    result = plan(frame, "table12", POOL[:4], 3)
+    assert result["cells"] == {"unet": {"fmsgd": [3], "sgd": [3]}}
+    assert [(p["strategy"], p["versus"], p["added"]) for p in result["pairs"]] == [
+        ("fmsgd", "table12:fmsgd+crops", [3]), ("sgd", "table12:sgd+crops", [3])]
+    assert plan(frame, "table7", POOL[:4], 3)["pairs"] == []
+    out = annotate(frame, {"table12": result, "table7": plan(frame, "table7", POOL[:4], 3)})
+    assert out["seed_reason"].iloc[2] == "3 initial, none added: its reference cells (table10:sgd) have fixed seeds"
+
+
+def test_a_plan_naming_a_strategy_the_table_does_not_run_is_an_error():
+    with pytest.raises(grid.ConfigError, match="resnet/fmsgd, whole images, which the table does not run"):
+        seeds.added_cells(_tiny({"cap": 4}), "table4", {"cells": {"resnet": {"fmsgd, whole images": [2]}}})
+
+
 def test_annotate_says_the_seeds_each_pair_received():
     frame = _pairs([("q", "unet", "msgd", "INCONCLUSIVE", 7)]).assign(claim="q")
     result = plan(frame, "table4", POOL, 5)

@@ -261,7 +261,10 @@ def test_table12_crops_pairs_whole_images_against_crops_of_the_same_cell():
              + _cells("table12", "unet", s, [0.101, 0.102, 0.100], variant="crops")]
     out = run(alike)
     assert out["verdict"] == "REPRODUCED" and len(out["pairs"]) == 2
-    assert "x random crops" in out["reproduced"] and out["pairs"][0]["strategy"].endswith("whole images")
+    assert "unet/msgd, whole images 0.99x random crops" in out["reproduced"]
+    # pairs.csv names cells: the pair's own strategy, and the reference cells the seed planner seeds too
+    assert [(p["strategy"], p["versus"]) for p in out["pairs"]] == [("msgd", "table12:msgd+crops"),
+                                                                  ("sgd", "table12:sgd+crops")]
     # whole images 20% worse than crops on every seed: crops help, beyond the 5% margin
     worse = _cells("table12", "unet", "msgd", [0.120, 0.122, 0.119]) + _cells(
         "table12", "unet", "msgd", [0.100, 0.101, 0.099], variant="crops")
@@ -280,7 +283,7 @@ def test_table10_pairs_table7_sgd_with_its_doubled_budget_without_a_plateau_test
     small = pd.DataFrame(_cells("table10", "resnet18", "sgd", [0.160, 0.161, 0.159]))
     out = C.CHECKS.get("reference_pairs")(spec, {"table7": t7, "table10": small})
     assert out["verdict"] == "REPRODUCED" and len(out["pairs"]) == 1  # msgd is not Table 10's
-    assert out["pairs"][0]["converged_ours"] == "n/a"
+    assert out["pairs"][0]["converged_ours"] == "n/a" and out["pairs"][0]["versus"] == "table10:sgd"
     large = pd.DataFrame(_cells("table10", "resnet18", "sgd", [0.120, 0.121, 0.119]))  # doubling gains 25%
     assert C.CHECKS.get("reference_pairs")(spec, {"table7": t7, "table10": large})["verdict"] == "DEVIATES"
     assert C.score_claims([spec], {"table7": t7}).iloc[0]["verdict"] == "NOT_RUN"

@@ -206,8 +206,10 @@ def reference_pair(data: Inputs, arch: str, strategy: str) -> dict[str, Any]:
     theirs = _rows(data.frames[ref.get("input", spec["input"])], arch, strategy, ref.get("variant", "base"))
     theirs = theirs.set_index("seed")
     label = f"{strategy}, {spec.get('label', spec['input'])}"
-    pair = {**P.new_pair(spec["input"], arch, label, metric), "margin": 1 + spec["tolerance"]["margin"],
-            "_versus": ref["label"]}
+    variant = ref.get("variant", "base")
+    versus = f"{ref.get('input', spec['input'])}:{strategy}" + ("" if variant == "base" else f"+{variant}")
+    pair = {**P.new_pair(spec["input"], arch, strategy, metric, versus=versus), "margin": 1 + spec["tolerance"]["margin"],
+            "_versus": ref["label"], "_label": label}
     failed = [f"seed {k}" for k, v in pd.concat([_status(ours), _status(theirs)]).items() if v not in ("ok", "nan")]
     worse_log = stats.worse(stats.log_ratios(ours[metric], theirs[metric]), higher)
     P.fill(pair, worse_log, higher, stats.margin_bound(spec["tolerance"]["margin"], higher))
