@@ -79,7 +79,7 @@ def test_rows_past_the_deadline_are_skipped_not_measured_and_progress_sees_each_
     assert seen == [7, 14]  # 4 steps + 3 schedules per size, handed over as they come
 
 
-def test_measure_scaling_command_writes_the_rows(tmp_path):
+def test_measure_scaling_command_writes_the_rows(tmp_path, monkeypatch):
     from mfcbench.cli import measure
 
     out = tmp_path / "scaling.csv"
@@ -89,6 +89,11 @@ def test_measure_scaling_command_writes_the_rows(tmp_path):
     assert {(r["kind"], r["strategy"]) for r in rows} >= {("step", "sgd"), ("step", "msgd"), ("schedule", "fmsgd")}
     assert {r["arch"] for r in rows} == {"resnet"} and {r["size"] for r in rows} == {"8"}
     assert {r["threads"] for r in rows} == {"1"}  # the profile's threads_per_cell
+    from mfcbench.cli.measure import scaling_settings  # a profile without Tables 4 and 5: its own tables
+
+    deep = {"tables": {"table7": {"task": "denoise", "archs": ["resnet18"], "strategies": ["sgd"], "seeds": [0]}}}
+    monkeypatch.setattr("mfcbench.pipeline.grid.cell_config", lambda config, table, arch, strategy: {"levels": 2})
+    assert [(s.table, s.arch) for s in scaling_settings(deep)] == [("table7", "resnet18")]
     with pytest.raises(SystemExit, match="valid choices: table4"):
         measure.main(["scaling", "--config", "workflow/config/tiny.yaml", "--tables", "table99", "--out", str(out)])
 
