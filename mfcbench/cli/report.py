@@ -11,6 +11,10 @@ import yaml
 from ..core.atomic import write_csv, write_text
 
 
+ONLY_HELP = ("the result files the profile builds (the rule's inputs): other CSVs in --results-dir, e.g. left by an "
+             "extra the profile dropped, are not read")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mfcbench report", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     claims.add_argument("--out", required=True, help="claims.csv; pairs.csv and cells.csv are written beside it")
     claims.add_argument("--pairs", help="pairs.csv (default: beside --out)")
     claims.add_argument("--cells", help="cells.csv (default: beside --out)")
+    claims.add_argument("--only", nargs="*", default=None, help=ONLY_HELP)
     plan = sub.add_parser("plan-seeds", help="a table's second round of seeds, from its first round (seeds.json)")
     plan.add_argument("--config", required=True, help="the profile as the run sees it (results/<profile>/config.yaml)")
     plan.add_argument("--table", required=True)
@@ -41,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     markdown.add_argument("--profile", help="defaults to the results folder's name")
     markdown.add_argument("--config", help="profile config YAML, rendered beside Tables 13/14")
     markdown.add_argument("--out", required=True)
+    markdown.add_argument("--only", nargs="*", default=None, help=ONLY_HELP)
     return parser
 
 
@@ -68,7 +74,7 @@ def _claims(args: argparse.Namespace) -> None:
     from ..report.seedplan import annotate, load_plans
 
     profile = args.profile or Path(args.results_dir).name
-    claims, results = load_claims(), load_results_dir(args.results_dir)
+    claims, results = load_claims(), load_results_dir(args.results_dir, args.only)
     verdicts, pairs = score_all(claims, results, profile)
     pairs = annotate(pairs, load_plans(args.results_dir))  # the seeds each pair received, and why
     out = Path(args.out)
@@ -121,5 +127,6 @@ def _run(args: argparse.Namespace) -> int:
         from ..report.markdown import build_report
 
         profile = args.profile or Path(args.results_dir).name
-        write_text(args.out, build_report(args.results_dir, args.reports_dir, profile, _config(args.config)))
+        write_text(args.out, build_report(args.results_dir, args.reports_dir, profile, _config(args.config),
+                                             args.only))
     return 0

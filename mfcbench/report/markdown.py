@@ -309,9 +309,11 @@ def scale_line(results_dir: Path) -> str:
             "Verdicts on quality hold for this scale only; see Provenance.\n")
 
 
-def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str, config: dict | None = None) -> str:
+def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str, config: dict | None = None,
+                 only: list[str] | None = None) -> str:
+    """REPORT.md from results/<profile>/ (only the files in `only`, when given) and the built reports."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
-    results = load_results_dir(results_dir)
+    results = load_results_dir(results_dir, only)
     claims, pairs = load_scored_claims(reports_dir, results, profile)
     pairs = annotate(pairs, load_plans(results_dir))  # the seeds each pair received (the seed plans), and why
     parts = [

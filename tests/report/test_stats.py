@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -244,7 +245,7 @@ def test_claims_cli_writes_pairs_and_cells_and_the_report_lists_every_pair(tmp_p
     text = (reports / "REPORT.md").read_text()
     block = text[text.index("<code>table4_similar_quality</code>") :]
     block = block[: block.index("</details>")]
-    assert all(f"| {a}/{s} | 3 |" in block for a in ("unet", "resnet") for s in ("msgd", "fmsgd")), block
+    assert all(f"| {a}/{s} | SGD | 3 |" in block for a in ("unet", "resnet") for s in ("msgd", "fmsgd")), block
 
 
 def test_performance_profile_over_networks():
@@ -273,3 +274,21 @@ def test_time_to_target_counts_only_finest_mesh_validations():
     curves["level"] = [0 if s == "sgd" or i >= 2 else 1 for s, i in zip(curves["strategy"], curves["iteration"])]
     times = time_to_target(cells, curves, "val_mse", False, 0.20).set_index(["strategy", "seed"])
     assert not times.loc["fmsgd", "reached"].any() and (times.loc["fmsgd", "wu_to_target"] == 50.0).all()
+
+
+def test_claims_and_report_read_only_the_files_the_profile_builds(tmp_path):
+    """A CSV left in results/<profile>/ by an extra the profile has since dropped is not reported (--only)."""
+    import shutil
+
+    from mfcbench.cli.report import main
+
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    results.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "fixtures" / "report" / "table11.csv", results / "table11.csv")
+    args = ["claims", "--results-dir", str(results), "--profile", "p", "--out", str(reports / "claims.csv")]
+    verdict = lambda: pd.read_csv(reports / "claims.csv").set_index("id").loc["table11_conv_formula", "verdict"]  # noqa: E731
+    assert main(args) == 0 and verdict() != "NOT_RUN"
+    assert main(args + ["--only", str(results / "table4.csv")]) == 0 and verdict() == "NOT_RUN"
+    assert main(["markdown", "--results-dir", str(results), "--reports-dir", str(reports), "--profile", "p",
+                 "--out", str(reports / "REPORT.md"), "--only"]) == 0
+    assert "table11.csv" not in (reports / "REPORT.md").read_text().split("## Provenance")[-1]

@@ -66,7 +66,7 @@ rule report_figure:
 
 rule claims:
     input:
-        results_inputs(),
+        results=results_inputs(),
         code=REPORT_CODE,
     output:
         claims=report(f"{REPORTS}/claims.csv", caption="../report/claims.rst", category="Verdicts"),
@@ -76,7 +76,7 @@ rule claims:
         f"{LOGS}/report/claims.log",
     shell:
         "{PY} report claims --results-dir {RESULTS:q} --out {output.claims:q} --pairs {output.pairs:q} "
-        "--cells {output.cells:q} > {log:q} 2>&1"
+        "--cells {output.cells:q} --only {input.results:q} > {log:q} 2>&1"
 
 
 rule run_manifest:
@@ -97,8 +97,8 @@ rule run_manifest:
 
 rule report_markdown:
     input:
-        results_inputs(),
-        [t for t in all_reports() if not t.endswith("REPORT.md")],
+        results=results_inputs(),
+        built=[t for t in all_reports() if not t.endswith("REPORT.md")],
         code=REPORT_CODE,
         manifest=rules.run_manifest.output.manifest,
         config=rules.run_manifest.input.config,
@@ -108,7 +108,7 @@ rule report_markdown:
         f"{LOGS}/report/markdown.log",
     shell:
         "{PY} report markdown --results-dir {RESULTS:q} --reports-dir {REPORTS:q} --profile {PROFILE:q} "
-        "--config {input.config:q} --out {output:q} > {log:q} 2>&1"
+        "--config {input.config:q} --only {input.results:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule publish:
