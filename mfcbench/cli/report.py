@@ -76,7 +76,7 @@ def _claims(args: argparse.Namespace) -> None:
     profile = args.profile or Path(args.results_dir).name
     claims, results = load_claims(), load_results_dir(args.results_dir, args.only)
     verdicts, pairs = score_all(claims, results, profile)
-    pairs = annotate(pairs, load_plans(args.results_dir))  # the seeds each pair received, and why
+    pairs = annotate(pairs, load_plans(args.results_dir, args.only))  # the seeds each pair received, and why
     out = Path(args.out)
     write_csv(args.pairs or out.with_name("pairs.csv"), pairs)
     write_csv(args.cells or out.with_name("cells.csv"), cells_frame(results, claims))

@@ -315,7 +315,7 @@ def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str,
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     results = load_results_dir(results_dir, only)
     claims, pairs = load_scored_claims(reports_dir, results, profile)
-    pairs = annotate(pairs, load_plans(results_dir))  # the seeds each pair received (the seed plans), and why
+    pairs = annotate(pairs, load_plans(results_dir, only))  # the seeds each pair received (the seed plans), and why
     parts = [
         f"# mfcbench reproduction report — profile `{profile}`\n",
         "Reproduced numbers come from the result files below; published numbers are the paper's, "

@@ -118,10 +118,14 @@ def cells_to_add(plan_: dict[str, Any]) -> list[tuple[str, str, int]]:
     return sorted((a, s, int(k)) for a, by in plan_.get("cells", {}).items() for s, seeds in by.items() for k in seeds)
 
 
-def load_plans(results_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """table -> its seeds.json plan, for every plan in results/<profile>/ (none: {})."""
+def load_plans(results_dir: str | Path, only: Any = None) -> dict[str, dict[str, Any]]:
+    """table -> its seeds.json plan, for every plan in results/<profile>/ (none: {}); with `only` (the
+    files the profile builds), a plan left by a table the profile no longer plans is not read."""
+    names = None if only is None else {Path(f).name for f in only}
     plans = {}
     for path in sorted(Path(results_dir).glob(f"*{PLAN_SUFFIX}")):
+        if names is not None and path.name not in names:
+            continue
         try:
             plans[path.name[: -len(PLAN_SUFFIX)]] = json.loads(path.read_text())
         except (OSError, ValueError) as error:

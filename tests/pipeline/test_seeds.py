@@ -106,6 +106,15 @@ def test_a_plan_naming_a_strategy_the_table_does_not_run_is_an_error():
         seeds.added_cells(_tiny({"cap": 4}), "table4", {"cells": {"resnet": {"fmsgd, whole images": [2]}}})
 
 
+def test_a_plan_the_profile_no_longer_builds_is_not_read(tmp_path):
+    from mfcbench.report.seedplan import load_plans
+
+    (tmp_path / "table4.seeds.json").write_text(json.dumps({"cap": 4, "pairs": []}))
+    assert set(load_plans(tmp_path)) == {"table4"}
+    assert load_plans(tmp_path, only=[tmp_path / "table5.seeds.json", tmp_path / "table5.csv"]) == {}
+    assert set(load_plans(tmp_path, only=[str(tmp_path / "table4.seeds.json")])) == {"table4"}
+
+
 def test_annotate_says_the_seeds_each_pair_received():
     frame = _pairs([("q", "unet", "msgd", "INCONCLUSIVE", 7)]).assign(claim="q")
     result = plan(frame, "table4", POOL, 5)
