@@ -19,6 +19,7 @@ measurement (`knob`, `arch`, `size`, `strategy`, `value`, `step_seconds`, `step_
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sys
 import time
@@ -26,7 +27,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .scaling import Setting, light_config, make_step, step_phases
+from .scaling import Setting, build_setting_model, light_config, make_step, step_phases
 from .timing import environment, measure_each
 
 KNOBS = ("compile", "n0", "threads")
@@ -56,8 +57,6 @@ def _timed(row: dict[str, Any], step: Callable[[], object], threads: int, repeat
 
 def compile_rows(setting: Setting, size: int, threads: int, repeats: int, max_seconds: float) -> list[dict]:
     """Eager and compiled step of SGD and Multiscale-SGD (see the module docstring)."""
-    from .scaling import build_setting_model
-
     rows = []
     for strategy in ("sgd", "msgd"):
         if strategy not in setting.configs:
@@ -127,8 +126,7 @@ def threads_rows(setting: Setting, size: int, seconds: float, cores: int = 2) ->
     """The machine's SGD steps per second: one job with `cores` threads, then `cores` one-thread jobs at once."""
     one = _row("threads", setting, size, "sgd", f"1 job x {cores} threads")
     two = _row("threads", setting, size, "sgd", f"{cores} jobs x 1 thread")
-    bare = Setting(task=setting.task, arch=setting.arch, configs=setting.configs, table=setting.table,
-                   channels=setting.channels)
+    bare = dataclasses.replace(setting, model=None)  # the children build their own model
     try:
         one["steps_per_second"] = _steps_per_second(bare, size, cores, seconds)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter per job, as Snakemake starts them

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .claims import CLAIM_COLUMNS, load_claims, score_all
-from .pairs import PAIR_COLUMNS
+from .pairs import PAIR_COLUMNS, versus_of
 from .seedplan import annotate, load_plans
 from .findings import findings_markdown
 from .published import load_published, published_table
@@ -96,12 +96,10 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def _versus_column(group: pd.DataFrame) -> pd.Series | str:
+def _versus_column(group: pd.DataFrame) -> pd.Series:
     """The reference cells of each pair ("SGD" for the table's own SGD, else pairs.csv's `versus`)."""
-    if "versus" not in group:
-        return "SGD"
-    own_sgd = group["versus"].astype(str) == group["table"].astype(str) + ":sgd"
-    return group["versus"].astype(str).where(~own_sgd, "SGD")
+    versus = versus_of(group)
+    return versus.where(versus != group["table"].astype(str) + ":sgd", "SGD")
 
 
 def pairs_section(claims: pd.DataFrame, pairs: pd.DataFrame) -> str:

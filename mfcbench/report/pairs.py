@@ -53,6 +53,12 @@ PAIR_COLUMNS = [
 ]
 
 
+def versus_of(pairs: pd.DataFrame) -> pd.Series:
+    """Each pairs.csv row's reference cells, "<table>:sgd" where the frame has no `versus` (older snapshots)."""
+    default = pairs["table"].astype(str) + ":sgd"
+    return pairs["versus"].astype(str) if "versus" in pairs else default
+
+
 def new_pair(table: str, arch: str, strategy: str, metric: str, unit: str = "", versus: str = "") -> dict[str, Any]:
     """A pair of `table`'s (arch, strategy) cells against the cells `versus` names, "<table>:<strategy>[+<variant>]"
     of the same arch and seeds (default: the table's SGD); the seed planner reads both."""

@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from .engine import INCONCLUSIVE
+from .pairs import versus_of
 
 PLAN_SUFFIX = ".seeds.json"  # results/<profile>/<table>.seeds.json
 
@@ -70,7 +71,7 @@ def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: i
     if cap < n or step < 1:
         raise ValueError(f"{table}: seed_plan needs cap >= {n} (the initial seeds) and step >= 1")
     rows = pairs[pairs["table"].astype(str) == table]
-    raw = rows["versus"].astype(str) if "versus" in rows else pd.Series(f"{table}:sgd", index=rows.index)
+    raw = versus_of(rows)
     rows = rows.assign(_versus=raw)
     # a pair is planned here when both sides are cells of this table (and not SGD against itself)
     rows = rows[raw.map(lambda v: _split_versus(v)[0] == table) & (raw != table + ":" + rows["strategy"].astype(str))]
@@ -138,7 +139,7 @@ def annotate(pairs: pd.DataFrame, plans: dict[str, dict[str, Any]]) -> pd.DataFr
     reasons = {(t, p["arch"], p["strategy"], p.get("versus", f"{t}:sgd")): p["reason"]
                for t, pl in plans.items() for p in pl.get("pairs", [])}
     out = pairs.copy()
-    versus = out["versus"].astype(str) if "versus" in out else out["table"].astype(str) + ":sgd"
+    versus = versus_of(out)
     out["seed_reason"] = [_seed_reason(reasons, plans, str(t), str(a), str(s), v)
                           for t, a, s, v in zip(out.get("table", []), out.get("arch", []), out.get("strategy", []), versus)]
     return out
