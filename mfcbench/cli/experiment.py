@@ -69,6 +69,9 @@ def add_ddpm_parser(sub) -> argparse.ArgumentParser:
     ddpm.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     ddpm.add_argument("--figure", default=None, help="Figure 8 PNG to write (ground truth | single scale | Full-Multiscale)")
     ddpm.add_argument("--work-dir", default=None, help="sample grids, samples.pt, fig8.json (default: <out>'s folder/<out stem>)")
+    ddpm.add_argument("--seed-cap", type=positive_int, default=None,
+                      help="seed plan: when the first round (--options seeds) leaves Figure 8's claim undecided, add "
+                           "the seeds its power calculation asks for, up to this many in all (claims.yaml's test)")
     return ddpm
 
 
@@ -126,6 +129,25 @@ def sam_frame(args):
     return frame
 
 
+def _ddpm_seed_plan(cap: int | None):
+    """The DDPM's seed plan for run_fig8: the seeds claims.yaml's Figure 8 test asks for, up to `cap`."""
+    if cap is None:
+        return None
+    import pandas as pd
+
+    from ..experiments.ddpm import added_seeds
+    from ..report.checks.experiments import fig8_seed_plan, fig8_tolerance
+    from ..report.claims import load_claims
+
+    tolerance = fig8_tolerance(load_claims())
+
+    def plan(rows: list[dict]) -> tuple[list[int], str]:
+        target, reason = fig8_seed_plan(pd.DataFrame(rows), tolerance, cap)
+        return added_seeds(sorted({int(r["seed"]) for r in rows}), target), reason
+
+    return plan
+
+
 def ddpm_frame(args):
     """Figure 8's rows (ground_truth, single_scale, full_multiscale per seed; each names its dataset) with
     provenance; the grids under --work-dir."""
@@ -141,7 +163,7 @@ def ddpm_frame(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(args.work_dir or Path(args.out).parent / Path(args.out).stem)
-    rows = run_fig8(work, root=args.root, **options)
+    rows = run_fig8(work, root=args.root, more_seeds=_ddpm_seed_plan(args.seed_cap), **options)
     frame = pd.DataFrame([{**row, **_provenance("ddpm", None, cfg), "threads": torch.get_num_threads()}
                           for row in rows])
     if args.figure:

@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -508,27 +508,51 @@ def run_seed(cfg: dict[str, Any], data: dict[str, Any], seed: int) -> tuple[list
     return rows, grids
 
 
-def run_fig8(out_dir: str | Path | None = None, root: str = "data", **overrides: Any) -> list[dict[str, Any]]:
+def run_fig8(out_dir: str | Path | None = None, root: str = "data",
+             more_seeds: Callable[[list[dict[str, Any]]], tuple[list[int], str]] | None = None,
+             **overrides: Any) -> list[dict[str, Any]]:
     """App. D.9 / Figure 8: per seed of `seeds`, rows for ground truth, single scale and Full-Multiscale.
 
     Returns one dict per seed and run: run, strategy, seed, dataset (mnist or digits), n_samples,
     n_reference, mean_confidence, confident_fraction, frechet_distance, frechet_floor (that seed's
     ground-truth FD: n held-out real images against the same reference, the same-distribution floor
     at the same count), class_counts, wu_executed, wu_closed_form, train_seconds, final_loss,
-    classifier_val_accuracy, status; with `out_dir`, writes <run>.png (first seed), samples.pt (every
-    seed), figure8.png, fig8.json.
+    classifier_val_accuracy, status, seed_round (1: `seeds`; 2: added); with `out_dir`, writes <run>.png
+    (first seed), samples.pt (every seed), figure8.png, fig8.json.
+
+    `more_seeds` (a seed plan; the CLI builds it from the claim's statistics) sees the first round's rows
+    and returns the seeds to add and why; they run as a second round and every row carries the reason.
     """
     cfg = config_with(**overrides)
     data = load_data(cfg, root)
     print(f"Figure 8 on {data['dataset']} ({data['why']}), seeds {cfg['seeds']}, {cfg['samples']} samples each")
     rows: list[dict[str, Any]] = []
     grids: dict[int, dict[str, torch.Tensor]] = {}
-    for seed in cfg["seeds"]:
-        seed_rows, grids[seed] = run_seed(cfg, data, seed)
-        rows += seed_rows
+
+    def run_round(seeds: list[int], round_no: int) -> None:
+        for seed in seeds:
+            seed_rows, grids[seed] = run_seed(cfg, data, seed)
+            rows.extend({**row, "seed_round": round_no} for row in seed_rows)
+
+    run_round(cfg["seeds"], 1)
+    reason = ""
+    if more_seeds is not None:
+        added, reason = more_seeds(rows)
+        added = [int(s) for s in added if s not in grids]
+        print(f"Figure 8 seed plan: {reason}" + (f"; running seeds {added}" if added else ""), flush=True)
+        run_round(added, 2)
+    for row in rows:
+        row["seed_reason"] = reason
     if out_dir is not None:
-        _save_fig8(Path(out_dir), grids, rows, {**cfg, "dataset_used": data["dataset"], "dataset_why": data["why"]})
+        _save_fig8(Path(out_dir), grids, rows, {**cfg, "seeds_run": sorted(grids), "dataset_used": data["dataset"],
+                                                "dataset_why": data["why"]})
     return rows
+
+
+def added_seeds(seeds: list[int], target: int) -> list[int]:
+    """The seeds after the largest of `seeds` that bring their count to `target`."""
+    start = max(seeds, default=-1) + 1
+    return list(range(start, start + max(0, target - len(seeds))))
 
 
 def _save_fig8(out: Path, grids: dict[int, dict[str, torch.Tensor]], rows: list[dict], cfg: dict[str, Any]) -> None:

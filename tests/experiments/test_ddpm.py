@@ -151,3 +151,49 @@ def test_every_profiles_ddpm_options_pass_the_check():
     for path in sorted((Path(__file__).resolve().parents[2] / "workflow" / "config").glob("*.yaml")):
         options = (yaml.safe_load(path.read_text()).get("ddpm") or {}).get("options") or {}
         assert ddpm.check_options(options) == [], path.name
+
+
+def _fake_seed(fds):
+    """run_seed stand-in: per seed, ground truth and both runs with the FD pair fds[seed] (no training)."""
+    def run_seed(cfg, data, seed):
+        ss, fm = fds[seed]
+        rows = [{"run": run, "strategy": strategy, "seed": seed, "status": "OK", "wu_executed": wu,
+                 "mean_confidence": 0.9, "confident_fraction": 0.5, "confident": 0.9, "train_seconds": 1.0,
+                 "frechet_distance": fd, "frechet_floor": 20.0, "dataset": "digits"}
+                for run, strategy, wu, fd in (("ground_truth", "", 0.0, 20.0), ("single_scale", "sgd", 100.0, ss),
+                                              ("full_multiscale", "fmsgd", 80.0, fm))]
+        return rows, {row["run"]: torch.zeros(2, 1, 8, 8) for row in rows}
+    return run_seed
+
+
+def test_run_fig8_runs_the_planned_seeds_as_a_second_round(monkeypatch):
+    monkeypatch.setattr(ddpm, "run_seed", _fake_seed({s: (100.0, 100.0 + s) for s in range(6)}))
+    seen = []
+
+    def plan(rows):
+        seen.append(sorted({r["seed"] for r in rows}))
+        return [3, 4, 1], "undecided: 2 added"  # a seed already run is not run again
+
+    rows = ddpm.run_fig8(None, more_seeds=plan, seeds=[0, 1, 2])
+    assert seen == [[0, 1, 2]]  # the plan sees the first round only
+    assert [(r["seed"], r["seed_round"]) for r in rows if r["run"] == "single_scale"] == [
+        (0, 1), (1, 1), (2, 1), (3, 2), (4, 2)]
+    assert {r["seed_reason"] for r in rows} == {"undecided: 2 added"}
+    assert ddpm.added_seeds([0, 1, 2], 6) == [3, 4, 5] and ddpm.added_seeds([0, 5], 2) == []
+
+
+def test_ddpm_cli_seed_cap_adds_the_seeds_the_claim_asks_for(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from mfcbench.cli import experiment
+
+    # FD ratios 0.5, 1.5, 1.2 on seeds 0-2: undecided, the power calculation asks for more than 5
+    fds = {0: (100.0, 50.0), 1: (200.0, 300.0), 2: (250.0, 300.0), 3: (100.0, 110.0), 4: (100.0, 90.0)}
+    monkeypatch.setattr(ddpm, "run_seed", _fake_seed(fds))
+    out = tmp_path / "fig8.csv"
+    assert experiment.main(["ddpm", "--options", "{seeds: [0, 1, 2]}", "--seed-cap", "5", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert sorted(frame["seed"].unique()) == [0, 1, 2, 3, 4]
+    assert frame["seed_reason"].str.contains("3 seeds leave it undecided").all()
+    assert frame["seed_reason"].str.contains(r"2 added \(cap 5\)").all()
+    assert (tmp_path / "fig8" / "figure8.png").is_file()

@@ -133,11 +133,14 @@ def test_snakemake_dry_run_lists_the_sam_and_ddpm_jobs(tmp_path):
 
     repo = copy_pipeline(tmp_path)  # a dry run writes the cells' cell.yaml: never into the shared checkout
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    (repo / "plan.yaml").write_text("ddpm: {seed_plan: {cap: 6}}\n")  # merged into tiny.yaml's ddpm
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--configfile", "workflow/config/tiny.yaml",
-                           "--config", 'extras=["table9","fig8"]'], cwd=repo, env={**env, "PYTHONPATH": "."},
+                           "plan.yaml", "--config", 'extras=["table9","fig8"]'], cwd=repo,
+                          env={**env, "PYTHONPATH": "."},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout + proc.stderr
     assert "experiment sam" in text and "--out results/tiny/table9.csv" in text
     assert "experiment ddpm" in text and "--figure reports/fig8.png" in text
+    assert "--seed-cap 6" in text  # the profile's ddpm.seed_plan reaches the job
     assert "report table --name table9" in text

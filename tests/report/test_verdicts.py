@@ -222,6 +222,32 @@ def test_figure8_with_seeds_is_decided_on_paired_log_ratios_with_holm_and_a_seed
     assert spread["verdict"] == "INCONCLUSIVE" and "needs" in spread["reason"] and "seeds" in spread["reason"]
 
 
+def test_figure8_seed_plan_asks_the_power_calculations_count_up_to_the_cap():
+    from mfcbench.report.checks.experiments import fig8_seed_plan, fig8_tolerance
+
+    tol = fig8_tolerance(C.load_claims())
+    spread = _fig8_rows([(100, 50), (200, 300), (250, 300)], [(0.9, 0.9)] * 3)
+    needs = int(C.CHECKS.get("ddpm_quality")(
+        next(c for c in C.load_claims() if c["id"] == "fig8_ddpm_full_multiscale"), {"fig8": spread}
+    )["reason"].split("needs ")[1].split(" seeds")[0])
+    assert needs > 4
+    assert fig8_seed_plan(spread, tol, cap=100) == (needs, f"3 seeds leave it undecided, the power calculation "
+                                                           f"asks for {needs}: {needs - 3} added (cap 100)")
+    target, reason = fig8_seed_plan(spread, tol, cap=4)
+    assert target == 4 and "1 added (cap 4)" in reason
+    target, reason = fig8_seed_plan(spread, tol, cap=3)
+    assert target == 3 and "cap of 3 seeds is reached" in reason
+    worse = _fig8_rows([(100, 200), (300, 610), (150, 290)], [(0.9, 0.9)] * 3)  # DEVIATES on 3 seeds
+    assert fig8_seed_plan(worse, tol, cap=10) == (3, "3 seeds decide it (DEVIATES): none added")
+    assert fig8_seed_plan(worse.iloc[:2], tol, cap=10)[0] == 1  # below min_seeds: no power calculation
+
+
+def test_figure8_reason_says_what_the_seed_plan_did():
+    spec = next(c for c in C.load_claims() if c["id"] == "fig8_ddpm_full_multiscale")
+    rows = _fig8_rows([(100, 101), (200, 198), (150, 152)], [(0.9, 0.9)] * 3).assign(seed_reason="3 seeds decide it")
+    assert "seed plan: 3 seeds decide it" in C.CHECKS.get("ddpm_quality")(spec, {"fig8": rows})["reason"]
+
+
 def test_engine_loads_declared_inputs_and_names_the_missing_ones():
     from mfcbench.report.engine import CHECKS, Verdict, check, where
 

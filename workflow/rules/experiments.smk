@@ -46,9 +46,16 @@ rule sam:
         "--out {output.csv:q} > {log:q} 2>&1"
 
 
+def seed_cap_flag():
+    """`--seed-cap N` when the profile gives Figure 8 a seed plan (ddpm.seed_plan.cap), else nothing."""
+    cap = lookup(dpath="ddpm/seed_plan/cap", within=config, default=None)
+    return [] if cap is None else ["--seed-cap", str(int(cap))]
+
+
 rule ddpm:
     """Figure 8 (App. D.9): DDPM trained single scale and Full-Multiscale on MNIST when prepared under
-    data_root (else the embedded digits), for every seed of ddpm.options.seeds (default 0, 1, 2): sample
+    data_root (else the embedded digits), for every seed of ddpm.options.seeds (default 0, 1, 2), then, with
+    ddpm.seed_plan, the seeds the claim's power calculation asks for up to its cap (one job, two rounds): sample
     grids titled with #WU, training seconds, classifier confidence and Frechet distance, and the FD per
     seed against its same-distribution floor (a band); the rows feed the claim."""
     output:
@@ -65,7 +72,8 @@ rule ddpm:
     priority: 10  # the longest single job of a profile that has it (converged_extended: 3 seeds x 256 samples): start it first
     params:
         options=shlex.quote(json.dumps(lookup(dpath="ddpm/options", within=config, default={}))),
+        plan=seed_cap_flag(),
         work=f"{RESULTS}/fig8",
     shell:
-        "{PY} experiment ddpm --options {params.options} --root {DATA:q} --threads {threads} "
+        "{PY} experiment ddpm --options {params.options} {params.plan:q} --root {DATA:q} --threads {threads} "
         "--work-dir {params.work:q} --figure {output.png:q} --out {output.csv:q} > {log:q} 2>&1 && cp {output.csv:q} {output.data:q}"

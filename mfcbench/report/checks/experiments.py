@@ -94,10 +94,10 @@ def _fig8_paired(table: pd.DataFrame) -> dict[str, pd.Series]:
             "confidence": (ss["mean_confidence"] - fm["mean_confidence"]).dropna()}
 
 
-def _fig8_decide(paired: dict[str, pd.Series], tol: dict) -> tuple[str, str]:
+def fig8_decision(paired: dict[str, pd.Series], tol: dict) -> tuple[str, str, int | None]:
     """Seed-paired tests of both tolerances: REPRODUCED when both one-sided intervals sit inside, DEVIATES
     when one is worse than its tolerance after a Holm correction over the two, else INCONCLUSIVE with
-    the seeds a power calculation asks for."""
+    the seeds a power calculation asks for (the third item; None when decided or not computable)."""
     bounds = {"fd": math.log1p(tol["frechet_rel"]), "confidence": tol["confidence_abs"]}
     worse = stats.holm([stats.p_worse(paired[k], bounds[k]) for k in ("fd", "confidence")])
     inside = [stats.p_inside(paired[k], bounds[k]) for k in ("fd", "confidence")]
@@ -107,20 +107,47 @@ def _fig8_decide(paired: dict[str, pd.Series], tol: dict) -> tuple[str, str]:
             f"confidence gap {conf[0]:+.3f} [{conf[1]:+.3f}, {conf[2]:+.3f}] (tol {tol['confidence_abs']:g}); "
             f"n={fd.n} paired seeds")
     if any(p < stats.ALPHA for p in worse if p == p):
-        return DEVIATES, f"worse than a tolerance after Holm over the two tests: {text}"
+        return DEVIATES, f"worse than a tolerance after Holm over the two tests: {text}", None
     if all(p < stats.ALPHA for p in inside if p == p) and all(p == p for p in inside):
-        return REPRODUCED, f"inside both tolerances: {text}"
+        return REPRODUCED, f"inside both tolerances: {text}", None
     needed = [stats.seeds_needed(float(paired[k].mean()), float(paired[k].std(ddof=1)), bounds[k])
               for k in ("fd", "confidence") if len(paired[k]) > 1]
     needed = [n for n in needed if n is not None]
-    return INCONCLUSIVE, f"undecided: {text}" + (f"; needs {max(needed)} seeds" if needed else "")
+    most = max(needed) if needed else None
+    return INCONCLUSIVE, f"undecided: {text}" + (f"; needs {most} seeds" if most else ""), most
+
+
+def fig8_tolerance(claims: list[dict]) -> dict:
+    """The tolerance of the claim checked by ddpm_quality (claims.yaml), for the DDPM's seed plan."""
+    return next(c["tolerance"] for c in claims if c.get("check") == "ddpm_quality")
+
+
+def fig8_seed_plan(table: pd.DataFrame, tol: dict, cap: int) -> tuple[int, str]:
+    """How many seeds Figure 8 should have in all after its first round (`table`: that round's rows), and
+    why: the power calculation's count, at most `cap`, when the seed-paired tests leave the claim
+    undecided; the seeds it has when decided, when the count is unknown, or at the cap. The same rule as
+    a table's seed plan (report/seedplan.py), one added round."""
+    paired = _fig8_paired(table)
+    n = int(min(len(paired["fd"]), len(paired["confidence"])))
+    if n < tol["min_seeds"]:
+        return n, f"{n} paired seed(s) < min_seeds {tol['min_seeds']}: no power calculation, none added"
+    verdict, _, needed = fig8_decision(paired, tol)
+    if verdict != INCONCLUSIVE:
+        return n, f"{n} seeds decide it ({verdict}): none added"
+    if needed is None:
+        return n, f"{n} seeds leave it undecided and the power calculation gives no count: none added"
+    target = max(n, min(cap, needed))
+    said = f"{n} seeds leave it undecided, the power calculation asks for {needed}"
+    if target == n:
+        return n, f"{said}; the cap of {cap} seeds is reached: none added"
+    return target, f"{said}: {target - n} added (cap {cap})"
 
 
 @check("ddpm_quality", published=lambda spec: "samples alike (pictures only; no number printed)")
 def check_ddpm_quality(data: Inputs):
     """Figure 8: Full-Multiscale's executed #WU below single scale's, and its samples as good: classifier
     confidence at most `confidence_abs` lower and Frechet distance at most `frechet_rel` higher
-    (relative), tested on the seed-paired differences (`_fig8_decide`). Fewer than `min_seeds` seeds
+    (relative), tested on the seed-paired differences (`fig8_decision`). Fewer than `min_seeds` seeds
     decide only the cost (more #WU deviates); the quality comparison is then INCONCLUSIVE, saying how far
     apart the numbers are. The reason sets the FD beside its same-distribution floor."""
     spec, table, tol = data.spec, data.frame, data.tolerance
@@ -145,7 +172,7 @@ def check_ddpm_quality(data: Inputs):
     if not fm["wu_executed"] < ss["wu_executed"]:
         verdict, reason = DEVIATES, "Full-Multiscale executed no fewer #WU than single scale"
     elif seeds >= tol["min_seeds"]:
-        verdict, reason = _fig8_decide(_fig8_paired(table), tol)
+        verdict, reason, _ = fig8_decision(_fig8_paired(table), tol)
     else:  # one seed, and no record that either run converged: never DEVIATES for want of budget
         verdict = INCONCLUSIVE
         reason = (
@@ -153,6 +180,9 @@ def check_ddpm_quality(data: Inputs):
             f"({'clearly outside' if clearly_worse else 'within' if within else 'outside'} the tolerance)"
         )
     reason += "; a fixed training schedule (no convergence test for the DDPM)"
+    planned = sorted(set(table["seed_reason"].dropna().astype(str)) - {""}) if "seed_reason" in table.columns else []
+    if planned:  # written by the DDPM's seed plan (experiment ddpm --seed-cap)
+        reason += f"; seed plan: {' / '.join(planned)}"
     used = datasets(table) or "digits"
     if normalise(used) != "mnist":
         reason += f"; {used} stand in for the paper's MNIST"
