@@ -109,3 +109,35 @@ def test_bench_on_absent_cuda_writes_not_measured_rows(tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert {r["comparison"] for r in rows} == set(bench.COMPARISONS)
     assert all(r["status"] == "not measured: no CUDA device" and r["median_ms"] == "" for r in rows)
+
+
+def test_bench_counts_one_model_call_per_mesh_in_a_multiscale_step():
+    from mfcbench.measure.bench import Bench, bench_msgd_calls
+
+    b = Bench("cpu", 1, quick=True)
+    bench_msgd_calls(b)
+    (row,) = b.rows
+    assert row["value"] == 4 and row["met"] is True
+    # each mesh's call holds the coarse part of one draw and the fine part of the next: 1, 1+2, 2+4, 4+8
+    assert row["notes"] == "input shapes 1x3x32x32, 3x3x16x16, 6x3x8x8, 12x3x4x4"
+
+
+def test_bench_table4_ratios_use_the_issue_targets_and_skip_variants(tmp_path):
+    import csv
+
+    from mfcbench.measure.bench import Bench, bench_table4_train_time
+
+    table = tmp_path / "table4.csv"
+    rows = [("resnet", "sgd", "base", 70.0), ("resnet", "sgd", "base", 50.0), ("resnet", "msgd", "base", 20.0),
+            ("resnet", "fmsgd", "base", 5.0), ("unet", "sgd", "base", 30.0), ("unet", "msgd", "base", 20.0),
+            ("unet", "msgd", "x2", 1.0)]
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch", "strategy", "variant", "status", "train_seconds"])
+        writer.writerows([(a, s, v, "ok", t) for a, s, v, t in rows])
+    b = Bench("cpu", 1, quick=True)
+    bench_table4_train_time(b, str(table))
+    got = {r["variant"]: (r["value"], r["target"].split(" (")[0], r["met"]) for r in b.rows}
+    assert got == {"resnet ratio sgd/msgd training seconds": (3.0, ">= 3.5", False),
+                   "resnet ratio sgd/fmsgd training seconds": (12.0, ">= 15.0", False),
+                   "unet ratio sgd/msgd training seconds": (1.5, ">= 2.0", False)}
