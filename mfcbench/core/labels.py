@@ -20,21 +20,6 @@ METRIC_LABELS = {"mse": "MSE", "ssim": "SSIM"}
 TASK_METRIC = {"denoise": "validation MSE", "blur": "validation loss", "superres": "validation SSIM"}
 
 
-BASE_VARIANT = "base"  # a table's own grid; another variant re-runs it with its overrides
-VARIANT_SEP = "+"  # a non-base variant lives in "<strategy>+<variant>/" and is named so in pairs.csv
-
-
-def strategy_dir(strategy: str, variant: str = BASE_VARIANT) -> str:
-    """"msgd" for the base variant, "msgd+crops" for another: a cell's folder and a pair's `versus`."""
-    return strategy if variant == BASE_VARIANT else f"{strategy}{VARIANT_SEP}{variant}"
-
-
-def split_strategy_dir(name: str) -> tuple[str, str]:
-    """Inverse of `strategy_dir`: "msgd+crops" -> ("msgd", "crops"), "msgd" -> ("msgd", "base")."""
-    strategy, _, variant = name.partition(VARIANT_SEP)
-    return strategy, variant or BASE_VARIANT
-
-
 def strategy_label(name: str) -> str:
     return STRATEGY_LABELS.get(name, name)
 

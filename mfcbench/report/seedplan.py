@@ -30,7 +30,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.labels import split_strategy_dir
 from .engine import INCONCLUSIVE
 from .pairs import versus_of
 
@@ -58,7 +57,7 @@ def _pair_status(rows: pd.DataFrame, force_needed: int | None) -> tuple[bool, in
 def _split_versus(value: str) -> tuple[str, str]:
     """(table, strategy) of a pair's reference cells: "table12:fmsgd+crops" -> ("table12", "fmsgd")."""
     where, _, strategy = value.partition(":")
-    return where, split_strategy_dir(strategy)[0]
+    return where, strategy.split("+")[0]
 
 
 def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: int = 1,

@@ -24,7 +24,6 @@ from ..engine import (
     substitution_note,
     where,
 )
-from ...core.labels import strategy_dir
 from ..layout import normalise
 from .. import pairs as P
 from .. import stats
@@ -208,7 +207,7 @@ def reference_pair(data: Inputs, arch: str, strategy: str) -> dict[str, Any]:
     theirs = theirs.set_index("seed")
     label = f"{strategy}, {spec.get('label', spec['input'])}"
     variant = ref.get("variant", "base")
-    versus = f"{ref.get('input', spec['input'])}:{strategy_dir(strategy, variant)}"
+    versus = f"{ref.get('input', spec['input'])}:{strategy}" + ("" if variant == "base" else f"+{variant}")
     pair = {**P.new_pair(spec["input"], arch, strategy, metric, versus=versus), "margin": 1 + spec["tolerance"]["margin"],
             "_versus": ref["label"], "_label": label}
     failed = [f"seed {k}" for k, v in pd.concat([_status(ours), _status(theirs)]).items() if v not in ("ok", "nan")]
