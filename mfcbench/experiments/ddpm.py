@@ -438,16 +438,19 @@ def draw_fd_panel(ax, rows: list[dict]) -> None:
     if floors:
         ax.axhspan(min(floors), max(floors), color="0.85", label=f"same-distribution floor ({len(floors)} seeds)")
         ax.axhline(sum(floors) / len(floors), color="0.5", lw=1)
-    for x, (run, _) in enumerate(RUNS):
+    highest = max(floors, default=0.0)
+    for x, (run, _) in enumerate(RUNS):  # the x tick names the run: no legend entry over the points
         values = [r["frechet_distance"] for r in rows if r["run"] == run]
-        ax.plot([x] * len(values), values, "o", ms=6, alpha=0.8, label=f"{PANEL_TITLES[run]} (per seed)")
-    ax.set_xticks(range(len(RUNS)), [PANEL_TITLES[run].split(" (")[0] for run, _ in RUNS])
+        ax.plot([x] * len(values), values, "o", ms=6, alpha=0.8)
+        highest = max([highest, *values])
+    ax.set_xticks(range(len(RUNS)), [PANEL_TITLES[run].split(" (")[0] + " (per seed)" for run, _ in RUNS])
     ax.set_xlim(-0.6, len(RUNS) - 0.4)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, highest * 1.08 or 1.0)
     n = rows[0].get("n_samples", "?") if rows else "?"
     ax.set_ylabel(f"Frechet distance of classifier features (n={n})")
     ax.set_title("Frechet distance per seed vs the floor", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    if floors:  # below the axes, off the data
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
 
 
 def draw_figure8(grids: dict[str, torch.Tensor], path: str | Path, rows: list[dict] | None = None,

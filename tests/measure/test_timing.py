@@ -141,3 +141,12 @@ def test_bench_table4_ratios_use_the_issue_targets_and_skip_variants(tmp_path):
     assert got == {"resnet ratio sgd/msgd training seconds": (3.0, ">= 3.5", False),
                    "resnet ratio sgd/fmsgd training seconds": (12.0, ">= 15.0", False),
                    "unet ratio sgd/msgd training seconds": (1.5, ">= 2.0", False)}
+
+
+def test_bench_time_to_sgds_value_counts_finest_mesh_validations_only():
+    from mfcbench.measure.bench import first_reach
+
+    curve = [{"seconds": "0.2", "level": "3", "val_metric": "0.01"},  # a coarse level's own-mesh number
+             {"seconds": "5.0", "level": "0", "val_metric": "0.09"},
+             {"seconds": "7.5", "level": "0", "val_metric": "0.05"}]
+    assert first_reach(curve, 0.06) == 7.5 and first_reach(curve, 0.04) is None
