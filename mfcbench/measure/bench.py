@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import sys
 import tempfile
 from typing import Callable
@@ -306,13 +307,12 @@ def bench_table4_train_time(b: Bench, table: str | None = None) -> None:
     if not os.path.isfile(table):
         b.add("table4_train_time", "all networks", status=f"not measured: {table} missing (run snakemake --cores all)")
         return
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     for arch, strategies in _table4_seconds(table).items():
         for other in ("msgd", "fmsgd"):
             if "sgd" not in strategies or other not in strategies:
                 continue
             goal = TABLE4_TARGETS["msgd"].get(arch, 2.0) if other == "msgd" else TABLE4_TARGETS["fmsgd"]
-            ratio = mean(strategies["sgd"]) / mean(strategies[other])
+            ratio = statistics.fmean(strategies["sgd"]) / statistics.fmean(strategies[other])
             b.add("table4_train_time", f"{arch} ratio sgd/{other} training seconds", value=round(ratio, 3),
                   target=f">= {goal} (#WU {'6.49' if other == 'msgd' else '66.8'})", met=ratio >= goal,
                   notes=f"from {table}; mean of {len(strategies['sgd'])} / {len(strategies[other])} seeds")

@@ -306,15 +306,20 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def only_files(paths: list[Path], only: Iterable[str | Path] | None) -> list[Path]:
+    """`paths` whose file names are among `only` (the files a profile builds); all of them when `only` is None."""
+    if only is None:
+        return paths
+    names = {Path(f).name for f in only}
+    return [p for p in paths if p.name in names]
+
+
 def load_results_dir(results_dir: str | Path, only: Iterable[str | Path] | None = None) -> dict[str, pd.DataFrame]:
     """Every top-level CSV of results/<profile>/ by stem ('table4', 'lemma4', ...); unreadable ones skipped.
     `only`: the result files the profile builds (the report rule's inputs); any other CSV in the folder
     (e.g. what an extra the profile has since dropped left behind) is not read."""
-    names = None if only is None else {Path(f).name for f in only}
     frames = {}
-    for path in sorted(Path(results_dir).glob("*.csv")):
-        if names is not None and path.name not in names:
-            continue
+    for path in only_files(sorted(Path(results_dir).glob("*.csv")), only):
         frame, _ = read_results([path])
         if frame is not None:
             frames[path.stem] = frame

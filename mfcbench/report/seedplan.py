@@ -31,12 +31,13 @@ from typing import Any
 import pandas as pd
 
 from .engine import INCONCLUSIVE
+from .layout import only_files
 from .pairs import versus_of
 
 PLAN_SUFFIX = ".seeds.json"  # results/<profile>/<table>.seeds.json
 
 
-def _target(n: int, needed: int, cap: int, step: int) -> int:
+def seed_target(n: int, needed: int, cap: int, step: int = 1) -> int:
     """The seed count an undecided pair grows to: `needed` (one more step if it already has that many),
     the addition a multiple of `step`, at most `cap`."""
     want = max(needed, n + 1)
@@ -78,7 +79,7 @@ def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: i
     planned, cells = [], {}
     for (arch, strategy, versus), group in rows.groupby(["arch", "strategy", "_versus"], sort=True):
         undecided, needed, said = _pair_status(group, force_needed)
-        total = _target(n, needed, cap, step) if undecided and needed is not None else n
+        total = seed_target(n, needed, cap, step) if undecided and needed is not None else n
         added = pool[n:total]
         reason = _reason(n, added, undecided, needed, cap, said, force_needed is not None)
         planned.append({"arch": arch, "strategy": strategy, "versus": versus, "needed": needed,
@@ -122,11 +123,8 @@ def cells_to_add(plan_: dict[str, Any]) -> list[tuple[str, str, int]]:
 def load_plans(results_dir: str | Path, only: Any = None) -> dict[str, dict[str, Any]]:
     """table -> its seeds.json plan, for every plan in results/<profile>/ (none: {}); with `only` (the
     files the profile builds), a plan left by a table the profile no longer plans is not read."""
-    names = None if only is None else {Path(f).name for f in only}
     plans = {}
-    for path in sorted(Path(results_dir).glob(f"*{PLAN_SUFFIX}")):
-        if names is not None and path.name not in names:
-            continue
+    for path in only_files(sorted(Path(results_dir).glob(f"*{PLAN_SUFFIX}")), only):
         try:
             plans[path.name[: -len(PLAN_SUFFIX)]] = json.loads(path.read_text())
         except (OSError, ValueError) as error:

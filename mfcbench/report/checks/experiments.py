@@ -19,6 +19,7 @@ from ..engine import (
     published_by_keys,
 )
 from .. import stats
+from ..seedplan import seed_target
 from ..layout import normalise
 
 
@@ -136,7 +137,7 @@ def fig8_seed_plan(table: pd.DataFrame, tol: dict, cap: int) -> tuple[int, str]:
         return n, f"{n} seeds decide it ({verdict}): none added"
     if needed is None:
         return n, f"{n} seeds leave it undecided and the power calculation gives no count: none added"
-    target = max(n, min(cap, needed))
+    target = max(n, seed_target(n, needed, cap))  # the tables' rule (report/seedplan.py), step 1
     said = f"{n} seeds leave it undecided, the power calculation asks for {needed}"
     if target == n:
         return n, f"{said}; the cap of {cap} seeds is reached: none added"
