@@ -520,11 +520,12 @@ def run_fig8(out_dir: str | Path | None = None, root: str = "data",
     n_reference, mean_confidence, confident_fraction, frechet_distance, frechet_floor (that seed's
     ground-truth FD: n held-out real images against the same reference, the same-distribution floor
     at the same count), class_counts, wu_executed, wu_closed_form, train_seconds, final_loss,
-    classifier_val_accuracy, status, seed_round (1: `seeds`; 2: added); with `out_dir`, writes <run>.png
+    classifier_val_accuracy, status, seed_round (1: `seeds`; 2, 3, ...: added by the seed plan); with `out_dir`, writes <run>.png
     (first seed), samples.pt (every seed), figure8.png, fig8.json.
 
-    `more_seeds` (a seed plan; the CLI builds it from the claim's statistics) sees the first round's rows
-    and returns the seeds to add and why; they run as a second round and every row carries the reason.
+    `more_seeds` (a seed plan; the CLI builds it from the claim's statistics) sees the rows after each round
+    and returns the seeds to add and why; they run as the next round, until it adds none (decided, or its
+    cap reached), and every row carries every round's reason.
     """
     cfg = config_with(**overrides)
     data = load_data(cfg, root)
@@ -538,18 +539,29 @@ def run_fig8(out_dir: str | Path | None = None, root: str = "data",
             rows.extend({**row, "seed_round": round_no} for row in seed_rows)
 
     run_round(cfg["seeds"], 1)
-    reason = ""
-    if more_seeds is not None:
-        added, reason = more_seeds(rows)
-        added = [int(s) for s in added if s not in grids]
-        print(f"Figure 8 seed plan: {reason}" + (f"; running seeds {added}" if added else ""), flush=True)
-        run_round(added, 2)
+    reason = _plan_rounds(more_seeds, rows, grids, run_round) if more_seeds is not None else ""
     for row in rows:
         row["seed_reason"] = reason
     if out_dir is not None:
         _save_fig8(Path(out_dir), grids, rows, {**cfg, "seeds_run": sorted(grids), "dataset_used": data["dataset"],
                                                 "dataset_why": data["why"]})
     return rows
+
+
+def _plan_rounds(more_seeds: Callable, rows: list[dict[str, Any]], grids: dict, run_round: Callable) -> str:
+    """Asks the seed plan after every round and runs the seeds it adds as the next round, until it adds
+    none (the claim decided, no power calculation, or the cap reached); returns every round's reason."""
+    reasons, round_no = [], 1
+    while True:
+        added, reason = more_seeds(rows)
+        added = [int(s) for s in added if s not in grids]
+        reasons.append(reason)
+        print(f"Figure 8 seed plan after round {round_no}: {reason}" + (f"; running seeds {added}" if added else ""),
+              flush=True)
+        if not added:
+            return "; then ".join(reasons)
+        round_no += 1
+        run_round(added, round_no)
 
 
 def added_seeds(seeds: list[int], target: int) -> list[int]:

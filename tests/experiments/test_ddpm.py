@@ -166,20 +166,33 @@ def _fake_seed(fds):
     return run_seed
 
 
-def test_run_fig8_runs_the_planned_seeds_as_a_second_round(monkeypatch):
-    monkeypatch.setattr(ddpm, "run_seed", _fake_seed({s: (100.0, 100.0 + s) for s in range(6)}))
+def test_run_fig8_runs_the_planned_seeds_round_after_round_until_the_plan_adds_none(monkeypatch):
+    monkeypatch.setattr(ddpm, "run_seed", _fake_seed({s: (100.0, 100.0 + s) for s in range(7)}))
     seen = []
+    answers = [([3, 4, 1], "undecided: 2 added"), ([5, 6], "still undecided: 2 added"), ([], "cap reached")]
 
     def plan(rows):
         seen.append(sorted({r["seed"] for r in rows}))
-        return [3, 4, 1], "undecided: 2 added"  # a seed already run is not run again
+        return answers[len(seen) - 1]  # a seed already run is not run again
 
     rows = ddpm.run_fig8(None, more_seeds=plan, seeds=[0, 1, 2])
-    assert seen == [[0, 1, 2]]  # the plan sees the first round only
+    assert seen == [[0, 1, 2], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5, 6]]  # asked after every round
     assert [(r["seed"], r["seed_round"]) for r in rows if r["run"] == "single_scale"] == [
-        (0, 1), (1, 1), (2, 1), (3, 2), (4, 2)]
-    assert {r["seed_reason"] for r in rows} == {"undecided: 2 added"}
+        (0, 1), (1, 1), (2, 1), (3, 2), (4, 2), (5, 3), (6, 3)]
+    assert {r["seed_reason"] for r in rows} == {"undecided: 2 added; then still undecided: 2 added; then cap reached"}
     assert ddpm.added_seeds([0, 1, 2], 6) == [3, 4, 5] and ddpm.added_seeds([0, 5], 2) == []
+
+
+def test_run_fig8_stops_when_the_plan_only_names_seeds_already_run(monkeypatch):
+    monkeypatch.setattr(ddpm, "run_seed", _fake_seed({s: (100.0, 100.0) for s in range(3)}))
+    calls = []
+
+    def plan(rows):
+        calls.append(1)
+        return [0, 1], "nothing new"
+
+    rows = ddpm.run_fig8(None, more_seeds=plan, seeds=[0, 1, 2])
+    assert len(calls) == 1 and {r["seed_round"] for r in rows} == {1}
 
 
 def test_ddpm_cli_seed_cap_adds_the_seeds_the_claim_asks_for(tmp_path, monkeypatch):
@@ -196,4 +209,5 @@ def test_ddpm_cli_seed_cap_adds_the_seeds_the_claim_asks_for(tmp_path, monkeypat
     assert sorted(frame["seed"].unique()) == [0, 1, 2, 3, 4]
     assert frame["seed_reason"].str.contains("3 seeds leave it undecided").all()
     assert frame["seed_reason"].str.contains(r"2 added \(cap 5\)").all()
+    assert frame["seed_reason"].str.contains("; then 5 seed").all()  # asked again after the added round
     assert (tmp_path / "fig8" / "figure8.png").is_file()

@@ -124,10 +124,10 @@ def fig8_tolerance(claims: list[dict]) -> dict:
 
 
 def fig8_seed_plan(table: pd.DataFrame, tol: dict, cap: int) -> tuple[int, str]:
-    """How many seeds Figure 8 should have in all after its first round (`table`: that round's rows), and
+    """How many seeds Figure 8 should have in all after a round (`table`: the rows so far), and
     why: the power calculation's count, at most `cap`, when the seed-paired tests leave the claim
     undecided; the seeds it has when decided, when the count is unknown, or at the cap. The same rule as
-    a table's seed plan (report/seedplan.py), one added round."""
+    a table's seed plan (report/seedplan.py), asked after every round until it adds none."""
     paired = _fig8_paired(table)
     n = int(min(len(paired["fd"]), len(paired["confidence"])))
     if n < tol["min_seeds"]:
