@@ -55,7 +55,7 @@ def seed_cap_flag():
 rule ddpm:
     """Figure 8 (App. D.9): DDPM trained single scale and Full-Multiscale on MNIST when prepared under
     data_root (else the embedded digits), for every seed of ddpm.options.seeds (default 0, 1, 2), then, with
-    ddpm.seed_plan, the seeds the claim's power calculation asks for up to its cap (one job, two rounds): sample
+    ddpm.seed_plan, the seeds the claim's power calculation asks for, round after round up to its cap (one job): sample
     grids titled with #WU, training seconds, classifier confidence and Frechet distance, and the FD per
     seed against its same-distribution floor (a band); the rows feed the claim."""
     output:
