@@ -42,6 +42,11 @@ BASE_VARIANT = "base"
 VARIANT_SEP = "+"  # a non-base variant lives in "<strategy>+<variant>/"
 
 
+def strategy_dir(strategy: str, variant: str) -> str:
+    """A cell's strategy folder: the strategy, with "+<variant>" for a non-base variant."""
+    return strategy if variant == BASE_VARIANT else f"{strategy}{VARIANT_SEP}{variant}"
+
+
 class ConfigError(ValueError):
     """The profile config is invalid; the message names the key and what is allowed."""
 
@@ -59,7 +64,7 @@ class Cell:
 
     @property
     def strategy_dir(self) -> str:
-        return self.strategy if self.variant == BASE_VARIANT else f"{self.strategy}{VARIANT_SEP}{self.variant}"
+        return strategy_dir(self.strategy, self.variant)
 
     def relpath(self) -> str:
         """`<table>/<task>/<dataset>/<arch>/<strategy>[+variant]/seed<k>` (docs/architecture.md)."""
@@ -75,8 +80,8 @@ def parse_cell_dir(path: str | Path) -> dict[str, Any]:
     parts = Path(path).parts
     if len(parts) < 6 or not parts[-1].startswith("seed") or not parts[-1][4:].isdigit():
         raise ValueError(f"not a cell directory (.../<table>/<task>/<dataset>/<arch>/<strategy>/seed<k>): {path}")
-    table, task, dataset, arch, strategy_dir, seed = parts[-6:]
-    strategy, _, variant = strategy_dir.partition(VARIANT_SEP)
+    table, task, dataset, arch, folder, seed = parts[-6:]
+    strategy, _, variant = folder.partition(VARIANT_SEP)
     return {"table": table, "task": task, "dataset": dataset, "arch": arch, "strategy": strategy,
             "variant": variant or BASE_VARIANT, "seed": int(seed[4:])}
 
@@ -358,7 +363,7 @@ def check_cells(config: Mapping[str, Any]) -> list[str]:
             else:
                 message = _cell_problem(config, table, spec, arch, strategy, variant)
             if message:
-                found.setdefault(message, []).append(f"{arch}/{strategy}{'' if variant == BASE_VARIANT else '+' + variant}")
+                found.setdefault(message, []).append(f"{arch}/{strategy_dir(strategy, variant)}")
         for message, where in found.items():
             scope = "every cell" if len(where) == len(cells) else ", ".join(where)
             problems.append(f"{table} ({scope}): {message}")
