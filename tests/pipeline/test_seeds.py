@@ -167,7 +167,7 @@ def test_the_converged_profiles_plan_seeds():
             if any(s != "sgd" for s in spec["strategies"]):
                 assert spec.get("seed_plan"), f"{name}.{table} has no seed_plan"
                 assert spec["seed_plan"]["cap"] > len(spec["seeds"])
-    for name in ("converged", "converged_extended"):  # issue 19: at least 5 seeds (converged_deep: 3, its closing note)
+    for name in ("converged", "converged_extended", "converged_deep"):  # issue 19: at least 5 seeds
         assert all(len(s["seeds"]) >= 5 for s in grid.load_config(CONFIGS / f"{name}.yaml")["tables"].values()), name
 
 
