@@ -4,6 +4,7 @@
 # The profile config is the only place settings live; see mfcbench/pipeline/config.schema.yaml.
 
 import os
+import sys
 
 # Every path of the profile (results, data, logs, reports) is relative to the folder Snakemake runs in:
 # from a subfolder (`snakemake -s ../Snakefile`) the whole run would land inside it. Refuse, one line.
@@ -14,6 +15,11 @@ if os.path.realpath(os.getcwd()) != os.path.realpath(workflow.basedir):
 # A --configfile replaces the default instead of being merged into it (snakemake merges dicts,
 # which would leak the default's tables and overrides into the paper profile).
 if not workflow.overwrite_configfiles:
+    # read strictly first: Snakemake's own YAML error names no file, line or column (docs/pipeline.md)
+    sys.path.insert(0, workflow.basedir)
+    from mfcbench.pipeline.profile_checks import load_profile
+
+    load_profile("workflow/config/default.yaml")
 
     configfile: "workflow/config/default.yaml"
 

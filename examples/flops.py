@@ -4,7 +4,7 @@
     python examples/flops.py --tiny     # at 16x16 (the test suite's run)
 
 The forward is counted operation by operation (fvcore, with mfcbench's handles for FFTs and the
-mesh-free symbol contraction; units: `mfcbench.measure.flops.CONVENTION`). The backward is not
+mesh-free symbol contraction; units: `mfcbench.measure.flop_handles.CONVENTION`). The backward is not
 traced: the training step adds it by the stated convention (2x forward), and every printout says so.
 """
 

@@ -7,7 +7,7 @@ reproduces 'Multiscale Training of Convolutional Neural Networks'.
     net = mfc.to_mfc(torchvision_model)                   # every k > 1 Conv2d -> MeshFreeConv2d
     loss, wu = mfc.multiscale_loss(net, x, y, F.mse_loss, levels=3)   # Algorithm 1 on your batch
     for level, iterations, batch_sizes in mfc.fmsgd_schedule(levels=3, iterations=400, batch_size=8): ...
-    net, metrics = mfc.fit(net, (x_train, y_train), (x_val, y_val), strategy="fmsgd")
+    net, result = mfc.fit(net, (x_train, y_train), (x_val, y_val), strategy="fmsgd")   # result["metrics"]
     print(mfc.count_flops(net, (x[:1],)).table())
 
 The public names (docs/library.md walks through them; each has a docstring for every argument):
@@ -21,7 +21,9 @@ The public names (docs/library.md walks through them; each has a docstring for e
 - `DEFAULTS`: the one set of defaults every public function above uses.
 
 Importing the package is light: the names are loaded on first use (PEP 562 module `__getattr__`),
-so `import mfcbench` imports neither torch nor the pipeline nor plotting.
+so `import mfcbench` imports neither torch nor the pipeline nor plotting. They need the `lib` extra
+(`pip install 'mfcbench[lib]'`: torch, torchvision, fvcore, torchmetrics); a missing package names
+the extra that brings it.
 
 Defaults. The public functions share `DEFAULTS`: pointwise channel mixing (a trainable 1x1 map,
 then one 7-parameter PDE filter per output channel: O(C n log n), Lemma 4's structure), kernels
@@ -33,16 +35,16 @@ channel pair, the count Table 13 implies); `mfc_espcn`, `mfc_srresnet`, `mfc_res
 `mfc_resnet50` use pointwise mixing.
 """
 
-from __future__ import annotations
+import importlib as _importlib
+from typing import Any as _Any
 
-import importlib
-from typing import Any
-
+# pyproject.toml's version (tests/test_library.py keeps the two equal); `python -m mfcbench --version`
+# prints the installed distribution's, and this one where none is installed.
 __version__ = "0.1.0"
 
 # The one set of defaults of the public API (the functions below spell them out as their own
 # keyword defaults; tests/test_library.py checks that they agree with this table).
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, _Any] = {
     "mixing": "pointwise",
     "init_resolution": 64,
     "boundary": "periodic",
@@ -55,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
 # public name -> module that defines it (relative to this package)
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("MeshFreeConv2d", "mesh_free_filter", "symbol_cache", "wavenumbers", "BOUNDARIES"),
-                    "layers.mfc"),
+                    "layers"),
     "to_mfc": "models.convert",
     **dict.fromkeys(("MODELS", "register_model", "build_model", "model_names"), "models"),
     **dict.fromkeys(("multiscale_loss", "fmsgd_schedule", "split_batch"), "strategies.functional"),
@@ -71,15 +73,23 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(["DEFAULTS", "__version__", *_LAZY])
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name on first use (PEP 562) and keep it in the module's namespace."""
+def __getattr__(name: str) -> _Any:
+    """Load a public name on first use (PEP 562) and keep it in the module's namespace; a package of
+    an extra that is missing is named with the extra to install."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mfcbench' has no attribute {name!r}; public names: {', '.join(__all__)}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    try:
+        value = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+    except ModuleNotFoundError as error:
+        better = _importlib.import_module(f"{__name__}.core.optional").explain(error)
+        if better is None or better is error:
+            raise
+        raise better from error
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public names and the module's own dunders (`__version__`, `__doc__`, ...), not its helpers."""
+    return sorted(set(__all__) | {n for n in globals() if n.startswith("__") and n.endswith("__")})

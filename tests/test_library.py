@@ -334,3 +334,30 @@ def test_docs_library_code_runs_as_written(capsys):
     assert "'mixing': 'pointwise'" in out and "120 37/2 115/16" in out
     assert "batch statistics" in out and "max pooling" in out  # the converter's warnings, printed
     assert "training step" in out and "mfc symbol contraction" not in out  # pointwise model: no full mixing
+
+
+def test_the_namespace_shows_the_public_names_only():
+    """`dir(mfcbench)` (tab completion, `help`) lists the public names and the module's dunders, not the
+    helpers the package itself imports."""
+    names = set(dir(mfc))
+    assert set(mfc.__all__) <= names
+    assert not names & {"Any", "annotations", "importlib", "_importlib", "_Any", "_LAZY"}, sorted(names)
+    assert {n for n in names if n.startswith("_")} <= {n for n in names if n.startswith("__") and n.endswith("__")}
+
+
+def test_the_package_docstring_unpacks_fit_as_it_returns():
+    """help(mfcbench) shows `fit` returning (model, result), as it does."""
+    import re
+
+    doc = mfc.__doc__
+    assert "net, result = mfc.fit(" in doc and "net, metrics = mfc.fit(" not in doc
+    for line in re.findall(r"^\s*(\w+), (\w+) = mfc\.fit\(", doc, flags=re.M):
+        assert line == ("net", "result")
+
+
+def test_the_version_is_pyprojects():
+    import tomllib
+    from pathlib import Path
+
+    spec = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert mfc.__version__ == spec["project"]["version"]

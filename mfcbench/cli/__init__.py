@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from ..core.optional import explain
+
 # name -> (module in mfcbench.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "run one cell: train a model with a strategy on a task"),
@@ -35,24 +37,47 @@ REEXEC_FLAG = "MFCBENCH_REEXEC"
 
 
 def usage() -> str:
-    lines = ["usage: python -m mfcbench <command> [options]   (python -m mfcbench <command> --help)", "",
-             "commands:"]
+    lines = ["usage: python -m mfcbench <command> [options]   (python -m mfcbench <command> --help)",
+             "       python -m mfcbench --version", "", "commands:"]
     lines += [f"  {name:<11} {help_text}" for name, (_, help_text) in COMMANDS.items()]
     return "\n".join(lines)
 
 
+def version() -> str:
+    """The installed distribution's version, else the package's own `__version__` (a bare checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("mfcbench")
+    except metadata.PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a command in this process (tests, notebooks): no re-exec."""
+    """Dispatch to a command in this process (tests, notebooks): no re-exec. A package that an extra
+    brings and that is missing ends the command with one line naming the extra to install."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
+    if argv[0] in ("--version", "-V"):
+        print(f"mfcbench {version()}")
+        return 0
     name = argv.pop(0)
     if name not in COMMANDS:
         print(f"mfcbench: unknown command {name!r}; valid choices: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
-    return int(module.main(argv) or 0)
+    try:
+        module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
+        return int(module.main(argv) or 0)
+    except ModuleNotFoundError as error:
+        better = explain(error)
+        if better is None:
+            raise
+        print(f"mfcbench {name}: {better}", file=sys.stderr)
+        return 1
 
 
 def ensure_allocator_env(argv: list[str]) -> None:

@@ -112,11 +112,12 @@ def sam_frame(args):
     import pandas as pd
 
     from ..experiments.sam import run_table9, table9_records
+    from ..figures.fig6 import draw_figure6
 
     work = Path(args.work_dir or Path(args.out).parent / "sam")
     rows = run_table9(args.checkpoint, args.images, args.sha256, limit=args.limit,
                       points_per_side=args.points_per_side, out_dir=work if args.checkpoint else None,
-                      device=args.device)
+                      device=args.device, figure6=draw_figure6)
     settings = {"limit": args.limit, "points_per_side": args.points_per_side, "images": args.images}
     frame = pd.DataFrame([{**row, **_provenance("sam", None, settings)} for row in table9_records(rows)])
     print(frame[["data", "method", "mean_predicted_iou", "mean_stability_score", "status", "reason"]].to_string(index=False))
@@ -150,11 +151,12 @@ def _ddpm_seed_plan(cap: int | None):
 
 def ddpm_frame(args):
     """Figure 8's rows (ground_truth, single_scale, full_multiscale per seed; each names its dataset) with
-    provenance; the grids under --work-dir."""
+    provenance; the samples, the grids and figure8.png under --work-dir."""
     import pandas as pd
     import torch
 
     from ..experiments.ddpm import config_with, run_fig8
+    from ..figures.fig8 import draw_fig8
 
     options = _options(args.options)
     if args.seed is not None:
@@ -164,6 +166,7 @@ def ddpm_frame(args):
         torch.set_num_threads(args.threads)
     work = Path(args.work_dir or Path(args.out).parent / Path(args.out).stem)
     rows = run_fig8(work, root=args.root, more_seeds=_ddpm_seed_plan(args.seed_cap), **options)
+    draw_fig8(work)
     frame = pd.DataFrame([{**row, **_provenance("ddpm", None, cfg), "threads": torch.get_num_threads()}
                           for row in rows])
     if args.figure:

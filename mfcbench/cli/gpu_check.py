@@ -1,11 +1,9 @@
-"""`python -m mfcbench gpu-check`: the whole GPU check in one command that cannot waste its lease.
+"""`python -m mfcbench gpu-check`: the whole GPU check in one command, every step recorded as it ends.
 
-On a device machine (Python 3.12 with torch and torchvision preinstalled, no network, nothing to
-install), from the repository root, run exactly:
+    python -m mfcbench gpu-check --device cuda --out reports/gpu
 
-    PYTHONUNBUFFERED=1 python3 -m mfcbench gpu-check --device cuda --out "$OUT"
-
-(about 5 minutes; `--budget-s` caps it, default 420 s). It writes into --out (default reports/gpu):
+`--budget-s` caps it (default 420 s): no step starts after it, and the scaling rows stop. It writes into
+--out (default reports/gpu):
 - gpu_check.json: every step's name, status ("ok", "failed", "skipped: ..."), seconds, error and the
   files it wrote, plus the environment; rewritten when a step starts (`running` names it) and when it
   ends, so a later failure or a kill leaves every earlier result in place
@@ -22,13 +20,9 @@ runs; the exit code is 0 when every step that ran is ok, else 1.
 
 `--device cpu --quick` runs the same steps on the CPU at tiny sizes (the test suite does). The
 steps import only torch, numpy, PyYAML and this package (super-resolution's SSIM: torchmetrics): no
-pandas or fvcore; `cell` (and the benchmark's trained comparison) also need jsonschema, which the
-runner validates configs with and the device machine lacks, and `tests` pytest; where one is
-missing, that step says so and the others run. To run those too, carry jsonschema's wheels: here,
-`pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform
-manylinux2014_x86_64 -d .whl jsonschema jsonschema-specifications referencing rpds-py`, and there
-prefix the command with `pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
-export PYTHONPATH=/tmp/site;` (carry: .whl).
+pandas or fvcore; `cell` (and the benchmark's trained comparison) also need jsonschema, and `tests`
+pytest; where one is missing, that step says so and the others run. Running it on a device machine
+without network access (the exact command line, the packages to carry): docs/gpu.md.
 """
 
 from __future__ import annotations
@@ -69,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Check:
+class StepRunner:
     """Runs steps, each wrapped: its status, seconds, error and outputs go to gpu_check.json at once."""
 
     def __init__(self, out: Path, device: str, quick: bool, budget_s: float, argv: list[str]):
@@ -85,13 +79,13 @@ class Check:
     def path(self, stem: str, suffix: str = ".csv") -> Path:
         return self.out / f"{stem}_{self.device}{suffix}"
 
-    def run(self, name: str, step: Callable[["Check"], dict | None], skip: str = "") -> dict[str, Any]:
+    def run(self, name: str, step: Callable[["StepRunner"], dict | None], skip: str = "") -> dict[str, Any]:
         if not skip and time.monotonic() > self.deadline:
             skip = "skipped: time budget"
         entry: dict[str, Any] = {"name": name, "status": skip or "ok", "seconds": 0.0, "error": ""}
         if not skip:
             print(f"[gpu-check] {name} ...", file=sys.stderr, flush=True)
-            self.record["running"] = name  # a killed check names the step it was in
+            self.record["running"] = name  # a killed run names the step it was in
             self.save()
             started = time.perf_counter()
             try:
@@ -118,20 +112,20 @@ def _now() -> str:
 
 # ---------------------------------------------------------------------------------------------
 # steps: each imports what it needs, so a missing package fails that step alone
-def step_environment(check: Check) -> dict:
+def step_environment(runner: StepRunner) -> dict:
     import torch
 
     from ..measure.timing import device_available, environment
 
-    env: dict[str, Any] = {**environment(check.device), "python": sys.version.split()[0],
+    env: dict[str, Any] = {**environment(runner.device), "python": sys.version.split()[0],
                            "packages": {name: importlib.util.find_spec(name) is not None for name in OPTIONAL_PACKAGES}}
-    if check.device == "cuda" and torch.cuda.is_available():
+    if runner.device == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         env.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
                    multiprocessors=props.multi_processor_count, capability=f"{props.major}.{props.minor}",
                    cudnn=str(torch.backends.cudnn.version()))
-    check.record["environment"] = env
-    if not device_available(check.device):
+    runner.record["environment"] = env
+    if not device_available(runner.device):
         raise RuntimeError("no CUDA device: torch.cuda.is_available() is False")
     return {"device_description": env["device_description"]}
 
@@ -142,7 +136,7 @@ def paper_settings(quick: bool) -> list:
     import yaml
 
     from ..measure.scaling import settings_from_configs
-    from ..pipeline.grid import cell_config
+    from ..pipeline.cells import cell_config
     from ..train.config import merge
 
     config = yaml.safe_load(PAPER_PROFILE.read_text())
@@ -159,38 +153,38 @@ def paper_settings(quick: bool) -> list:
     return settings_from_configs(configs, tasks)
 
 
-def _scaling(check: Check, sizes: list[int]) -> dict:
+def _scaling(runner: StepRunner, sizes: list[int]) -> dict:
     from ..measure import suites
     from ..measure.scaling import scaling_rows
 
-    earlier = list(check.scaling)  # the paper-scale rows stay in the file while the sweep adds its own
+    earlier = list(runner.scaling)  # the paper-scale rows stay in the file while the sweep adds its own
 
     def write(rows: list[dict]) -> None:
-        suites.write_rows(check.path("scaling"), earlier + rows)
+        suites.write_rows(runner.path("scaling"), earlier + rows)
 
-    rows = scaling_rows(paper_settings(check.quick), sizes, device=check.device, threads=1 if check.quick else 2,
-                        repeats=2 if check.quick else 20, max_seconds=0.5 if check.quick else 5.0,
-                        deadline=check.deadline, progress=write)
-    check.scaling.extend(rows)
+    rows = scaling_rows(paper_settings(runner.quick), sizes, device=runner.device, threads=1 if runner.quick else 2,
+                        repeats=2 if runner.quick else 20, max_seconds=0.5 if runner.quick else 5.0,
+                        deadline=runner.deadline, progress=write)
+    runner.scaling.extend(rows)
     write(rows)
     failed = [f"{r['arch']} {r['size']}px {r['strategy']} level {r['level']}: {r['status']} {r.get('error', '')}"
               for r in rows if r["kind"] == "step" and r["status"] != "ok"]
     if failed:
         raise RuntimeError(f"{len(failed)} of the step rows did not measure (rows written): " + "; ".join(failed[:5]))
-    return {"rows": len(rows), "outputs": [check.path("scaling").name]}
+    return {"rows": len(rows), "outputs": [runner.path("scaling").name]}
 
 
-def step_paper_scale(check: Check) -> dict:
+def step_paper_scale(runner: StepRunner) -> dict:
     """The paper profile's Tables 4 and 5 at their 64 px: per-step timing of every strategy and level."""
-    return _scaling(check, [QUICK["size"]] if check.quick else [64])
+    return _scaling(runner, [QUICK["size"]] if runner.quick else [64])
 
 
-def step_sweep(check: Check) -> dict:
+def step_sweep(runner: StepRunner) -> dict:
     """The resolution-scaling sizes beside 64 px, until the budget runs out (rows say "skipped")."""
-    return _scaling(check, [8] if check.quick else list(SWEEP_SIZES))
+    return _scaling(runner, [8] if runner.quick else list(SWEEP_SIZES))
 
 
-def step_cell(check: Check) -> dict:
+def step_cell(runner: StepRunner) -> dict:
     """A tiny Full-Multiscale cell through the runner on the device (checkpoint, manifest, metrics)."""
     import torch
 
@@ -201,7 +195,7 @@ def step_cell(check: Check) -> dict:
               "model": {"width": 0.125}}
     with tempfile.TemporaryDirectory() as tmp:
         record = run_cell(config, task="denoise", arch="resnet", strategy="fmsgd", out_dir=Path(tmp) / "cell",
-                          device=check.device, train_images=images[:12], val_images=images[12:], progress=False,
+                          device=runner.device, train_images=images[:12], val_images=images[12:], progress=False,
                           log=lambda _message: None)
     if record["status"] != "ok":
         raise RuntimeError(f"the tiny cell ended with status {record['status']!r}")
@@ -209,51 +203,52 @@ def step_cell(check: Check) -> dict:
             "manifest_device": record["manifest"]["device"]}
 
 
-def step_tests(check: Check) -> dict:
+def step_tests(runner: StepRunner) -> dict:
     """`pytest -m gpu tests/measure/test_gpu.py`, its output in gpu_tests.log."""
     if importlib.util.find_spec("pytest") is None:
         raise RuntimeError("pytest is not installed here")
-    timeout = max(30.0, check.deadline - time.monotonic())
+    timeout = max(30.0, runner.deadline - time.monotonic())
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
                              str(ROOT / "tests" / "measure" / "test_gpu.py")], capture_output=True, text=True, check=False,
                             timeout=timeout, cwd=ROOT)
-    log = check.out / "gpu_tests.log"
+    log = runner.out / "gpu_tests.log"
     log.write_text(result.stdout + result.stderr)
     if result.returncode not in (0, 5):  # 5: nothing collected
         raise RuntimeError(f"pytest exited {result.returncode}: {result.stdout.strip().splitlines()[-1:]}")
     return {"summary": (result.stdout.strip().splitlines() or [""])[-1], "outputs": [log.name]}
 
 
-def step_table15(check: Check) -> dict:
+def step_table15(runner: StepRunner) -> dict:
     from ..measure import suites
 
-    if check.quick and check.device == "cpu":  # a smoke test: one network at 16 px
+    if runner.quick and runner.device == "cpu":  # a smoke test: one network at 16 px
         rows = suites.table15_rows(("resnet",), devices=("cpu",), size=16, threads=1)
     else:
-        rows = suites.table15_rows(("resnet", "mfc_resnet"), devices=(check.device,), quick=check.quick)
-    suites.write_rows(check.path("table15"), rows)
-    return {"rows": len(rows), "outputs": [check.path("table15").name]}
+        rows = suites.table15_rows(("resnet", "mfc_resnet"), devices=(runner.device,), quick=runner.quick)
+    suites.write_rows(runner.path("table15"), rows)
+    return {"rows": len(rows), "outputs": [runner.path("table15").name]}
 
 
-def step_fig7(check: Check) -> dict:
+def step_fig7(runner: StepRunner) -> dict:
     from ..measure import suites
 
-    options = {"sizes": (16, 32), "kernels": (3,), "channel_counts": (3,)} if check.quick else {}
-    rows = suites.fig7_rows(check.device, quick=check.quick, **options)
-    suites.write_rows(check.path("fig7"), rows)
-    return {"rows": len(rows), "outputs": [check.path("fig7").name]}
+    options = {"sizes": (16, 32), "kernels": (3,), "channel_counts": (3,)} if runner.quick else {}
+    rows = suites.fig7_rows(runner.device, quick=runner.quick, **options)
+    suites.write_rows(runner.path("fig7"), rows)
+    return {"rows": len(rows), "outputs": [runner.path("fig7").name]}
 
 
-def step_bench(check: Check) -> dict:
+def step_bench(runner: StepRunner) -> dict:
     """The benchmark's comparisons (--quick sizes), each wrapped: a failing one is a row saying why."""
     import torch
 
     from ..measure import suites
-    from ..measure.bench import COMPARISONS, Bench
+    from ..measure.bench import COMPARISONS
+    from ..measure.bench_rows import Bench
 
     torch.manual_seed(0)
-    bench = Bench(check.device, 2, quick=True)
-    names = QUICK_BENCH if check.quick and check.device == "cpu" else tuple(COMPARISONS)
+    bench = Bench(runner.device, 2, quick=True)
+    names = QUICK_BENCH if runner.quick and runner.device == "cpu" else tuple(COMPARISONS)
     failed = []
     for name in names:
         try:
@@ -261,13 +256,13 @@ def step_bench(check: Check) -> dict:
         except Exception as error:  # noqa: BLE001 - one comparison's failure is its row
             bench.add(name, "failed", status=f"failed: {type(error).__name__}: {error}"[:300])
             failed.append(name)
-        suites.write_rows(check.path("bench"), bench.rows)
+        suites.write_rows(runner.path("bench"), bench.rows)
     if failed:
         raise RuntimeError(f"comparisons failed (rows written): {', '.join(failed)}")
-    return {"rows": len(bench.rows), "outputs": [check.path("bench").name]}
+    return {"rows": len(bench.rows), "outputs": [runner.path("bench").name]}
 
 
-STEPS: dict[str, Callable[[Check], dict]] = {
+STEPS: dict[str, Callable[[StepRunner], dict]] = {
     "environment": step_environment, "paper-scale": step_paper_scale, "cell": step_cell, "tests": step_tests,
     "table15": step_table15, "fig7": step_fig7, "bench": step_bench, "scaling-sweep": step_sweep,
 }
@@ -284,16 +279,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mfcbench gpu-check: unknown step(s) {', '.join(unknown)}; valid choices: {', '.join(STEPS)}",
               file=sys.stderr)
         return 2
-    check = Check(Path(args.out), args.device, args.quick, args.budget_s, argv)
+    runner = StepRunner(Path(args.out), args.device, args.quick, args.budget_s, argv)
     no_device = ""
     for name, step in STEPS.items():
         reason = "skipped: --skip" if name in skip else no_device
         if name == "tests" and args.device == "cpu" and not reason:
             reason = "skipped: GPU tests need --device cuda"
-        entry = check.run(name, step, skip=reason)
+        entry = runner.run(name, step, skip=reason)
         if name == "environment" and entry["status"] != "ok":
             no_device = f"skipped: {args.device} unavailable"
-    failed = [s["name"] for s in check.record["steps"] if s["status"] == "failed"]
-    print(f"[gpu-check] {len(check.record['steps'])} steps, failed: {', '.join(failed) or 'none'} -> "
-          f"{check.out / 'gpu_check.json'}", file=sys.stderr)
+    failed = [s["name"] for s in runner.record["steps"] if s["status"] == "failed"]
+    print(f"[gpu-check] {len(runner.record['steps'])} steps, failed: {', '.join(failed) or 'none'} -> "
+          f"{runner.out / 'gpu_check.json'}", file=sys.stderr)
     return 1 if failed else 0

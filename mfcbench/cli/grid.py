@@ -25,7 +25,8 @@ from pathlib import Path
 import yaml
 
 from ..core.atomic import write_json, write_text
-from ..pipeline import grid, profile_checks, runlock
+from ..core.cell import CellFiles
+from ..pipeline import cells, checks, profile_checks, runlock, schema, summary
 from ..pipeline.gather import stale_code_cells
 from ..train.manifest import training_code
 
@@ -33,12 +34,12 @@ from ..train.manifest import training_code
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mfcbench grid", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(grid.ROOT / "workflow" / "config" / "default.yaml"))
+    parser.add_argument("--config", default=str(schema.ROOT / "workflow" / "config" / "default.yaml"))
     parser.add_argument("--cells", action="store_true", help="also list every cell directory")
     parser.add_argument("--check", action="store_true", help="run every cell's start-up checks; exit 1 on a problem")
     parser.add_argument("--schema", action="store_true", help="print the whole generated profile schema and exit")
-    parser.add_argument("--write-schema", action="store_true", help=f"regenerate {grid.SCHEMA_PATH.name} and exit")
-    parser.add_argument("--check-schema", action="store_true", help=f"exit 1 when {grid.SCHEMA_PATH.name} is stale")
+    parser.add_argument("--write-schema", action="store_true", help=f"regenerate {schema.SCHEMA_PATH.name} and exit")
+    parser.add_argument("--check-schema", action="store_true", help=f"exit 1 when {schema.SCHEMA_PATH.name} is stale")
     parser.add_argument("--manifest", metavar="OUT", help="write the profile's run manifest (JSON) and exit")
     parser.add_argument("--stale-code", action="store_true",
                         help="list the metrics.json of cells trained by other training code (for --forcerun) and exit")
@@ -53,39 +54,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    text = grid.schema_text()
+    text = schema.schema_text()
     if args.schema:
         print(text, end="")
     elif args.write_schema:
-        write_text(grid.SCHEMA_PATH, text)
-        print(f"wrote {grid.SCHEMA_PATH}")
-    elif grid.SCHEMA_PATH.read_text() != text:
-        print(f"mfcbench grid: {grid.SCHEMA_PATH} is out of date with the options, registries or catalogue; "
+        write_text(schema.SCHEMA_PATH, text)
+        print(f"wrote {schema.SCHEMA_PATH}")
+    elif schema.SCHEMA_PATH.read_text() != text:
+        print(f"mfcbench grid: {schema.SCHEMA_PATH} is out of date with the options, registries or catalogue; "
               "run `python -m mfcbench grid --write-schema`", file=sys.stderr)
         return 1
     return 0
 
 
-def _predict(config: dict, rates: list[str] | None) -> None:
+def _predict(config: dict, rates: list[str] | None) -> int:
+    """Print the prediction; 1 (the fix printed) when a rates file is missing."""
     from .measure import default_rate_files, prediction_text
 
     try:
         print(prediction_text(config, [Path(p) for p in rates] if rates else default_rate_files(config)))
     except FileNotFoundError as exc:
         print(f"mfcbench grid --predict: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def stale_code_metrics(config: dict) -> list[str]:
     """metrics.json of the profile's finished cells whose training code differs from this checkout's."""
     results = Path(config["results_dir"]) / config["profile"]
-    dirs = [results / cell.relpath() for cell in grid.iter_cells(config)]
-    return [f"{d}/metrics.json" for d, _, _ in stale_code_cells(dirs, training_code())]
+    dirs = [results / cell.relpath() for cell in cells.iter_cells(config)]
+    return [str(CellFiles(d).metrics) for d, _, _ in stale_code_cells(dirs, training_code())]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.refuse_if_running:
-        refused = runlock.refusal(grid.ROOT)
+        refused = runlock.refusal(schema.ROOT)
         if refused:
             print(f"mfcbench: {refused}", file=sys.stderr)
         return 1 if refused else 0
@@ -93,30 +97,30 @@ def main(argv: list[str] | None = None) -> int:
         return _schema(args)
     try:
         profile_checks.load_profile(args.config)  # a YAML syntax error or duplicated key: file:line:column, one line
-        config = grid.load_config(args.config)
+        config = schema.load_config(args.config)
         if args.manifest:
-            write_json(args.manifest, {**grid.run_manifest(config), "training_code": training_code()})
+            write_json(args.manifest, {**summary.run_manifest(config), "training_code": training_code()})
             return 0
         if args.stale_code:
             for path in stale_code_metrics(config):
                 print(path)
             return 0
-        problems = grid.check_cells(config) if args.check else []
-        summary = grid.format_summary(config)
+        # the profile's text first, as the Snakefile does (paths, numbers, batches), then every cell's start-up checks
+        problems = (profile_checks.check_profile(config) or checks.check_cells(config)) if args.check else []
+        text = summary.format_summary(config)
     except profile_checks.ProfileError as exc:  # already names the file
         print(f"mfcbench grid: {exc}", file=sys.stderr)
         return 2
-    except (grid.ConfigError, OSError, yaml.YAMLError) as exc:
+    except (schema.ConfigError, OSError, yaml.YAMLError) as exc:
         print(f"mfcbench grid: {args.config}: {exc}", file=sys.stderr)
         return 2
-    print(summary)
-    if args.predict:
-        _predict(config, args.rates)
+    print(text)
+    failed = _predict(config, args.rates) if args.predict else 0
     for problem in problems:
         print(f"mfcbench grid: {Path(args.config).name}: {problem}", file=sys.stderr)
-    for warning in grid.unjudgeable_cells(config) if args.check and not problems else []:  # runs, but cannot be called converged
+    for warning in checks.unjudgeable_cells(config) if args.check and not problems else []:  # runs, but cannot be called converged
         print(f"mfcbench grid: {Path(args.config).name}: warning: {warning}", file=sys.stderr)
     if args.cells:
-        for cell in grid.iter_cells(config):
+        for cell in cells.iter_cells(config):
             print(cell.relpath())
-    return 1 if problems else 0
+    return 1 if problems or failed else 0

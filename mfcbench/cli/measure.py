@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ..measure import suites
-from ..measure.flops import CONVENTION
+from ..measure.flop_handles import CONVENTION
 from ..measure.timing import device_available
 from ._args import positive_float, positive_int
 
@@ -108,7 +108,7 @@ def _split(text: str) -> list[str]:
 
 
 def load_profile(path: str) -> dict:
-    from ..pipeline.grid import ConfigError, load_config
+    from ..pipeline.schema import ConfigError, load_config
 
     try:
         return load_config(path)
@@ -121,7 +121,7 @@ def scaling_settings(config: dict, tables: list[str] | None = None, archs: list[
     """The scaling study's settings: each (table, arch) of the profile with every strategy's
     resolved cell config (the profile's batches, levels, schedule and model options)."""
     from ..measure.scaling import settings_from_configs
-    from ..pipeline.grid import cell_config
+    from ..pipeline.cells import cell_config
 
     configs, tasks, seen = {}, {}, set()
     if not tables:  # Tables 4 and 5 where the profile has them, else every table it trains
@@ -219,7 +219,7 @@ def prediction_text(config: dict, paths: list[Path]) -> str:
     """Predicted training time of every cell of a profile, per table, on each device of the rates
     files (`python -m mfcbench grid --predict` prints this too)."""
     from ..measure.costmodel import format_prediction, load_rates, predict_profile
-    from ..pipeline.grid import iter_cells
+    from ..pipeline.cells import iter_cells
 
     rates = load_rates(paths)
     threads = int(config.get("threads_per_cell") or 1)

@@ -11,6 +11,7 @@ import yaml
 from ..core.atomic import write_csv, write_text
 
 
+RESULTS_HELP = "results/<profile>: refused when it does not exist or holds no result CSV"
 ONLY_HELP = ("the result files the profile builds (the rule's inputs): other CSVs in --results-dir, e.g. left by an "
              "extra the profile dropped, are not read")
 
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     figure.add_argument("--input", action="append", default=[], required=True)
     figure.add_argument("--out", required=True)
     claims = sub.add_parser("claims", help="one verdict per claim")
-    claims.add_argument("--results-dir", required=True)
+    claims.add_argument("--results-dir", required=True, help=RESULTS_HELP)
     claims.add_argument("--profile", help="defaults to the results folder's name")
     claims.add_argument("--out", required=True, help="claims.csv; pairs.csv and cells.csv are written beside it")
     claims.add_argument("--pairs", help="pairs.csv (default: beside --out)")
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--results", required=True, help="results/<profile>: the added cells' cell.yaml are written there")
     plan.add_argument("--out", required=True, help="results/<profile>/<table>.seeds.json")
     markdown = sub.add_parser("markdown", help="REPORT.md")
-    markdown.add_argument("--results-dir", required=True)
+    markdown.add_argument("--results-dir", required=True, help=RESULTS_HELP)
     markdown.add_argument("--reports-dir", required=True)
     markdown.add_argument("--profile", help="defaults to the results folder's name")
     markdown.add_argument("--config", help="profile config YAML, rendered beside Tables 13/14")
@@ -66,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def check_results_dir(results_dir: str, only: list[str] | None) -> None:
+    """Refuse a results folder that does not exist or holds none of the result CSVs to read (a typo would
+    otherwise score every claim NOT_RUN and exit 0). `--only` with no file: the profile builds none."""
+    folder = Path(results_dir)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder; give the results folder of a run (results/<profile>)")
+    if only != [] and not any(folder.glob("*.csv")):
+        raise ValueError(f"{folder} holds no result CSVs; give the results folder of a run that gathered its tables "
+                         "(results/<profile>), or run snakemake first")
+
+
 def _claims(args: argparse.Namespace) -> None:
     """claims.csv, and beside it pairs.csv (every compared pair) and cells.csv (every cell behind them)."""
     from ..report.claims import load_claims, score_all
@@ -88,7 +100,8 @@ def _plan_seeds(args: argparse.Namespace) -> None:
     and the plan (mfcbench/report/seedplan.py, mfcbench/pipeline/seeds.py)."""
     import pandas as pd
 
-    from ..pipeline import grid, seeds
+    from ..pipeline import seeds
+    from ..pipeline.cells import seed_pool
     from ..report.seedplan import plan_table
 
     config = _config(args.config) or {}
@@ -96,7 +109,7 @@ def _plan_seeds(args: argparse.Namespace) -> None:
     if not spec or not spec.get("seed_plan"):
         raise ValueError(f"{args.config}: tables.{args.table}.seed_plan is not set; add one or drop plan-seeds")
     rule = spec["seed_plan"]
-    plan = plan_table(pd.read_csv(args.input), args.table, grid.seed_pool(spec), len(spec["seeds"]),
+    plan = plan_table(pd.read_csv(args.input), args.table, seed_pool(spec), len(spec["seeds"]),
                       int(rule.get("step", 1)), rule.get("force_needed"))
     _, plan = seeds.write_plan(config, args.results, args.table, plan, args.out)
     for pair in plan["pairs"]:
@@ -104,6 +117,8 @@ def _plan_seeds(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command in ("claims", "markdown"):
+        check_results_dir(args.results_dir, args.only)
     if args.command == "table":
         from ..report.published import published_table
         from ..report.layout import build_table, read_results, settings_frame

@@ -17,8 +17,10 @@ import sys
 import threading
 import time
 
+from ..core.cell import Cell, CellFiles
 from ..train.checkpoint import CellLockedError
-from ..train.runner import StaleCellError, run_cell
+from ..train.request import RunOptions, StaleCellError, resolve_cell
+from ..train.runner import train_cell
 from ._args import ChoicesHelpFormatter, non_negative_int, positive_int, with_choices
 
 PR_SET_PDEATHSIG = 1
@@ -61,23 +63,22 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def require_prepared(args: argparse.Namespace) -> None:
+def require_prepared(cell: Cell) -> None:
     """--require-prepared (the pipeline): refuse to build an unprepared dataset in memory (it would
     ignore the profile's prepare_options, e.g. its limits); name the command that prepares it."""
     from ..data import prepared_dir
     from ..data.store import is_prepared
     from ..data.tensors import is_path_name
-    from ..train.config import resolve
 
-    cfg = resolve(args.config, args.overrides)
-    directory = prepared_dir(cfg["data_root"], args.dataset, cfg["image_size"])
-    if is_path_name(args.dataset) and not directory.exists():
+    cfg = cell.config
+    directory = prepared_dir(cfg["data_root"], cell.dataset, cfg["image_size"])
+    if is_path_name(cell.dataset) and not directory.exists():
         return  # your own file, read as it is (nothing to prepare)
     if not is_prepared(directory):
         raise FileNotFoundError(
             f"{directory} is missing or incomplete: the dataset is not prepared (train would build the whole "
             f"split in memory, ignoring the profile's prepare_options); run snakemake (it prepares it first) or "
-            f"python -m mfcbench prepare --dataset {args.dataset} --image-size {cfg['image_size']} --root {cfg['data_root']}")
+            f"python -m mfcbench prepare --dataset {cell.dataset} --image-size {cfg['image_size']} --root {cfg['data_root']}")
 
 
 def _names(module: str, function: str):
@@ -135,33 +136,38 @@ def options_text() -> str:
     return "\n".join(lines)
 
 
-def preflight(args: argparse.Namespace) -> None:
+def preflight(cell: Cell) -> tuple:
     """Everything a start can be refused for, checked before the cell folder (and its .lock) exists:
-    the config, the task, strategy and schedule, the model name and the dataset."""
+    the task, strategy and schedule (returned: the run uses them), the model name and the dataset.
+    The config was checked when it was resolved."""
     from ..data import check_dataset
     from ..models import MODELS
     from ..train.cell import task_and_strategy
-    from ..train.config import resolve
 
-    cfg = resolve(args.config, args.overrides)
-    task_and_strategy({"task": args.task, "strategy": args.strategy, "seed": args.seed}, cfg)
-    MODELS.get(args.arch)
-    check_dataset(args.dataset, cfg["image_size"], cfg["data_root"])
+    parts = task_and_strategy(cell)
+    MODELS.get(cell.arch)
+    check_dataset(cell.dataset, cell.config["image_size"], cell.config["data_root"])
+    return parts
 
 
-def record_failure(args: argparse.Namespace, exc: BaseException) -> None:
-    """metrics.json of a cell that could not train: its coordinates, status 'failed' and the error."""
-    from pathlib import Path
-
-    from ..core.atomic import write_json
+def record_failure(cell: Cell, out: str, exc: BaseException) -> None:
+    """metrics.json of a cell that could not train: its identity, status 'failed' and the error."""
+    from ..core.cell import failure_record, write_metrics
     from ..train.manifest import now
 
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    write_json(Path(args.out) / "metrics.json", {
-        "status": "failed", "error": f"{type(exc).__name__}: {reason}",
-        "cell": {"task": args.task, "dataset": args.dataset, "arch": args.arch, "strategy": args.strategy,
-                 "seed": args.seed},
-        "headline_metric": None, "metrics": {}, "manifest": {"finished_at": now()}})
+    write_metrics(out, failure_record(cell, exc, now()))
+
+
+def train(cell: Cell, args: argparse.Namespace) -> None:
+    """Resolve the cell's config once, check what a start can be refused for, then train it."""
+    env_stop = os.environ.get("MFCBENCH_STOP_AFTER")
+    cell, source = resolve_cell(cell, args.config, args.overrides)
+    parts = preflight(cell)
+    if args.require_prepared:
+        require_prepared(cell)
+    options = RunOptions(device=args.device, force=args.force, on_stale=args.on_stale,
+                         stop_after=int(env_stop) if env_stop else None)
+    train_cell(cell, args.out, options, source=source, parts=parts)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -181,14 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stop_on_sigterm()
     die_with(args.watch_pid)
-    env_stop = os.environ.get("MFCBENCH_STOP_AFTER")
+    cell = Cell(task=args.task, dataset=args.dataset, arch=args.arch, strategy=args.strategy, seed=args.seed)
     try:
-        preflight(args)
-        if args.require_prepared:
-            require_prepared(args)
-        run_cell(args.config, task=args.task, dataset=args.dataset, arch=args.arch, strategy=args.strategy,
-                 seed=args.seed, out_dir=args.out, device=args.device, overrides=args.overrides,
-                 force=args.force, on_stale=args.on_stale, stop_after=int(env_stop) if env_stop else None)
+        train(cell, args)
     except KeyboardInterrupt:
         print("mfcbench train: interrupted", file=sys.stderr)
         return 130
@@ -202,13 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mfcbench train: error: {type(exc).__name__}: {reason}", file=sys.stderr)
         if args.record_failure:
             try:
-                record_failure(args, exc)
+                record_failure(cell, args.out, exc)
             except OSError as error:  # read-only or full folder: one line, not a chained traceback
-                print(f"mfcbench train: could not record the failure in {args.out}/metrics.json "
+                print(f"mfcbench train: could not record the failure in {CellFiles(args.out).metrics} "
                       f"({error.strerror or error}); make {args.out} writable or free space there, and rerun",
                       file=sys.stderr)
                 return 1
-            print(f"mfcbench train: recorded the failure in {args.out}/metrics.json", file=sys.stderr)
+            print(f"mfcbench train: recorded the failure in {CellFiles(args.out).metrics}", file=sys.stderr)
             return 0
         return 2 if isinstance(exc, ValueError) else 1
     return 0

@@ -48,27 +48,28 @@ def schedule_table(config: dict) -> str:
 
 
 def schedule(fig: str, config: dict, out: Path):
-    from ..pipeline import grid
+    from ..pipeline.cells import cell_config
     from ..train.config import resolve
     from ..figures.visualise import ALGORITHM_FIGURES, schedule_figure
 
     table, strategy = schedule_table(config), ALGORITHM_FIGURES[fig]
     spec = config["tables"][table]
-    cfg = resolve(grid.cell_config(config, table, spec["archs"][0], strategy))
+    cfg = resolve(cell_config(config, table, spec["archs"][0], strategy))
     context = {"profile": config["profile"], "table": table, "in_table": strategy in spec["strategies"]}
     return schedule_figure(fig, cfg, out, context)
 
 
 def feature_sources(config: dict, results_dir: Path) -> list:
     """MFC-ResNet-18 and ResNet-18: Table 7's cells (SGD first), else configs from the first denoising table."""
-    from ..pipeline import grid
+    from ..core.cell import BASE_VARIANT
+    from ..pipeline.cells import cell_config, iter_cells
     from ..train.config import resolve
     from ..figures.visualise import FEATURE_ARCHS, FEATURE_TABLE, STRATEGIES, FeatureSource
 
     tables = config.get("tables") or {}
     sources = []
     for arch in FEATURE_ARCHS:
-        cells = [c for c in grid.iter_cells(config, [FEATURE_TABLE]) if c.arch == arch and c.variant == grid.BASE_VARIANT
+        cells = [c for c in iter_cells(config, [FEATURE_TABLE]) if c.arch == arch and c.variant == BASE_VARIANT
                  and c.strategy in STRATEGIES] if FEATURE_TABLE in tables else []
         cells.sort(key=lambda c: (STRATEGIES.index(c.strategy), c.seed))
         if cells:
@@ -80,13 +81,13 @@ def feature_sources(config: dict, results_dir: Path) -> list:
         if table is None:
             raise ValueError("Figure 15 needs a denoising table in the profile (for its dataset and config)")
         spec = tables[table]
-        cfg = resolve(grid.cell_config(config, table, arch, spec["strategies"][0]))
+        cfg = resolve(cell_config(config, table, arch, spec["strategies"][0]))
         sources.append(FeatureSource(arch, table, "denoise", spec["dataset"], int(spec["seeds"][0]), cfg, None))
     return sources
 
 
 def draw(args, config: dict):
-    from ..pipeline import grid
+    from ..pipeline.cells import expand
     from ..figures import visualise as vis
 
     out, results_dir, profile = Path(args.out), Path(args.results_dir), config["profile"]
@@ -94,18 +95,18 @@ def draw(args, config: dict):
         return schedule(args.figure, config, out)
     if args.figure in vis.PREDICTION_FIGURES:
         table = vis.PREDICTION_FIGURES[args.figure].table
-        cells = grid.expand(config, [table]) if table in (config.get("tables") or {}) else []
+        cells = expand(config, [table]) if table in (config.get("tables") or {}) else []
         return vis.prediction_figure(args.figure, cells, results_dir, out, profile, images=args.images or 2)
     return vis.feature_figure(out, feature_sources(config, results_dir), profile, images=args.images or 4)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..pipeline import grid
+    from ..pipeline.schema import load_config
 
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        config = grid.load_config(args.config)
+        config = load_config(args.config)
         frame = draw(args, config)
     except (ValueError, FileNotFoundError) as exc:
         print(f"mfcbench visualise {args.figure}: error: {exc}", file=sys.stderr)

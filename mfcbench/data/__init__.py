@@ -28,26 +28,11 @@ __all__ = [
     "ManualDownloadRequired", "ArchiveError",
 ]
 
-_HELPERS = {"base", "fetch", "store", "tensors", "transforms"}
-
-
-def _load_all() -> None:
-    """Import every dataset module (each registers itself); kept lazy so imports stay cheap."""
-    import importlib
-    import pkgutil
-
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name not in _HELPERS:
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
 def get_dataset(name: str) -> Dataset:
-    _load_all()
     return DATASETS.get(name)()
 
 
 def dataset_names() -> list[str]:
-    _load_all()
     return DATASETS.names()
 
 

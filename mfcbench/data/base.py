@@ -14,7 +14,8 @@ import torch
 
 from ..core.registry import Registry
 
-DATASETS: Registry = Registry("dataset")
+# fills itself from this package's dataset modules; the helper modules register nothing
+DATASETS: Registry = Registry("dataset", autoload=__package__, skip=("base", "fetch", "store", "tensors", "transforms"))
 SPLITS = ("train", "val")
 
 

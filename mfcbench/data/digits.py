@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import DATASETS, Dataset
+from ..core.optional import require
 
 MODES = ("bilinear", "nearest", "bicubic")
 
@@ -25,6 +26,7 @@ class Digits(Dataset):
     test_options = {}
 
     def build_split(self, split: str, image_size: int, root: Path, options: dict[str, Any]) -> torch.Tensor:
+        require("sklearn.datasets", "harness")  # a missing package names its extra
         from sklearn.datasets import load_digits
 
         mode = options["mode"]

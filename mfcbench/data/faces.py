@@ -23,12 +23,14 @@ import torch
 
 from .base import DATASETS, Dataset
 from .transforms import resize, to_unit_float
+from ..core.optional import require
 
 FACES = 100  # skimage: "100 first images are faces and subsequent 100 are non-faces"
 
 
 def lfw_images(include_non_faces: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(faces (100, 1, 25, 25), non-faces (100, 1, 25, 25) or None) as float32 in [0, 1]."""
+    require("skimage.data", "harness")  # a missing package names its extra
     import skimage.data
 
     images = to_unit_float(skimage.data.lfw_subset())[:, None]  # float64 in [0, 1] -> float32

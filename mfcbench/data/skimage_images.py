@@ -16,6 +16,7 @@ import torch
 
 from .base import DATASETS, Dataset
 from .transforms import hwc_to_chw, limit_side, tile
+from ..core.optional import require
 
 TRAIN_IMAGES = [
     "astronaut", "brick", "chelsea", "clock", "colorwheel", "gravel", "hubble_deep_field",
@@ -26,6 +27,7 @@ VAL_IMAGES = ["camera", "coffee", "grass", "coins"]
 
 def load_image(name: str):
     """One skimage.data image as an array; tuples (stereo pairs) give their first image."""
+    require("skimage.data", "harness")  # a missing package names its extra
     import skimage.data
 
     loader = getattr(skimage.data, name, None)

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import torch
 from torch.nn import functional as F
 
-from ..layers.mfc import mesh_free_filter
+from ..layers import mesh_free_filter
 from ..core.registry import Registry
 
 RESTRICTIONS_1D: Registry = Registry("1D restriction")

@@ -22,6 +22,7 @@ Our reading (`READING`), since the paper names no loss:
 
 No weights ship and none are downloaded: Table 9 needs `sam_vit_b_01ec64.pth` (set sam.checkpoint)
 and image folders (COCO val2017, ADE20K validation); without them `run_table9` returns NOT_RUN rows.
+Figure 6 is drawn by `mfcbench.figures.fig6.draw_figure6`, which the caller hands to `run_table9`.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ import copy
 import functools
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..core.atomic import atomic_path, write_json
+from ..core.atomic import write_json
+from ..core.optional import require
 from ..core.published import published_table
 from ..layers.lemma4 import DEFAULT_BASIS, Lemma4MFC
 
@@ -49,7 +51,6 @@ READING = (
     "neck output (MSE) on the training image, which is then excluded from evaluation."
 )
 CHECKPOINT_NAME = "sam_vit_b_01ec64.pth"
-CHECKPOINT_SHA256 = None  # not verified here; pass sha256= to check a copy
 
 
 @functools.cache
@@ -91,6 +92,7 @@ def mfc_modules(sam) -> dict[str, Lemma4MFC]:
 
 def sam_input(sam, image: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 RGB -> the encoder's (1, 3, S, S) input, as SamPredictor.set_image prepares it."""
+    require("segment_anything.utils.transforms", "paper")  # a missing package names its extra
     from segment_anything.utils.transforms import ResizeLongestSide
 
     resized = ResizeLongestSide(sam.image_encoder.img_size).apply_image(image)
@@ -116,7 +118,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def fit_mfc_neck(sam, reference_neck: nn.Module, images: Sequence[np.ndarray], steps: int = 200,
-                 lr: float = 3e-4, filter_lr_scale: float = 0.1,
+                 lr: float = 3e-4, *, filter_lr_scale: float = 0.1,
                  heldout: Sequence[np.ndarray] = ()) -> dict[str, Any]:
     """Train the MFC parameters so sam.image_encoder.neck reproduces `reference_neck` (the frozen
     original) on the neck inputs of `images` (MSE, Adam, full batch); deterministic (no sampling).
@@ -168,6 +170,7 @@ def make_mfc_sam(sam, train_images: Sequence[np.ndarray], basis=DEFAULT_BASIS, s
 # --- mask evaluation -------------------------------------------------------------------------------
 def generate_masks(sam, image: np.ndarray, points_per_side: int = 64, **options: Any) -> list[dict]:
     """SamAutomaticMaskGenerator's masks for one HxWx3 uint8 image (options: its keyword arguments)."""
+    require("segment_anything", "paper")  # a missing package names its extra
     from segment_anything import SamAutomaticMaskGenerator
 
     with torch.no_grad():
@@ -191,7 +194,7 @@ def evaluate_masks(sam, images: Sequence[np.ndarray], points_per_side: int = 64,
             "n_images": len(images), "n_images_without_masks": empty, "n_masks": n_masks}
 
 
-# --- Table 9 and Figure 6 --------------------------------------------------------------------------
+# --- Table 9 ----------------------------------------------------------------------------------------
 def load_images(folder: str | Path, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
     """(file name, HxWx3 uint8 RGB) of the images in `folder`, sorted by name, at most `limit`."""
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -242,6 +245,7 @@ def table9_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_sam_checkpoint(checkpoint: str | Path, sha256: str | None = None, device: str = "cpu"):
     """sam_model_registry['vit_b'](checkpoint) after checking the file (and its sha256 when given)."""
+    require("segment_anything", "paper")  # a missing package names its extra
     from segment_anything import sam_model_registry
 
     from ..data.fetch import file_digest
@@ -257,12 +261,14 @@ def load_sam_checkpoint(checkpoint: str | Path, sha256: str | None = None, devic
 def run_table9(checkpoint: str | None, images: str | dict[str, str] | None, sha256: str | None = None, *,
                train_image: str | None = None, limit: int | None = 1000, points_per_side: int = 64,
                fit_steps: int = 200, lr: float = 3e-4, basis=DEFAULT_BASIS, out_dir: str | Path | None = None,
-               device: str = "cpu", generator_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+               device: str = "cpu", generator_options: dict[str, Any] | None = None,
+               figure6: Callable[[np.ndarray, list[dict], list[dict], Path], None] | None = None) -> list[dict[str, Any]]:
     """Table 9 (App. D.5): rows (dataset, model SAM | MFC-SAM, the two metrics, published values, status).
 
     Without a checkpoint or images: NOT_RUN rows with the reason. The MFC is fitted on `train_image`
     (default: the first image of the first set, then excluded from evaluation). With `out_dir`:
-    table9.json, the fit report and figure6.png (first evaluated image)."""
+    table9.json (rows, fit report, reading), and with `figure6` too (a drawer such as
+    `mfcbench.figures.fig6.draw_figure6`) figure6.png: the first evaluated image, SAM's and MFC-SAM's masks."""
     if not checkpoint:
         return not_run_rows(f"no SAM checkpoint given: set sam.checkpoint to {CHECKPOINT_NAME} (ViT-B, from "
                             "github.com/facebookresearch/segment-anything; not downloaded at run time)")
@@ -285,39 +291,11 @@ def run_table9(checkpoint: str | None, images: str | dict[str, str] | None, sha2
             paper = paper_table9().get((label, model_name), (float("nan"), float("nan")))
             rows.append({"dataset": label, "model": model_name, **evaluate_masks(model, arrays, points_per_side, **options),
                          "paper_predicted_iou": paper[0], "paper_stability_score": paper[1], "status": "OK", "reason": ""})
-    if out_dir is not None:
+    if out_dir is not None and figure6 is not None:
         image = loaded[first][0][1]
-        draw_figure6(image, generate_masks(sam, image, points_per_side, **options),
-                     generate_masks(mfc_sam, image, points_per_side, **options), Path(out_dir) / "figure6.png")
+        figure6(image, generate_masks(sam, image, points_per_side, **options),
+                generate_masks(mfc_sam, image, points_per_side, **options), Path(out_dir) / "figure6.png")
+    if out_dir is not None:
         write_json(Path(out_dir) / "table9.json", {"rows": rows, "fit": report, "reading": READING})
     return rows
 
-
-def mask_overlay(image: np.ndarray, masks: list[dict], seed: int = 0, alpha: float = 0.5) -> np.ndarray:
-    """The image with each mask (largest first) painted in a seeded random colour, float in [0, 1]."""
-    out = image.astype(np.float64) / 255.0
-    colours = torch.rand(max(1, len(masks)), 3, generator=torch.Generator().manual_seed(seed)).numpy()
-    for colour, mask in zip(colours, sorted(masks, key=lambda m: -m["area"])):
-        seg = mask["segmentation"]
-        out[seg] = (1 - alpha) * out[seg] + alpha * colour
-    return out
-
-
-def draw_figure6(image: np.ndarray, sam_masks: list[dict], mfc_masks: list[dict], path: str | Path) -> None:
-    """Figure 6: input | SAM masks | MFC-SAM masks, one PNG (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = (("Input", image / 255.0), (f"SAM ({len(sam_masks)} masks)", mask_overlay(image, sam_masks)),
-              (f"MFC-SAM ({len(mfc_masks)} masks)", mask_overlay(image, mfc_masks)))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-    for ax, (title, panel) in zip(axes, panels):
-        ax.imshow(panel)
-        ax.set_title(title)
-        ax.axis("off")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

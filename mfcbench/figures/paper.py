@@ -17,11 +17,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..core.atomic import atomic_path, write_csv  # noqa: E402
-from ..core.labels import ARCH_LABELS, STRATEGY_COLORS, STRATEGY_LABELS, STRATEGY_STYLES, TASK_METRIC  # noqa: E402,F401
+from ..core.labels import (  # noqa: E402
+    ARCH_LABELS,
+    STRATEGY_COLORS,
+    STRATEGY_LABELS,
+    STRATEGY_STYLES,
+    TASK_METRIC,
+    arch_label,
+    strategy_label,
+)
 from ..core.registry import Registry  # noqa: E402
-from ..report import quality  # noqa: E402
+from ..report import time_to_target  # noqa: E402
 from ..report.layout import harmonise  # noqa: E402
+from .save import save_figure  # noqa: E402
+from .scaling import REQUIRED as SCALING_COLUMNS  # noqa: E402
+from .scaling import scaling_figure  # noqa: E402
 
 Plot = Callable[[pd.DataFrame], tuple[plt.Figure, pd.DataFrame]]
 FIGURES: Registry[Plot] = Registry("figure")
@@ -30,10 +40,10 @@ REQUIRED = {
     "fig4": ["arch", "strategy", "iteration", "level", "grad_norm"],
     "fig5": ["arch", "strategy", "iteration", "wu_executed"],
     "fig7": ["op", "k", "n", "ms_median"],
+    "scaling": SCALING_COLUMNS,
 }
 # one of these must carry numbers: the validation metric, else the training loss
 CURVE_METRICS = {"fig4": ["val_metric", "train_loss"], "fig5": ["val_metric", "train_loss"]}
-STAT_COLUMNS = ["mean", "std", "lo", "hi", "n_seeds"]
 
 
 def conv_type(arch: str) -> str:
@@ -100,7 +110,7 @@ def draw_lines(ax, stats: pd.DataFrame, x: str, hue: str = "strategy") -> None:
         part = stats[stats[hue].astype(str) == key].sort_values(x)
         color = STRATEGY_COLORS.get(key)
         ax.plot(part[x], part["mean"], color=color, ls=STRATEGY_STYLES.get(key, "-"), lw=1.8, marker="o" if len(part) < 15 else None, ms=3,
-                label=STRATEGY_LABELS.get(key, key))
+                label=strategy_label(key))
         band = part.dropna(subset=["lo", "hi"])
         if not band.empty:
             ax.fill_between(band[x], band["lo"], band["hi"], color=color, alpha=0.2, lw=0)
@@ -196,7 +206,7 @@ def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
                 draw_lines(ax, part, "iteration")
                 _mark_levels(ax, cells, with_text=i == 0)
             positive_log(ax, part["mean"])
-            ax.set_title(f"({chr(97 + i * len(archs) + j)}) {ARCH_LABELS.get(arch, arch)}: {label}",
+            ax.set_title(f"({chr(97 + i * len(archs) + j)}) {arch_label(arch)}: {label}",
                          fontsize=11)
             ax.set_ylabel(label if j == 0 else "")
             ax.set_xlabel("iteration" if i == 1 else "")
@@ -250,9 +260,9 @@ def _mark_levels(ax, data: pd.DataFrame, with_text: bool) -> None:
 
 
 def finest_mesh(data: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The rows whose validation metric compares across strategies (report.quality.finest_mesh); other
+    """The rows whose validation metric compares across strategies (report.time_to_target.finest_mesh); other
     curve metrics (training loss, gradient norm) keep every level."""
-    return quality.finest_mesh(data) if metric == "val_metric" else data
+    return time_to_target.finest_mesh(data) if metric == "val_metric" else data
 
 
 @FIGURES.register("fig5")
@@ -273,7 +283,7 @@ def fig5(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         draw_lines(ax, part, "wu_executed")
         ax.set_xscale("log")
         positive_log(ax, part["mean"])
-        ax.set(title=ARCH_LABELS.get(arch, arch), xlabel="executed #WU (log)", ylabel=label)
+        ax.set(title=arch_label(arch), xlabel="executed #WU (log)", ylabel=label)
     for ax in axes.ravel()[len(archs):]:
         ax.set_axis_off()
     where = " on the finest mesh" if metric == "val_metric" and "level" in frame.columns else ""
@@ -330,10 +340,7 @@ def fig7(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     return fig, data
 
 
-from .scaling import REQUIRED as SCALING_COLUMNS, scaling_figure  # noqa: E402
-
-REQUIRED["scaling"] = SCALING_COLUMNS
-FIGURES.register("scaling")(scaling_figure)  # the resolution-scaling figure (issue 18; not in the paper)
+FIGURES.register("scaling")(scaling_figure)  # the resolution-scaling figure (measured time ratios; not in the paper)
 
 
 def render(name: str, inputs: list[str | Path], out: str | Path) -> Path:
@@ -348,14 +355,3 @@ def render(name: str, inputs: list[str | Path], out: str | Path) -> Path:
     fig, data = plot(frame)
     return save_figure(fig, data, out)
 
-
-def save_figure(fig: plt.Figure, data: pd.DataFrame, out: str | Path) -> Path:
-    """Write a figure to `out` (PNG, atomically) and the data behind it beside it (`out` with .csv)."""
-    out = Path(out)
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=150, format="png")
-    finally:
-        plt.close(fig)
-    write_csv(out.with_suffix(".csv"), data)
-    return out

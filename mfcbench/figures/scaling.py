@@ -1,4 +1,4 @@
-"""The resolution-scaling figure (issue 18): at which image size the #WU saving reaches the clock.
+"""The resolution-scaling figure: at which image size the #WU saving reaches the clock.
 
 From the rows of `python -m mfcbench measure scaling` (kind "schedule": a strategy's whole schedule
 priced with measured step times): one panel per task (and device), the measured training-time ratio
@@ -19,10 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ..core.labels import ARCH_LABELS, STRATEGY_LABELS  # noqa: E402
+from ..core.labels import arch_label, strategy_label  # noqa: E402
+from .save import save_figure  # noqa: E402
 
 REQUIRED = ["kind", "task", "arch", "size", "strategy", "time_ratio", "wu_ratio", "status"]
 STRATEGIES = ("msgd", "fmsgd")
@@ -53,17 +53,17 @@ def scaling_figure(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     """Time ratio SGD / x against image size, one panel per (device, task); dashed: the #WU ratio."""
     data = scaling_data(frame)
     panels = list(dict.fromkeys(zip(data["device"], data["task"])))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 5.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.4 * len(panels), 9.5), 5.4), squeeze=False)  # the title fits
     for ax, (device, task) in zip(axes[0], panels):
         part = data[(data["device"] == device) & (data["task"] == task)]
         colours = {arch: plt.get_cmap("tab10")(i % 10) for i, arch in enumerate(dict.fromkeys(part["arch"]))}
         for (arch, strategy), line in part.groupby(["arch", "strategy"], sort=False):
             ax.plot(line["size"], line["time_ratio"], color=colours[arch], linestyle=LINE_STYLES[strategy],
-                    marker=MARKERS[strategy], ms=4, label=ARCH_LABELS.get(arch, arch) if strategy == "msgd" else None)
+                    marker=MARKERS[strategy], ms=4, label=arch_label(arch) if strategy == "msgd" else None)
         for strategy, rows in part.groupby("strategy", sort=False):
             wu = float(rows["wu_ratio"].median())
             ax.axhline(wu, color="dimgrey", linestyle=(0, (6, 4)), lw=1.2)
-            ax.annotate(f"#WU ratio, {STRATEGY_LABELS.get(strategy, strategy)}: {wu:.3g}", (0.98, wu),
+            ax.annotate(f"#WU ratio, {strategy_label(strategy)}: {wu:.3g}", (0.98, wu),
                         xycoords=("axes fraction", "data"), va="bottom", ha="right", fontsize=8, color="dimgrey")
         ax.axhline(1.0, color="black", lw=0.8, alpha=0.5)
         sizes = sorted(part["size"].unique())
@@ -74,7 +74,7 @@ def scaling_figure(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8, frameon=False,
                   title="network (colour)", title_fontsize=8)  # below the panel: never over the data
     styles = [Line2D([], [], color="black", linestyle=LINE_STYLES[s], marker=MARKERS[s], ms=4,
-                     label=f"{STRATEGY_LABELS.get(s, s)} (measured)") for s in STRATEGIES]
+                     label=f"{strategy_label(s)} (measured)") for s in STRATEGIES]
     styles.append(Line2D([], [], color="dimgrey", linestyle=(0, (6, 4)), label="closed-form #WU ratio"))
     fig.legend(handles=styles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle("Where the work-unit saving reaches the clock: SGD's training time over each strategy's")
@@ -88,7 +88,5 @@ def draw_scaling(inputs: list[str | Path] | str | Path, out: str | Path) -> Path
     frames = [pd.read_csv(p) for p in paths if Path(p).is_file()]
     if not frames:
         raise FileNotFoundError(f"scaling figure: none of the inputs exist: {', '.join(map(str, paths))}")
-    from .paper import save_figure
-
     fig, data = scaling_figure(pd.concat(frames, ignore_index=True, sort=False))
     return save_figure(fig, data, out)

@@ -18,7 +18,6 @@ cells may differ in config (e.g. a strategy override of val_size), show the same
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from ..core.atomic import atomic_path, torch_load
+from ..core.atomic import torch_load
+from ..core.cell import BASE_VARIANT, Cell, CellFiles, try_read_metrics
+from ..core.labels import METRIC_LABELS, arch_label, strategy_label
 from ..train.cell import build_cell, validation_subset
-from ..core.labels import ARCH_LABELS, METRIC_LABELS, STRATEGY_LABELS  # noqa: F401
+from .save import pyplot, save_png
 
 
 @dataclass(frozen=True)
@@ -66,36 +67,14 @@ def figure_table(fig: str) -> str | None:
     return FEATURE_TABLE if fig == FEATURE_FIGURE else None
 
 
-def _label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
-
-
-def _save(fig, path: str | Path) -> None:
-    import matplotlib.pyplot as plt
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def message_figure(path: str | Path, title: str, message: str) -> None:
     """A figure that says why there is nothing to draw (e.g. the table has no cells in the profile)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 2.4))
     ax.axis("off")
     ax.set_title(title, fontsize=12)
     ax.text(0.5, 0.45, message, ha="center", va="center", fontsize=11, wrap=True, transform=ax.transAxes)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 # ----------------------------------------------------------------------------- Figures 1 and 2
@@ -187,7 +166,7 @@ def _schedule_axes(ax, frame: pd.DataFrame, phased: bool) -> None:
 
 def draw_schedule(frame: pd.DataFrame, title: str, path: str | Path, phased: bool) -> None:
     """Figure 1 (one phase) or 2 (coarse-to-fine phases, plus the iterations per phase)."""
-    plt = _pyplot()
+    plt = pyplot()
     columns = frame[["phase", "draw"]].drop_duplicates().shape[0]
     levels = frame["level"].nunique()
     width = max(9.5, 0.95 * (3.7 + columns + 0.6 * (frame["phase"].nunique() - 1)) + 0.5)
@@ -211,7 +190,7 @@ def draw_schedule(frame: pd.DataFrame, title: str, path: str | Path, phased: boo
             "pooled to mesh j+1;\nthe coarsest draw is +ℓ alone. A step sums the columns" + (" of its phase." if phased else "."))
     fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=8.5, color="0.3")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def schedule_figure(fig: str, cfg: Mapping[str, Any], out: str | Path, context: Mapping[str, Any]) -> pd.DataFrame:
@@ -226,19 +205,12 @@ def schedule_figure(fig: str, cfg: Mapping[str, Any], out: str | Path, context: 
              f"image {cfg['image_size']}×{cfg['image_size']}, {cfg['levels']} levels, "
              f"{int(frame.drop_duplicates('phase')['iterations'].sum())} iterations")
     if context.get("in_table") is False:
-        title += f"\n({STRATEGY_LABELS[strategy]} is not trained in {table}: the schedule it would run there)"
+        title += f"\n({strategy_label(strategy)} is not trained in {table}: the schedule it would run there)"
     draw_schedule(frame, title, out, phased=strategy == "fmsgd")
     return frame
 
 
 # ----------------------------------------------------------------------------- cells and models
-def read_metrics(cell_dir: Path) -> dict | None:
-    try:
-        return json.loads((cell_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def cell_settings(cell, record: dict | None) -> dict:
     """The cell's resolved training config: what metrics.json recorded, else its profile config resolved."""
     if record and isinstance(record.get("config"), dict):
@@ -262,15 +234,15 @@ def validation_images(dataset: str, cfg: Mapping[str, Any], cache: dict, given: 
 
 def rebuild(cell, arch: str, cfg: Mapping[str, Any], images: torch.Tensor, strategy: str | None = None):
     """The cell's task, seeded model (eval mode) and validation batch, built by the runner's `build_cell`."""
-    spec = {"task": cell.task, "dataset": cell.dataset, "arch": arch, "strategy": strategy, "seed": cell.seed}
-    built = build_cell(spec, dict(cfg), images)
+    spec = Cell(task=cell.task, dataset=cell.dataset, arch=arch, strategy=strategy, seed=cell.seed, config=dict(cfg))
+    built = build_cell(spec, images)
     built.model.eval()
     return built
 
 
 def trained_state(cell_dir: Path, record: dict | None) -> tuple[dict | None, str]:
     """(state_dict, status): the finished checkpoint's model, or None and why not."""
-    path = cell_dir / "checkpoint.pt"
+    path = CellFiles(cell_dir).checkpoint
     if record is None:
         return None, "not trained"
     if record.get("status") != "ok":
@@ -321,7 +293,7 @@ def select_cells(cells: Iterable, table: str) -> dict[str, dict[str, Any]]:
     """arch -> strategy -> the table's base-variant cell with the lowest seed, in the profile's order."""
     chosen: dict[str, dict[str, Any]] = {}
     for cell in cells:
-        if cell.table != table or cell.strategy not in STRATEGIES or getattr(cell, "variant", "base") != "base":
+        if cell.table != table or cell.strategy not in STRATEGIES or getattr(cell, "variant", BASE_VARIANT) != BASE_VARIANT:
             continue
         by_strategy = chosen.setdefault(cell.arch, {})
         if cell.strategy not in by_strategy or cell.seed < by_strategy[cell.strategy].seed:
@@ -346,14 +318,14 @@ def predict_column(column: Column, results_dir: Path, first: int, count: int, ca
     """Fill `column` from its cell folder; returns the validation image indices used."""
     cell = column.cell
     cell_dir = Path(results_dir) / cell.relpath()
-    record = read_metrics(cell_dir)
+    record = try_read_metrics(cell_dir)
     cfg = cell_settings(cell, record)
     images = validation_images(cell.dataset, cfg, cache, given)
     built = rebuild(cell, cell.arch, cfg, images, cell.strategy)
     column.task, column.batch = built.task, built.val_batch
     indices = image_indices(first, count, len(images))
     state, column.status = trained_state(cell_dir, record)
-    column.checkpoint = str(cell_dir / "checkpoint.pt")
+    column.checkpoint = str(CellFiles(cell_dir).checkpoint)
     column.iterations = (record or {}).get("iterations")
     if state is not None:
         model = built.model
@@ -393,8 +365,22 @@ def _metric_text(metric: str, values: Mapping[str, float]) -> str:
     return f"{METRIC_LABELS[metric]} {values[metric]:.4f}"
 
 
-def _strategy_rows(fig: str, context: dict, columns: list[Column], ref: Column, k: int, image: int,
-                   metric: str, best: str | None) -> list[dict]:
+@dataclass
+class ImageRow:
+    """One row of Figures 9-14: a network's columns on one validation image."""
+
+    arch: str
+    columns: list[Column]
+    ref: Column  # the first column with a cell: the row's input and target are its batch's
+    k: int  # the image's position among the predicted images
+    image: int  # the image's index in the validation batch
+    metric: str  # the per-image metric shown (mse or ssim)
+    best: str | None  # the strategy with the best metric, None when fewer than two have one
+
+
+def _strategy_rows(context: dict, row: ImageRow) -> list[dict]:
+    """The CSV rows of one figure row: the input's metric, then one per strategy column."""
+    columns, ref, k, image, metric, best = row.columns, row.ref, row.k, row.image, row.metric, row.best
     rows = []
     input_metric = image_metrics(ref.task, ref.batch.inputs[[image]], ref.batch.targets[[image]])[0]
     cond = None if ref.batch.cond is None else round(float(ref.batch.cond[image]), 4)
@@ -418,17 +404,17 @@ def _best(columns: list[Column], k: int, metric: str, higher: bool) -> str | Non
     return (max(scored) if higher else min(scored))[1]
 
 
-def _draw_prediction_row(axes, arch: str, columns: list[Column], ref: Column, k: int, image: int, rows: list[dict],
-                         metric: str, best: str | None) -> None:
+def _draw_prediction_row(axes, row: ImageRow, rows: list[dict]) -> None:
+    """input | target | one prediction per strategy, each with its metric under it (bold: the best)."""
+    ref, image, metric = row.ref, row.image, row.metric
     cond = "" if ref.batch.cond is None else f", t={float(ref.batch.cond[image]):.2f}"
     _panel(axes[0], ref.batch.inputs[image], ref.task, _metric_text(metric, rows[0]))
-    axes[0].set_ylabel(f"{_label(arch)}\nimage {image}{cond}", fontsize=10)
+    axes[0].set_ylabel(f"{arch_label(row.arch)}\nimage {image}{cond}", fontsize=10)
     _panel(axes[1], ref.batch.targets[image], ref.task, "")
-    for ax, column, row in zip(axes[2:], columns, rows[1:]):
-        image_or_none = None if column.prediction is None else column.prediction[k]
-        text = _metric_text(metric, row) if column.prediction is not None else column.status
-        _panel(ax, image_or_none, column.task, text, bold=column.strategy == best)
-
+    for ax, column, values in zip(axes[2:], row.columns, rows[1:]):
+        image_or_none = None if column.prediction is None else column.prediction[row.k]
+        text = _metric_text(metric, values) if column.prediction is not None else column.status
+        _panel(ax, image_or_none, column.task, text, bold=column.strategy == row.best)
 
 
 def _prediction_title(fig: str, spec: PredictionSpec, context: dict, metric: str, higher: bool) -> str:
@@ -438,7 +424,7 @@ def _prediction_title(fig: str, spec: PredictionSpec, context: dict, metric: str
             f"per-image {METRIC_LABELS[metric]} against the target under each panel ({better} is better; bold = best)")
 
 
-def prediction_figure(fig: str, cells: Iterable, results_dir: str | Path, out: str | Path, profile: str,
+def prediction_figure(fig: str, cells: Iterable, results_dir: str | Path, out: str | Path, profile: str, *,
                       images: int = 2, val_images: Mapping[str, torch.Tensor] | None = None) -> pd.DataFrame:
     """Figures 9-14: rows (network, image), columns input | target | SGD | MSGD | FMSGD; returns the CSV rows."""
     spec = PREDICTION_FIGURES[fig]
@@ -457,22 +443,22 @@ def prediction_figure(fig: str, cells: Iterable, results_dir: str | Path, out: s
     context = {"figure": fig, "profile": profile, "table": spec.table, "task": first.cell.task,
                "dataset": first.cell.dataset}
     n_rows = sum(len(indices) for _, _, indices in networks)
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(n_rows, 5, figsize=(10.5, 2.15 * n_rows + 1.3), squeeze=False)
     rows, r = [], 0
     for arch, columns, indices in networks:
         ref = next(c for c in columns if c.cell is not None)
         for k, image in enumerate(indices):
-            best = _best(columns, k, metric, first.task.higher_is_better)
-            part = _strategy_rows(fig, {**context, "arch": arch}, columns, ref, k, image, metric, best)
-            _draw_prediction_row(axes[r], arch, columns, ref, k, image, part, metric, best)
+            row = ImageRow(arch, columns, ref, k, image, metric, _best(columns, k, metric, first.task.higher_is_better))
+            part = _strategy_rows({**context, "arch": arch}, row)
+            _draw_prediction_row(axes[r], row, part)
             rows += part
             r += 1
-    for ax, name in zip(axes[0], ["input (data)", "target", *(STRATEGY_LABELS[s] for s in STRATEGIES)]):
+    for ax, name in zip(axes[0], ["input (data)", "target", *(strategy_label(s) for s in STRATEGIES)]):
         ax.set_title(name, fontsize=10)
     figure.suptitle(_prediction_title(fig, spec, context, metric, first.task.higher_is_better), fontsize=10.5)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.55 / figure.get_figheight()))  # room for the two-line title
-    _save(figure, out)
+    save_png(figure, out)
     frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     frame[["iterations", "seed"]] = frame[["iterations", "seed"]].astype("Int64")
     return frame
@@ -535,19 +521,19 @@ def source_maps(source: FeatureSource, cache: dict, given: Mapping | None) -> di
     built = rebuild(source, source.arch, source.cfg, images)
     task, batch, model = built.task, built.val_batch, built.model
     state, status = (None, "no cell") if source.cell_dir is None else trained_state(source.cell_dir,
-                                                                                    read_metrics(source.cell_dir))
+                                                                                    try_read_metrics(source.cell_dir))
     if state is not None:
         model.load_state_dict(state)
-        origin = str(source.cell_dir / "checkpoint.pt")
+        origin = str(CellFiles(source.cell_dir).checkpoint)
     else:
         origin = f"fresh initialisation, seed {source.seed} ({status})"
     return {"task": task, "batch": batch, "model": model, "trained": state is not None, "source": origin}
 
 
-def _feature_rows(context: dict, name: str, arch: str, source: str, trained, channel, indices, cond, values) -> list:
-    return [{**context, "row": name, "arch": arch, "source": source, "trained": trained, "channel": channel,
-             "image": i, "cond": None if cond is None else round(float(cond[i]), 4), "roughness": float(v)}
-            for i, v in zip(indices, values)]
+def _feature_rows(context: dict, panel: dict, indices: list[int], cond: torch.Tensor | None, values) -> list:
+    """One CSV row per image of a Figure 15 row: `panel` (row, arch, source, trained, channel) and its roughness."""
+    return [{**context, **panel, "image": i, "cond": None if cond is None else round(float(cond[i]), 4),
+             "roughness": float(v)} for i, v in zip(indices, values)]
 
 
 def feature_figure(out: str | Path, sources: Sequence[FeatureSource], profile: str, images: int = 4,
@@ -561,20 +547,30 @@ def feature_figure(out: str | Path, sources: Sequence[FeatureSource], profile: s
     context = {"figure": FEATURE_FIGURE, "profile": profile, "table": sources[0].table, "dataset": sources[0].dataset}
     inputs = ref.inputs[indices]
     panels = [("noisy input", inputs.mean(1), None)]
-    rows = _feature_rows(context, "input", "", "validation batch", None, None, indices, ref.cond,
-                         roughness(inputs.mean(1)))
+    rows = _feature_rows(context, {"row": "input", "arch": "", "source": "validation batch", "trained": None,
+                                   "channel": None}, indices, ref.cond, roughness(inputs.mean(1)))
     for source, net in zip(sources, nets):
         maps = first_layer_maps(net["model"], inputs, cond)
         channel = int(maps.flatten(2).std(2).mean(0).argmax())  # the most active channel on these images
-        panels.append((_label(source.arch), maps[:, channel], channel))
-        rows += _feature_rows(context, _label(source.arch), source.arch, net["source"], net["trained"], channel,
-                              indices, ref.cond, roughness(maps[:, channel]))
-    _draw_features(out, panels, rows, indices, ref.cond, sources, nets, profile)
+        panels.append((arch_label(source.arch), maps[:, channel], channel))
+        panel = {"row": arch_label(source.arch), "arch": source.arch, "source": net["source"], "trained": net["trained"],
+                 "channel": channel}
+        rows += _feature_rows(context, panel, indices, ref.cond, roughness(maps[:, channel]))
+    _draw_features(out, panels, rows, indices, ref.cond, _feature_title(sources, nets, profile))
     return pd.DataFrame(rows, columns=FEATURE_COLUMNS)
 
 
-def _draw_features(out, panels, rows, indices, cond, sources, nets, profile: str) -> None:
-    plt = _pyplot()
+def _feature_title(sources: Sequence[FeatureSource], nets: list[dict], profile: str) -> str:
+    how = ", ".join(f"{arch_label(s.arch)}: {'trained (' + s.table + ' checkpoint)' if n['trained'] else 'untrained (fresh init)'}"
+                    for s, n in zip(sources, nets))
+    return (f"Figure 15: feature maps after the first layer, MFCs vs standard convolutions, denoising, "
+            f"dataset {sources[0].dataset}, profile {profile}\n{how}\n"
+            f"roughness = mean squared neighbour difference / (4 variance): 1 for white noise, lower is smoother")
+
+
+def _draw_features(out, panels, rows, indices, cond, title: str) -> None:
+    """One row of maps per panel (input, then each network), one column per image, titled `title`."""
+    plt = pyplot()
     fig, axes = plt.subplots(len(panels), len(indices), figsize=(2.3 * len(indices) + 1.2, 2.3 * len(panels) + 1.4),
                              squeeze=False)
     for r, (name, maps, channel) in enumerate(panels):
@@ -589,11 +585,6 @@ def _draw_features(out, panels, rows, indices, cond, sources, nets, profile: str
                 ax.set_title(f"image {image}{t}", fontsize=10)
         label = name if channel is None else f"{name}\nfirst layer, channel {channel}"
         axes[r][0].set_ylabel(label, fontsize=10)
-    how = ", ".join(f"{_label(s.arch)}: {'trained (' + s.table + ' checkpoint)' if n['trained'] else 'untrained (fresh init)'}"
-                    for s, n in zip(sources, nets))
-    fig.suptitle(f"Figure 15: feature maps after the first layer, MFCs vs standard convolutions, denoising, "
-                 f"dataset {sources[0].dataset}, profile {profile}\n{how}\n"
-                 f"roughness = mean squared neighbour difference / (4 variance): 1 for white noise, lower is smoother",
-                 fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, out)
+    save_png(fig, out)

@@ -13,8 +13,8 @@ The basis: for every width w in `widths` (Gaussian std in pixels, tau = (w h)^2 
   count) (count^3 elliptic alphas).
 m = (number of alphas) * 3 * len(widths).
 
-The filters' symbol and their SPD diffusion tensors are `mfc.py`'s (`mesh_free_filter`,
-`mesh_free_symbol`, `wavenumbers`, `MeshFreeConv2d.tau/alpha`): one definition of an MFC filter.
+The filters' symbol and their SPD diffusion tensors are the MFC's (`functional.py`'s `mesh_free_filter`,
+`mesh_free_symbol`, `wavenumbers`; `MeshFreeConv2d.tau/alpha`): one definition of an MFC filter.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .mfc import MeshFreeConv2d, mesh_free_filter, mesh_free_symbol, wavenumbers
+from .functional import mesh_free_filter, mesh_free_symbol, wavenumbers
+from .mfc import MeshFreeConv2d
 
 
 def _axy_family(count: int) -> list[tuple[float, float, float]]:

@@ -16,8 +16,8 @@ meshes and call counts calibrate a network. Validation, checkpoints and start-up
 the prediction is of `train_seconds` (metrics.json), the optimizer steps only.
 
 - `load_rates(paths)` / `fit_rates(rows)` -> `Rates`
-- `predict_cell(arch, task, config, rates, device)`; `predict_profile(cells, rates, device)` prices
-  every cell of a profile (cells from `mfcbench.pipeline.grid.iter_cells(config)`, which the command
+- `predict_cell(cell, rates, device)`; `predict_profile(cells, rates, device)` prices
+  every cell of a profile (cells from `mfcbench.pipeline.cells.iter_cells(config)`, which the command
   line passes: measure/ does not import pipeline/), `format_prediction` prints it per table.
 - `cost_check(results_dir, rates)` compares the predictions with the cells' recorded `train_seconds`
   (iterations as executed, from curve.csv) and `summary` gives the median absolute relative error.
@@ -34,6 +34,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from ..core.cell import CURVE_FILE, METRICS_FILE, Cell
+from ..core.optional import require
 
 Calls = tuple[tuple[int, int], ...]  # ((side, batch), ...) sorted: one entry per model call
 
@@ -123,6 +126,7 @@ def step_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def fit_one(arch: str, device: str, threads: int, rows: list[dict[str, Any]]) -> Fit:
     """Non-negative least squares of the step model on relative errors (each row weighted 1/t)."""
     import numpy as np
+    require("scipy.optimize", "harness")  # a missing package names its extra
     from scipy.optimize import nnls
 
     design = np.array([[1.0, len(r["calls"]), sum(b * s * s for s, b in r["calls"])] for r in rows])
@@ -192,14 +196,15 @@ def phase_calls(phase, side: int, batched: bool = True) -> Calls:
     return tuple(sorted(per_mesh.items()))
 
 
-def predict_cell(arch: str, task: str, strategy: str, config: Mapping[str, Any], rates: Rates, device: str = "cpu",
+def predict_cell(cell: Cell, rates: Rates, device: str = "cpu", *,
                  executed: Mapping[int, int] | None = None) -> float | None:
-    """Predicted training seconds of one cell (None without rates for its arch on `device`).
-    `executed` maps a phase's level to the iterations it ran (early stopping); default: planned."""
+    """Predicted training seconds of one cell under its `config` (None without rates for its arch on
+    `device`). `executed` maps a phase's level to the iterations it ran (early stopping); default: planned."""
     from ..strategies import build_strategy
     from .scaling import light_config
 
-    cfg = light_config(dict(config))
+    arch, task, strategy = cell.arch, cell.task, cell.strategy
+    cfg = light_config(dict(cell.config))
     threads = int(cfg.get("threads") or 0) or None
     fit = rates.fit_for(arch, device, threads)
     if fit is None:
@@ -215,7 +220,7 @@ def predict_cell(arch: str, task: str, strategy: str, config: Mapping[str, Any],
 
 def predict_profile(cells: Iterable[Any], rates: Rates, device: str = "cpu") -> dict[str, Any]:
     """Predicted training seconds of every cell (objects with table, task, arch, strategy, config:
-    `mfcbench.pipeline.grid.Cell`), summed per table and in total, one cell after another.
+    `mfcbench.core.cell.Cell`s), summed per table and in total, one cell after another.
     Cells whose arch has no rates on `device` are counted under `missing` and left out of the sums."""
     tables: dict[str, dict[str, Any]] = {}
     cache: dict[tuple, float | None] = {}
@@ -225,7 +230,7 @@ def predict_profile(cells: Iterable[Any], rates: Rates, device: str = "cpu") -> 
         entry["early_stop"] |= bool(cell.config.get("early_stop"))
         key = (cell.arch, cell.task, cell.strategy, json.dumps(dict(cell.config), sort_keys=True, default=str))
         if key not in cache:
-            cache[key] = predict_cell(cell.arch, cell.task, cell.strategy, cell.config, rates, device)
+            cache[key] = predict_cell(cell, rates, device)
         if cache[key] is None:
             entry["missing"].append(cell.arch)
         else:
@@ -287,9 +292,9 @@ def check_cell(metrics_path: Path, rates: Rates, root: Path) -> dict[str, Any] |
     cell, manifest = record.get("cell", {}), record.get("manifest", {})
     device = str(manifest.get("device") or "cpu").split(":")[0]
     config = dict(record["config"], threads=manifest.get("threads") or record["config"].get("threads"))
-    curve = metrics_path.parent / "curve.csv"
+    curve = metrics_path.parent / CURVE_FILE
     executed = executed_iterations(curve) if curve.is_file() else None
-    predicted = predict_cell(cell["arch"], cell["task"], cell["strategy"], config, rates, device, executed)
+    predicted = predict_cell(Cell(**cell, config=config), rates, device, executed=executed)
     measured = float(record["train_seconds"])
     error = (predicted - measured) / measured if predicted is not None and measured > 0 else None
     return {"cell": str(metrics_path.parent.relative_to(root)), "arch": cell["arch"], "task": cell["task"],
@@ -304,7 +309,7 @@ def cost_check(results_dir: str | Path, rates: Rates) -> list[dict[str, Any]]:
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist; run a profile first (snakemake --cores all)")
-    rows = [check_cell(path, rates, root) for path in sorted(root.rglob("metrics.json"))]
+    rows = [check_cell(path, rates, root) for path in sorted(root.rglob(METRICS_FILE))]
     return [row for row in rows if row is not None]
 
 

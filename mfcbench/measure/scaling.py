@@ -37,8 +37,6 @@ from .timing import device_available, environment, measure_each, not_measured
 SIZES = (32, 64, 128, 256)
 QUICK_SIZES = (32, 64)  # --quick: the default profile's 32 px and one size up
 STRATEGIES = ("sgd", "msgd", "fmsgd")
-TABLE_ARCHS = {"table4": ("unet", "resnet", "mfc_unet", "mfc_resnet"),
-               "table5": ("espcn", "srresnet", "mfc_espcn", "mfc_srresnet")}
 TASK_CHANNELS = {"blur": 1}  # data channels per task (the image datasets are RGB)
 SKIPPED = "skipped: time budget"
 
@@ -119,7 +117,7 @@ def make_step(setting: Setting, strategy_name: str, phase, size: int, device: to
     finest = sampler.batch(images[:1]).inputs
     counter = WorkCounter(finest.shape[-2] * finest.shape[-1])
     optimizer = make_optimizer(model.parameters(), cfg)
-    return lambda: optimizer_step(model, optimizer, strategy, task, phase, sampler, counter)
+    return lambda: optimizer_step(model, optimizer, strategy, task, phase, sampler=sampler, counter=counter)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +127,7 @@ def _base_row(setting: Setting, size: int, strategy: str, level: Any, kind: str)
             "size": size, "strategy": strategy, "level": level}
 
 
-def time_step(setting: Setting, strategy: str, level: int, phase, size: int, device: str, threads: int,
+def time_step(setting: Setting, strategy: str, level: int, phase, size: int, *, device: str, threads: int,
               repeats: int, max_seconds: float) -> dict[str, Any]:
     """One "step" row: the phase's batches, its model calls and pixels, the median step time."""
     row = _base_row(setting, size, strategy, level, "step")
@@ -187,7 +185,7 @@ def schedule_rows(setting: Setting, size: int, steps: list[dict[str, Any]]) -> l
     return out
 
 
-def setting_rows(setting: Setting, size: int, device: str, threads: int, repeats: int, max_seconds: float,
+def setting_rows(setting: Setting, size: int, *, device: str, threads: int, repeats: int, max_seconds: float,
                  deadline: float | None = None) -> list[dict[str, Any]]:
     """Step rows of every strategy and level of one setting at one size, then its schedule rows."""
     steps = []
@@ -197,7 +195,8 @@ def setting_rows(setting: Setting, size: int, device: str, threads: int, repeats
                 row = _base_row(setting, size, strategy, level, "step")
                 row.update(status=SKIPPED, step_seconds="", wu_per_step=float(phase.wu_per_iteration))
             else:
-                row = time_step(setting, strategy, level, phase, size, device, threads, repeats, max_seconds)
+                row = time_step(setting, strategy, level, phase, size, device=device, threads=threads,
+                                repeats=repeats, max_seconds=max_seconds)
             print(f"[scaling] {setting.arch:<13} {size:>4}px {strategy:<5} level {level}: "
                   f"{_describe(row)}", file=sys.stderr, flush=True)
             steps.append(row)
@@ -221,7 +220,8 @@ def scaling_rows(settings: Iterable[Setting], sizes: Iterable[int] = SIZES, *, d
     rows: list[dict[str, Any]] = []
     for setting in settings:
         for size in sizes:
-            for row in setting_rows(setting, int(size), device, threads, repeats, max_seconds, deadline):
+            for row in setting_rows(setting, int(size), device=device, threads=threads, repeats=repeats,
+                                    max_seconds=max_seconds, deadline=deadline):
                 rows.append({**row, **env})
             if progress is not None:
                 progress(rows)

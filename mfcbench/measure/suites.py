@@ -164,16 +164,16 @@ def step_model(name: str, device: str = "cpu", channels: int = 3, **options) -> 
     return build_model(name, **{**task.model_options(channels), **options}).to(device).train()
 
 
-def training_step(model: nn.Module, strategy: str, size: int, device: str, levels: int = MSGD_LEVELS,
+def training_step(model: nn.Module, strategy: str, size: int, device: str, *, levels: int = MSGD_LEVELS,
                   channels: int = 3, seed: int = 0) -> Callable[[], None]:
     """A closure running one trained iteration of `strategy`: the runner's `optimizer_step` (zero_grad,
     `Strategy.loss` inside `symbol_cache`, backward, Adam step) on a `FixedSampler`, with N0 = 1 and
     batch growth 2 (msgd: 1@l0+l1, 2@l1+l2, 4@l2+l3, 8@l3, one model call per mesh; sgd: the matched
     15 images). The images are random: the time of an iteration does not depend on their content."""
+    from ..core.workunits import WorkCounter
     from ..strategies import build_strategy
     from ..strategies.sampling import FixedSampler
     from ..tasks import build_task
-    from ..core.workunits import WorkCounter
     from ..train.config import defaults
     from ..train.runner import make_optimizer, optimizer_step
 
@@ -188,7 +188,7 @@ def training_step(model: nn.Module, strategy: str, size: int, device: str, level
     optimizer = make_optimizer(model.parameters(), cfg)  # Adam, lr 5e-4 (Table 13)
 
     def step() -> None:
-        optimizer_step(model, optimizer, built, task, phase, sampler, counter)
+        optimizer_step(model, optimizer, built, task, phase, sampler=sampler, counter=counter)
 
     return step
 

@@ -11,11 +11,12 @@ clock sees it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -99,15 +100,9 @@ def measure(
 def _measure_cpu(fn, *, threads: int, min_run_time: float, warmup: int) -> dict[str, object]:
     from torch.utils import benchmark
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for _ in range(warmup):
-            fn()
+    with _warmed_up(fn, threads=threads, warmup=warmup):
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
         result = timer.blocked_autorange(min_run_time=min_run_time)
-    finally:
-        torch.set_num_threads(previous)
     times = result.times
     return {
         "median_ms": result.median * 1e3,
@@ -129,13 +124,7 @@ def _measure_cuda(fn, *, warmup: int, repeats: int) -> dict[str, object]:
         end.record()
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end))
-    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {
-        "median_ms": statistics.median(times),
-        "iqr_ms": quartiles[2] - quartiles[0],
-        "runs": len(times),
-        "status": "ok",
-    }
+    return _summary(times, to_ms=1)
 
 
 def measure_each(
@@ -154,11 +143,7 @@ def measure_each(
     if not device_available(device):
         return not_measured(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for _ in range(warmup):
-            fn()
+    with _warmed_up(fn, threads=threads, warmup=warmup):
         sync()
         times: list[float] = []
         while len(times) < repeats and (len(times) < min_repeats or sum(times) < max_seconds):
@@ -166,8 +151,26 @@ def measure_each(
             fn()
             sync()
             times.append(time.perf_counter() - started)
+    return _summary(times, to_ms=1e3)
+
+
+@contextlib.contextmanager
+def _warmed_up(fn: Callable[[], object], *, threads: int, warmup: int) -> Iterator[None]:
+    """Run the block with torch on `threads` threads after `warmup` untimed calls of fn(); the
+    previous thread count comes back afterwards, whatever happens."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(warmup):
+            fn()
+        yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _summary(times: list[float], *, to_ms: float) -> dict[str, object]:
+    """{median_ms, iqr_ms, runs, status} of per-call times (`to_ms`: their unit in ms); the IQR of
+    one run is 0."""
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {"median_ms": statistics.median(times) * 1e3, "iqr_ms": (quartiles[2] - quartiles[0]) * 1e3,
+    return {"median_ms": statistics.median(times) * to_ms, "iqr_ms": (quartiles[2] - quartiles[0]) * to_ms,
             "runs": len(times), "status": "ok"}

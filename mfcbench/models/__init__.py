@@ -23,22 +23,14 @@ from ..core.registry import Registry
 ENTRY_POINT_GROUP = "mfcbench.models"
 
 
-class _SelfLoadingRegistry(Registry):
-    """A `Registry` that imports its builders (package modules and entry points) before any lookup."""
-
-    def __init__(self, kind: str, loader: Callable[[], None]):
-        super().__init__(kind)
-        self._loader = loader
+class _ModelRegistry(Registry):
+    """The model `Registry` (self-loading: the builder modules, then the entry points), which also takes
+    `"package.module:function"` for a builder that is not registered."""
 
     def get(self, name: str):
         if is_import_path(name):
             return import_builder(name)
-        self._loader()
         return super().get(name)
-
-    def names(self) -> list[str]:
-        self._loader()
-        return super().names()
 
     def __contains__(self, name: str) -> bool:
         """A registered name, or a `module:function` that imports (`import_builder` says why not)."""
@@ -48,7 +40,6 @@ class _SelfLoadingRegistry(Registry):
             except ValueError:
                 return False
             return True
-        self._loader()
         return super().__contains__(name)
 
 
@@ -114,25 +105,4 @@ def register_model(name: str | Callable | None = None):
     return decorator
 
 
-_LOADED = False
-
-
-def _load_all() -> None:
-    """Import the modules that register builders, once (kept lazy so `import mfcbench` stays cheap),
-    then the entry points of the group `mfcbench.models`."""
-    global _LOADED
-    if _LOADED:
-        return
-    import importlib
-    import pkgutil
-    from importlib.metadata import entry_points
-
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        point.load()
-    _LOADED = True
-
-
-MODELS: Registry = _SelfLoadingRegistry("model", _load_all)
+MODELS: Registry = _ModelRegistry("model", autoload=__name__, entry_points=ENTRY_POINT_GROUP)

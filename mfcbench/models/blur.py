@@ -33,6 +33,7 @@ def _check(name: str, cond: bool, upscale: int) -> None:
 
 @MODELS.register("blur_conv")
 def blur_conv(in_channels=1, out_channels=1, *, cond=False, upscale=1, kernel_size=7):
+    """Table 3's convolution: one 7x7 conv (49 weights, no bias, circular padding) as the blur kernel."""
     _check("blur_conv", cond, upscale)
     if kernel_size % 2 != 1:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
@@ -42,5 +43,6 @@ def blur_conv(in_channels=1, out_channels=1, *, cond=False, upscale=1, kernel_si
 
 @MODELS.register("blur_mfc")
 def blur_mfc(in_channels=1, out_channels=1, *, cond=False, upscale=1, init_resolution=64):
+    """Table 3's MFC: one full-mixing mesh-free convolution without bias (7 parameters) as the blur kernel."""
     _check("blur_mfc", cond, upscale)
     return LinearBlur(MeshFreeConv2d(in_channels, out_channels, mixing="full", bias=False, init_resolution=init_resolution))

@@ -16,6 +16,7 @@ from torch import nn
 from . import MODELS
 from .common import reject_cond, scaled
 from .convert import to_mfc
+from ..core.optional import require
 
 
 def _conv(cin: int, cout: int, k: int) -> nn.Module:
@@ -79,12 +80,14 @@ class SRResNet(nn.Module):
 
 @MODELS.register("espcn")
 def espcn(in_channels, out_channels, *, cond=False, upscale=2, width=1.0):
+    """ESPCN (Shi et al. 2016; Tables 5, 8, 14): conv5x5 64, conv3x3 32, conv3x3 to out x r^2, pixel shuffle."""
     reject_cond("espcn", cond)
     return ESPCN(in_channels, out_channels, upscale, width)
 
 
 @MODELS.register("mfc_espcn")
 def mfc_espcn(in_channels, out_channels, *, cond=False, upscale=2, width=1.0, mixing="pointwise", init_resolution=64):
+    """MFC-ESPCN (Tables 5, 8, 14): ESPCN with every spatial conv a mesh-free convolution (pointwise mixing)."""
     reject_cond("mfc_espcn", cond)
     return to_mfc(ESPCN(in_channels, out_channels, upscale, width), mixing, init_resolution)
 
@@ -93,6 +96,7 @@ def mfc_espcn(in_channels, out_channels, *, cond=False, upscale=2, width=1.0, mi
 def fno_espcn(in_channels, out_channels, *, cond=False, upscale=2, width=1.0, modes=16):
     """FNO-ESPCN (App. D.3): every spatial conv is neuraloperator's SpectralConv keeping `modes` modes per axis."""
     reject_cond("fno_espcn", cond)
+    require("neuralop.layers.spectral_convolution", "paper")  # a missing package names its extra
     from neuralop.layers.spectral_convolution import SpectralConv
 
     def spectral(cin: int, cout: int, k: int) -> nn.Module:
@@ -103,6 +107,7 @@ def fno_espcn(in_channels, out_channels, *, cond=False, upscale=2, width=1.0, mo
 
 @MODELS.register("srresnet")
 def srresnet(in_channels, out_channels, *, cond=False, upscale=2, width=1.0, blocks=5):
+    """SRResNet (Ledig et al. 2017; Tables 5, 8, 14): 5 residual blocks without BatchNorm, then a pixel shuffle."""
     reject_cond("srresnet", cond)
     return SRResNet(in_channels, out_channels, upscale, width, blocks)
 
@@ -110,5 +115,6 @@ def srresnet(in_channels, out_channels, *, cond=False, upscale=2, width=1.0, blo
 @MODELS.register("mfc_srresnet")
 def mfc_srresnet(in_channels, out_channels, *, cond=False, upscale=2, width=1.0, blocks=5, mixing="pointwise",
                  init_resolution=64):
+    """MFC-SRResNet (Tables 5, 8, 14): SRResNet with every spatial conv a mesh-free convolution (pointwise mixing)."""
     reject_cond("mfc_srresnet", cond)
     return to_mfc(SRResNet(in_channels, out_channels, upscale, width, blocks), mixing, init_resolution)

@@ -58,7 +58,7 @@ class ImageResNet(nn.Module):
         return self.head(h)
 
 
-def _build(block_name, layers, name, in_channels, out_channels, cond, upscale, width, norm):
+def _build(block_name, layers, in_channels, out_channels, *, cond, upscale, width, norm):
     from torchvision.models import resnet as tv  # imported when a model is built: registering stays cheap
 
     block = getattr(tv, block_name)
@@ -67,17 +67,22 @@ def _build(block_name, layers, name, in_channels, out_channels, cond, upscale, w
 
 @MODELS.register("resnet18")
 def resnet18(in_channels, out_channels, *, cond=False, upscale=1, width=1.0, norm="group"):
-    return _build("BasicBlock", (2, 2, 2, 2), "resnet18", in_channels, out_channels, cond, upscale, width, norm)
+    """ResNet-18 as a denoiser (Table 7): torchvision's BasicBlock stages (2, 2, 2, 2) on the input mesh."""
+    return _build("BasicBlock", (2, 2, 2, 2), in_channels, out_channels,
+                  cond=cond, upscale=upscale, width=width, norm=norm)
 
 
 @MODELS.register("resnet50")
 def resnet50(in_channels, out_channels, *, cond=False, upscale=1, width=1.0, norm="group"):
-    return _build("Bottleneck", (3, 4, 6, 3), "resnet50", in_channels, out_channels, cond, upscale, width, norm)
+    """ResNet-50 as a denoiser (Table 7): torchvision's Bottleneck stages (3, 4, 6, 3) on the input mesh."""
+    return _build("Bottleneck", (3, 4, 6, 3), in_channels, out_channels,
+                  cond=cond, upscale=upscale, width=width, norm=norm)
 
 
 @MODELS.register("mfc_resnet18")
 def mfc_resnet18(in_channels, out_channels, *, cond=False, upscale=1, width=1.0, norm="group", mixing="pointwise",
                  init_resolution=64):
+    """MFC-ResNet-18 (Table 7): resnet18 with every spatial conv a mesh-free convolution (pointwise mixing)."""
     model = resnet18(in_channels, out_channels, cond=cond, upscale=upscale, width=width, norm=norm)
     return to_mfc(model, mixing, init_resolution)
 
@@ -85,5 +90,6 @@ def mfc_resnet18(in_channels, out_channels, *, cond=False, upscale=1, width=1.0,
 @MODELS.register("mfc_resnet50")
 def mfc_resnet50(in_channels, out_channels, *, cond=False, upscale=1, width=1.0, norm="group", mixing="pointwise",
                  init_resolution=64):
+    """MFC-ResNet-50 (Table 7): resnet50 with every spatial conv a mesh-free convolution (pointwise mixing)."""
     model = resnet50(in_channels, out_channels, cond=cond, upscale=upscale, width=width, norm=norm)
     return to_mfc(model, mixing, init_resolution)

@@ -1,1 +1,3 @@
-"""The workflow's library: a profile's grid of cells (`grid`) and the gathering of cell results into tables (`gather`)."""
+"""The workflow's library: a profile's schema (`schema`), its cells (`cells`), their start-up checks
+(`checks`) and summary (`summary`), seed plans (`seeds`) and the gathering of cell results into tables
+(`gather`)."""

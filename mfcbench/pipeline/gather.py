@@ -1,7 +1,7 @@
 """Gather (`python -m mfcbench gather`): a table's cells -> one tidy CSV (one row per cell), plus
 the cells' training curves in one long CSV.
 
-The cell's coordinates come from its directory (`mfcbench.pipeline.grid.parse_cell_dir`), everything else
+The cell's coordinates come from its directory (`mfcbench.core.cell.Cell.from_dir`), everything else
 from its metrics.json, so the CSV holds only what ran. Reports read these files, never the cells.
 """
 
@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from .grid import parse_cell_dir
+from ..core.cell import CONFIG_FILE, COORDINATES, FAILED, METRICS_FILE, Cell, CellFiles
+from ..core.cell import read_metrics as load_metrics
 
 MANIFEST_KEYS = ("device", "git_commit", "git_dirty", "training_code", "config_hash", "dataset_checksum", "hostname", "threads",
                  "started_at", "finished_at")
@@ -26,11 +27,11 @@ class GatherError(ValueError):
 def read_metrics(cell_dir: Path) -> dict[str, Any]:
     """metrics.json, checked: readable, written under the config in the cell's cell.yaml, carrying
     its headline metric when it says ok, and (finished ok cells) beside its curve.csv."""
-    path = cell_dir / "metrics.json"
+    path = CellFiles(cell_dir).metrics
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the cell has not finished")
     try:
-        result = json.loads(path.read_text())
+        result = load_metrics(cell_dir)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise GatherError(f"{path} is damaged ({error.__class__.__name__}: {error}); delete it and rerun the cell") from None
     if not isinstance(result, dict) or "status" not in result:
@@ -40,14 +41,14 @@ def read_metrics(cell_dir: Path) -> dict[str, Any]:
         headline = result.get("headline_metric")
         if headline not in (result.get("metrics") or {}):
             raise GatherError(f"{path} says ok but lacks its headline metric {headline!r}; delete it and rerun the cell")
-        if not (cell_dir / "curve.csv").is_file():
-            raise GatherError(f"{cell_dir / 'curve.csv'} of a finished cell is missing; delete {path} and rerun the cell")
+        if not CellFiles(cell_dir).curve.is_file():
+            raise GatherError(f"{CellFiles(cell_dir).curve} of a finished cell is missing; delete {path} and rerun the cell")
     return result
 
 
 def _check_config(cell_dir: Path, result: dict) -> None:
     """A metrics.json whose config hash differs from the cell's cell.yaml is a stale or edited result."""
-    cell_yaml = cell_dir / "cell.yaml"
+    cell_yaml = CellFiles(cell_dir).config
     recorded = (result.get("manifest") or {}).get("config_hash")
     if not cell_yaml.is_file() or recorded is None:
         return
@@ -58,15 +59,15 @@ def _check_config(cell_dir: Path, result: dict) -> None:
     except ValueError as error:
         raise GatherError(f"{cell_yaml} is invalid ({error})") from None
     if recorded != expected:
-        raise GatherError(f"{cell_dir}: metrics.json was written under another config than cell.yaml "
-                          f"(config hash {recorded[:12]} vs {expected[:12]}); delete metrics.json and rerun the cell")
+        raise GatherError(f"{cell_dir}: {METRICS_FILE} was written under another config than {CONFIG_FILE} "
+                          f"(config hash {recorded[:12]} vs {expected[:12]}); delete {METRICS_FILE} and rerun the cell")
 
 
 def cell_record(cell_dir: str | Path, profile: str | None = None) -> dict[str, Any]:
     """Coordinates + status + every metric + cost + provenance of one finished (or failed) cell."""
     cell_dir = Path(cell_dir)
     result = read_metrics(cell_dir)
-    record: dict[str, Any] = parse_cell_dir(cell_dir)
+    record: dict[str, Any] = Cell.from_dir(cell_dir).coordinates()
     if profile is not None:
         record["profile"] = profile
     for key in SCALAR_KEYS:
@@ -87,11 +88,11 @@ def curve_rows(cell_dir: str | Path, profile: str | None = None):
     """The cell's curve.csv with its coordinates prepended (None when the cell wrote no curve)."""
     import pandas as pd
 
-    path = Path(cell_dir) / "curve.csv"
+    path = CellFiles(cell_dir).curve
     if not path.is_file() or path.stat().st_size == 0:
         return None
     curve = pd.read_csv(path)
-    coords = parse_cell_dir(cell_dir)
+    coords = Cell.from_dir(cell_dir).coordinates()
     if profile is not None:
         coords = {"profile": profile, **coords}
     for i, (key, value) in enumerate(coords.items()):
@@ -102,8 +103,8 @@ def curve_rows(cell_dir: str | Path, profile: str | None = None):
 def trained_checksum(cell_dir: str | Path) -> str | None:
     """The dataset checksum a finished cell recorded (None: no result, a failure, or unreadable)."""
     try:
-        result = json.loads((Path(cell_dir) / "metrics.json").read_text())
-        return (result.get("manifest") or {}).get("dataset_checksum") if result.get("status") != "failed" else None
+        result = load_metrics(cell_dir)
+        return (result.get("manifest") or {}).get("dataset_checksum") if result.get("status") != FAILED else None
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -128,15 +129,15 @@ def check_data(cell_dirs: list, checksum_file: str | Path) -> None:
     if stale:
         current = current_checksum(checksum_file)
         raise GatherError(f"{len(stale)} cell(s) were trained on other data than {checksum_file} ({current[:12]}) "
-                          f"holds: {', '.join(stale)}; rerun snakemake (it retrains them) or delete their metrics.json")
+                          f"holds: {', '.join(stale)}; rerun snakemake (it retrains them) or delete their {METRICS_FILE}")
 
 
 def trained_code(cell_dir: str | Path) -> tuple[str | None, str | None] | None:
     """(training_code digest, git_commit) a finished cell recorded; None without a finished result."""
     try:
-        result = json.loads((Path(cell_dir) / "metrics.json").read_text())
+        result = load_metrics(cell_dir)
         manifest = result.get("manifest") or {}
-        return None if result.get("status") == "failed" else (manifest.get("training_code"), manifest.get("git_commit"))
+        return None if result.get("status") == FAILED else (manifest.get("training_code"), manifest.get("git_commit"))
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -169,5 +170,5 @@ def gather(cell_dirs: Iterable[str | Path], profile: str | None = None, table: s
     cells = pd.DataFrame(rows)
     curves = [c for c in (curve_rows(d, profile) for d in cell_dirs) if c is not None]
     curves_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
-        columns=["table", "task", "dataset", "arch", "strategy", "variant", "seed", "iteration"])
+        columns=[*COORDINATES, "iteration"])
     return cells, curves_frame

@@ -4,8 +4,10 @@ naming the file or key and the fix.
 - `load_profile(path)`: YAML read with a syntax error naming file, line and column, and a duplicated
   key (`table4:` twice, which PyYAML silently keeps the last of) refused naming both lines.
 - `check_profile(config)`: paths without control characters or quotes (they reach shells: Snakemake
-  quotes them, dvc.yaml puts data_root in single quotes), prepare_options DVC can put on a command
-  line, numbers that are numbers (`lr: NaN` is a float to the schema) and batch sizes below a bound.
+  quotes them, dvc.yaml puts data_root in single quotes) nor braces or `$` (Snakemake reads `{x}` as a
+  wildcard, a shell expands `$HOME`), prepare_options DVC can put on a command line, numbers that are
+  numbers (`lr: NaN` is a float to the schema) and every cell's batches within the one bound on a batch
+  (`mfcbench.train.config.batch_problems`: its images must fit in this machine's memory).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any, Iterator, Mapping
 import yaml
 
 PATH_KEYS = ("data_root", "results_dir", "logs_dir", "reports_dir")
-MAX_BATCH = 1 << 16  # images per step; the paper's largest is 256
 _BAD_PATH = re.compile(r"[\x00-\x1f\x7f']")
+_PATTERN_PATH = re.compile(r"[{}$]")  # a Snakemake wildcard or a shell expansion, never a folder name here
 _OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _OPTION_TEXT = re.compile(r"^[A-Za-z0-9_.,:/+=@-]*$")
 
@@ -89,6 +91,9 @@ def path_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(f"{key}: must be a non-empty path, got {value!r}")
         elif _BAD_PATH.search(value):
             problems.append(f"{key}: {value!r} holds a control character, newline or quote; choose a plain path")
+        elif _PATTERN_PATH.search(value):
+            problems.append(f"{key}: {value!r} holds '{{', '}}' or '$' (Snakemake reads braces as a wildcard, nothing "
+                            f"expands $); write the path out in full (e.g. /home/me/logs, not ${{HOME}}/logs)")
     return problems
 
 
@@ -97,7 +102,7 @@ def location_problems(config: Mapping[str, Any]) -> list[str]:
     problems = []
     for key in ("results_dir", "logs_dir", "reports_dir"):
         value = config.get(key)
-        if not isinstance(value, str) or not value.strip() or _BAD_PATH.search(value):
+        if not isinstance(value, str) or not value.strip() or _BAD_PATH.search(value) or _PATTERN_PATH.search(value):
             continue
         path = Path(value)
         existing = next((p for p in (path, *path.parents) if p.exists()), None)
@@ -135,16 +140,35 @@ def option_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def number_problems(config: Mapping[str, Any]) -> list[str]:
+    return [f"{where}: {value} is not a finite number; give one (e.g. lr: 1.0e-3)"
+            for where, value in _walk(config) if isinstance(value, float) and not math.isfinite(value)]
+
+
+def batch_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every cell's batches against the one bound (`mfcbench.train.config.batch_problems`, on the cell's
+    dataset image size; one channel, the fewest, as the dataset is not read here): the first problem of
+    each cell, one line per table and problem naming the cells. A table the schema refuses is skipped."""
+    from ..core.cell import strategy_dir
+    from ..train.config import batch_problems as cell_problems
+    from .cells import cell_config, table_grid
+
     problems = []
-    for where, value in _walk(config):
-        if isinstance(value, float) and not math.isfinite(value):
-            problems.append(f"{where}: {value} is not a finite number; give one (e.g. lr: 1.0e-3)")
-        elif where.split(".")[-1].split("[")[0] == "batch_size" and isinstance(value, (int, float)) \
-                and not isinstance(value, bool) and not 1 <= value <= MAX_BATCH:
-            problems.append(f"{where}: {value} is outside 1..{MAX_BATCH} images per step; give a batch size that fits memory")
+    for table, spec in (config.get("tables") or {}).items():
+        found: dict[str, list[str]] = {}
+        try:
+            cells = table_grid(spec)
+            for arch, strategy, variant in cells:
+                first = cell_problems(cell_config(config, table, arch, strategy, variant))[:1]
+                for line in first:
+                    found.setdefault(line, []).append(f"{arch}/{strategy_dir(strategy, variant)}")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # not a valid table: the schema names its problem
+        for line, where in found.items():
+            problems.append(f"{table} ({'every cell' if len(where) == len(cells) else ', '.join(where)}): {line}")
     return problems
 
 
 def check_profile(config: Mapping[str, Any]) -> list[str]:
     """Every problem of the profile text as one line each ([] when none)."""
-    return path_problems(config) + location_problems(config) + option_problems(config) + number_problems(config)
+    return (path_problems(config) + location_problems(config) + option_problems(config) + number_problems(config)
+            + batch_problems(config))

@@ -1,8 +1,8 @@
 """The claims engine: a `Verdict` record, the registry of checks, and the one way a check gets its inputs.
 
 A check is a function of a `Inputs` (the claim's spec, its declared result tables, the published value)
-that returns a `Verdict`. The `check` decorator does the prologue every check used to repeat: it looks
-up the tables the claim declares, answers NOT_RUN naming the ones missing, applies the claim's `where:`
+that returns a `Verdict`. A check gets its inputs only through the `check` decorator, which looks up
+the tables the claim declares, answers NOT_RUN naming the ones missing, applies the claim's `where:`
 (the one row filter, `where`) to the first of them, and fills the published value in. Checks live in
 `report/checks/`, grouped by kind; statistics in `report/stats.py`.
 """
@@ -39,9 +39,6 @@ class Verdict:
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {self.verdict!r}; valid: {', '.join(VERDICTS)}")
-
-    def __getitem__(self, key: str) -> Any:  # outcome["verdict"], as the checks' callers read it
-        return getattr(self, key)
 
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)

@@ -14,7 +14,7 @@ import re
 import pandas as pd
 
 from .layout import normalise
-from .quality import time_to_target
+from .time_to_target import time_to_target
 
 CELL_COLUMNS = [
     "table",

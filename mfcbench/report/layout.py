@@ -26,11 +26,6 @@ OK, NOT_RUN, DIVERGED = "OK", "NOT_RUN", "DIVERGED"
 _NO_DATASET = {"synthetic", "none", ""}
 
 
-def table_names() -> list[str]:
-    """Tables with a layout in published.yaml (Table 14 is settings-only)."""
-    return list(load_published()["tables"])
-
-
 def normalise(value: Any, column: str | None = None, aliases: dict | None = None) -> str:
     """Canonical spelling for matching: lower case, '-'/' ' -> '_', 5.0 -> '5', NaN -> 'nan'."""
     if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)) or value is pd.NA:

@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 
 from .claims import CLAIM_COLUMNS, load_claims, score_all
-from .pairs import PAIR_COLUMNS, versus_of
-from .seedplan import annotate, load_plans
 from .findings import findings_markdown
-from .published import load_published, published_table
 from .layout import OK, load_results_dir, settings_frame, table_from_results
+from .pairs import PAIR_COLUMNS, versus_of
+from .published import load_published, published_table
+from .seedplan import annotate, load_plans
 
 FIGURES = {f"fig{n}": f"Figure {n}" for n in range(1, 16)}  # in paper order; absent ones say NOT_RUN
 CAPTIONS_DIR = Path(__file__).with_name("captions")
@@ -30,8 +30,11 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def pretty_printed(printed: str) -> str:
-    """LaTeX-ish printed numbers to plain text: '2.62 \\times 10^7' -> '2.62×10^7'."""
+def pretty_printed(printed: Any) -> str:
+    """LaTeX-ish printed numbers to plain text: '2.62 \\times 10^7' -> '2.62×10^7'; an em dash where the paper
+    prints no value (None, NaN or empty), never 'nan'."""
+    if printed is None or (isinstance(printed, float) and math.isnan(printed)) or str(printed).strip() in ("", "nan"):
+        return "—"
     return str(printed).replace(" \\times ", "×").replace("\\times", "×").replace("{", "").replace("}", "")
 
 
@@ -140,7 +143,7 @@ def time_section(results: dict[str, pd.DataFrame], claims: list[dict]) -> str:
     """Time to target as AlgoPerf scores it: per table with a time-to-quality claim, the performance
     profile over its networks (the fraction of networks on which a strategy's median time to target is
     within tau x the fastest strategy's), in executed #WU and in training seconds."""
-    from .quality import performance_profile, time_to_target
+    from .time_to_target import performance_profile, time_to_target
 
     out = []
     for spec in (c for c in claims if c.get("check") == "time_to_quality"):

@@ -8,7 +8,8 @@ worse-signed log scale (the margin, or 0 for "fewer #WU"):
 - REPRODUCED: the pair's 95% interval lies wholly below b (no correction: every pair must pass);
 - DEVIATES: its one-sided p of "worse than b", Holm-corrected across the claim's pairs, is below 0.025;
 - INCONCLUSIVE otherwise, or when either side is not converged, or with fewer than `min_seeds` seeds; an
-  undecided interval says how many seeds a power calculation from the observed spread says would decide.
+  interval that straddles the margin with both sides converged says how many seeds a power calculation
+  from the observed spread says would decide (`seedcount.pair_needed`; a side not converged: none).
 
 `PAIR_COLUMNS` are pairs.csv's columns (one row per claim and pair): `table`, `arch` and `strategy` name
 the pair's cells (whole images, base budget), `versus` its reference cells ("table12:fmsgd+crops"; most
@@ -22,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import stats
-from .engine import DEVIATES, INCONCLUSIVE, NOT_RUN, REPRODUCED
+from . import seedcount, stats
+from .engine import DEVIATES, INCONCLUSIVE, NOT_RUN, REPRODUCED, truthy
 
 PAIR_COLUMNS = [
     "claim",
@@ -177,9 +178,8 @@ def _undecided(pair: dict, inside: bool, outside: bool, enough: bool, min_seeds:
     reasons = list(pair["_blocks"])
     reasons += pair["_no_reproduce"] if inside else pair["_no_deviate"] if outside else []
     needs = None
-    if not (inside or outside):
-        alpha = stats.ALPHA if interval.mean < bound else stats.ALPHA / family  # Holm's strictest step
-        needs = stats.seeds_needed(interval.mean, interval.sd, bound, alpha)
+    if not (inside or outside):  # a side not converged: no count, more seeds would not decide it
+        needs = seedcount.pair_needed(interval.mean, interval.sd, bound, family, converged=not pair["_blocks"])
         if pair["p_worse"] == pair["p_worse"] and pair["p_worse"] < stats.ALPHA:
             reasons.append(
                 f"outside the margin before Holm's correction, not after (p={pair['p_worse']:.2g}, "
@@ -212,8 +212,6 @@ def convergence(pair: dict, cells: dict[str, pd.DataFrame], strategy: str, seeds
     """Record both sides' convergence on the paired seeds; a side not converged (or not recorded)
     keeps the pair from deciding either way: the same standard on both sides. `cells["sgd"]` is the
     reference side, named `reference` in the reasons."""
-    from .engine import truthy
-
     blocks = []
     for side, name in ((strategy, "converged_ours"), ("sgd", "converged_sgd")):
         shown = reference if side == "sgd" else side

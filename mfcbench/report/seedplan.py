@@ -9,7 +9,8 @@ plans the second round with `plan`:
 - an undecided pair (INCONCLUSIVE in some claim) whose power calculation says it needs N seeds grows to
   N (N at or below its count: one more step), the addition rounded up to a multiple of `step`, never
   past `cap` seeds in all; an undecided pair without a power calculation (a side not converged, no
-  spread) gets none: more seeds would not decide it;
+  spread) gets none: more seeds would not decide it. Which pairs get a count and how far a pair grows is
+  `seedcount`'s rule, the one Figure 8's plan follows too;
 - both sides of a pair run the added seeds: the pair's strategy and its reference (`versus`, most often
   the arch's SGD; Table 12's crops variant of the same strategy), in every variant of the table;
 - a pair whose reference cells are in another table (Table 10's) is not planned: the other table's
@@ -24,35 +25,38 @@ Reads DataFrames and JSON only (no training code).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from .claims import load_claims, score_all
 from .engine import INCONCLUSIVE
 from .layout import only_files
 from .pairs import versus_of
+from .seedcount import grow_to
 
 PLAN_SUFFIX = ".seeds.json"  # results/<profile>/<table>.seeds.json
 
 
-def seed_target(n: int, needed: int, cap: int, step: int = 1) -> int:
-    """The seed count an undecided pair grows to: `needed` (one more step if it already has that many),
-    the addition a multiple of `step`, at most `cap`."""
-    want = max(needed, n + 1)
-    return min(cap, n + step * math.ceil((want - n) / step))
+class PairStatus(NamedTuple):
+    """What the first round's claims say of one pair: undecided, the seeds it needs, the verdicts."""
+
+    undecided: bool
+    needed: int | None
+    said: str
 
 
-def _pair_status(rows: pd.DataFrame, force_needed: int | None) -> tuple[bool, int | None, str]:
-    """(undecided, seeds needed, what the claims said) of one pair over the claims that compare it."""
+def _pair_status(rows: pd.DataFrame, force_needed: int | None) -> PairStatus:
+    """One pair over the claims that compare it: undecided when some claim is INCONCLUSIVE, needing the
+    largest count those claims' power calculations ask for (`seedcount.pair_needed`, in pairs.csv)."""
     verdicts = rows["verdict"].astype(str)
     undecided = bool((verdicts == INCONCLUSIVE).any())
     said = ", ".join(f"{c}: {v}" for c, v in zip(rows["claim"], verdicts))
     if force_needed is not None:
-        return True, int(force_needed), said
+        return PairStatus(True, int(force_needed), said)
     needs = pd.to_numeric(rows.loc[verdicts == INCONCLUSIVE, "seeds_needed"], errors="coerce").dropna()
-    return undecided, (int(needs.max()) if len(needs) else None), said
+    return PairStatus(undecided, (int(needs.max()) if len(needs) else None), said)
 
 
 def _split_versus(value: str) -> tuple[str, str]:
@@ -78,11 +82,10 @@ def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: i
     rows = rows[raw.map(lambda v: _split_versus(v)[0] == table) & (raw != table + ":" + rows["strategy"].astype(str))]
     planned, cells = [], {}
     for (arch, strategy, versus), group in rows.groupby(["arch", "strategy", "_versus"], sort=True):
-        undecided, needed, said = _pair_status(group, force_needed)
-        total = seed_target(n, needed, cap, step) if undecided and needed is not None else n
-        added = pool[n:total]
-        reason = _reason(n, added, undecided, needed, cap, said, force_needed is not None)
-        planned.append({"arch": arch, "strategy": strategy, "versus": versus, "needed": needed,
+        status = _pair_status(group, force_needed)
+        added = pool[n:grow_to(n, status.needed, cap, step, status.undecided)]
+        reason = _reason(n, added, status, cap, force_needed is not None)
+        planned.append({"arch": arch, "strategy": strategy, "versus": versus, "needed": status.needed,
                         "added": added, "reason": reason})
         if added:  # both sides of the pair (every variant of each: `pipeline.seeds.added_cells`)
             arch_cells = cells.setdefault(str(arch), {})
@@ -92,8 +95,8 @@ def plan(pairs: pd.DataFrame, table: str, pool: list[int], initial: int, step: i
             "pairs": planned, "cells": cells}
 
 
-def _reason(n: int, added: list[int], undecided: bool, needed: int | None, cap: int, said: str,
-            forced: bool) -> str:
+def _reason(n: int, added: list[int], status: PairStatus, cap: int, forced: bool) -> str:
+    undecided, needed, said = status
     head = f"{n} initial + {len(added)} added" if added else f"{n} initial, none added"
     if not undecided:
         return f"{head}: decided ({said})"
@@ -109,8 +112,6 @@ def _reason(n: int, added: list[int], undecided: bool, needed: int | None, cap: 
 def plan_table(frame: pd.DataFrame, table: str, pool: list[int], initial: int, step: int = 1,
                force_needed: int | None = None) -> dict[str, Any]:
     """`plan` from a table's first-round result rows, scored by every claim that reads the table."""
-    from .claims import load_claims, score_all
-
     _, pairs = score_all(load_claims(), {table: frame})
     return plan(pairs, table, pool, initial, step, force_needed)
 

@@ -11,7 +11,9 @@ better) on that scale.
 - `p_worse` / `p_inside`: one-sided one-sample t-tests of "worse than the margin" / "inside it";
 - `holm`: Holm's step-down correction across a claim's pairs (statsmodels' multipletests);
 - `seeds_needed`: the seed count a t-test power calculation (statsmodels' TTestPower) says would
-  decide an undecided pair, from its observed mean distance to the margin over its spread;
+  decide an undecided pair, from its observed mean distance to the margin over its spread (a direct
+  search with its power function where the solver finds no root); which pairs ask, and how many seeds
+  a plan then adds, is `seedcount`'s rule;
 - `beat_probability`: the fraction of seeds on which ours beats SGD, with a Wilson interval.
 
 ALPHA is one-sided 0.025, the tail of the two-sided 95% interval: a pair whose interval lies wholly
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..core.optional import require
+
 ALPHA = 0.025
 LEVEL = 0.95
 POWER = 0.8
@@ -35,6 +39,7 @@ MAX_SEEDS = 10_000  # a power calculation asking for more says "needs more than 
 def mean_interval(values: pd.Series, level: float = LEVEL) -> tuple[float, float, float]:
     """Mean and the two-sided Student-t interval (NaN bounds with fewer than 2 values; a point when
     every value is equal)."""
+    require("scipy.stats", "harness")  # a missing package names its extra
     from scipy import stats
 
     values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
@@ -102,6 +107,7 @@ def paired_interval(worse_log: pd.Series, higher_is_better: bool, level: float =
 
 def _one_sided(values: pd.Series, bound: float, alternative: str) -> float:
     """p of the one-sample t-test of mean(values) against `bound` ('greater': H1 mean > bound)."""
+    require("scipy.stats", "harness")  # a missing package names its extra
     from scipy import stats
 
     values = pd.to_numeric(values, errors="coerce").dropna()
@@ -125,6 +131,7 @@ def p_inside(worse_log: pd.Series, bound: float) -> float:
 
 def holm(pvalues: list[float]) -> list[float]:
     """Holm-adjusted p-values (NaN stays NaN and is not counted in the family)."""
+    require("statsmodels.stats.multitest", "harness")  # a missing package names its extra
     from statsmodels.stats.multitest import multipletests
 
     pvalues = [float(p) for p in pvalues]
@@ -139,26 +146,63 @@ def holm(pvalues: list[float]) -> list[float]:
 
 def seeds_needed(mean: float, sd: float, bound: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
     """Seeds at which a one-sided t-test at `alpha` would, with probability `power`, put a pair with
-    this mean and spread on its side of `bound` (statsmodels' TTestPower). None when it cannot be
-    said (no spread measured, or the mean sits on the bound)."""
+    this mean and spread on its side of `bound` (statsmodels' TTestPower), at least 2; MAX_SEEDS + 1
+    when more than MAX_SEEDS would be needed. None when it cannot be said (no spread measured, or the
+    mean sits on the bound). Where statsmodels' solver finds no root (a large effect that 2 or 3 seeds
+    decide), the count is searched directly with its power function (`_search_seeds`)."""
+    import warnings
+
+    require("statsmodels.stats.power", "harness")  # a missing package names its extra
     from statsmodels.stats.power import TTestPower
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning  # imported first: it sets its own filter
 
     if not (sd == sd and mean == mean) or sd <= 0 or mean == bound:
         return None
     effect = abs(mean - bound) / sd
     try:
-        nobs = TTestPower().solve_power(effect_size=effect, alpha=alpha, power=power, alternative="larger")
+        with warnings.catch_warnings():  # a failed solve returns NaN with a warning: searched below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            nobs = TTestPower().solve_power(effect_size=effect, alpha=alpha, power=power, alternative="larger")
+        nobs = float(np.asarray(nobs).item())
     except (ValueError, RuntimeError):
-        return None
-    nobs = float(np.asarray(nobs).item())
-    if not math.isfinite(nobs) or nobs > MAX_SEEDS:
+        nobs = float("nan")
+    if not math.isfinite(nobs):
+        return _search_seeds(effect, alpha, power)
+    if nobs > MAX_SEEDS:
         return MAX_SEEDS + 1
     return max(2, math.ceil(nobs))
+
+
+def _search_seeds(effect: float, alpha: float, power: float) -> int | None:
+    """The fewest seeds n in [2, MAX_SEEDS] whose one-sided t-test power (statsmodels' TTestPower.power,
+    increasing in n) reaches `power`, by bisection; MAX_SEEDS + 1 when even MAX_SEEDS falls short,
+    None when the power cannot be computed."""
+    require("statsmodels.stats.power", "harness")  # a missing package names its extra
+    from statsmodels.stats.power import TTestPower
+
+    def enough(n: int) -> bool | None:
+        value = float(np.asarray(TTestPower().power(effect_size=effect, nobs=n, alpha=alpha, alternative="larger")).item())
+        return value >= power if math.isfinite(value) else None
+
+    low, high = 2, MAX_SEEDS
+    top = enough(high)
+    if top is None:
+        return None
+    if not top:
+        return MAX_SEEDS + 1
+    while low < high:  # invariant: enough(high); every n below low falls short
+        middle = (low + high) // 2
+        verdict = enough(middle)
+        if verdict is None:
+            return None
+        low, high = (low, middle) if verdict else (middle + 1, high)
+    return high
 
 
 def beat_probability(worse_log: pd.Series, level: float = LEVEL) -> tuple[int, int, float, float, float]:
     """(wins, n, fraction, low, high): seeds on which ours beats SGD (worse-signed log ratio < 0), with
     the Wilson interval of that probability (statsmodels' proportion_confint)."""
+    require("statsmodels.stats.proportion", "harness")  # a missing package names its extra
     from statsmodels.stats.proportion import proportion_confint
 
     values = pd.to_numeric(worse_log, errors="coerce").dropna()

@@ -8,26 +8,15 @@ from typing import Sequence
 from ..core.registry import Registry
 from ..core.workunits import Number, fmsgd_schedule, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
 
-STRATEGIES: Registry = Registry("strategy")
+STRATEGIES: Registry = Registry("strategy", autoload=__name__, skip=("base",))
 
 
 def build_strategy(name: str, config: dict):
-    _load_all()
     return STRATEGIES.get(name)(config)
 
 
 def strategy_names() -> list[str]:
-    _load_all()
     return STRATEGIES.names()
-
-
-def _load_all() -> None:
-    import importlib
-    import pkgutil
-
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")
 
 
 PAPER_FORMS = {"sgd": wu_sgd, "msgd": wu_msgd}
@@ -49,7 +38,15 @@ def closed_form(strategy: str, n0: int, iterations: int | Sequence[int], levels:
         schedule = fmsgd_schedule(iterations, levels) if phased else [Fraction(iterations)] + [0] * (levels - 1)
     else:
         schedule = [Fraction(i) for i in iterations]
-    config = {"levels": levels, "batch_size": n0, "batch_growth": growth, "phase_batch_growth": phase_growth,
-              "iterations": schedule, "level_batches": None, "sgd_batch": "matched", "restriction": "pool",
-              "optimizer_state": "carry", **extra}
-    return schedule_wu(build_strategy(strategy, config).phases())
+    return schedule_wu(build_strategy(strategy, schedule_config(levels, n0, schedule, growth, phase_growth,
+                                                                **extra)).phases())
+
+
+def schedule_config(levels: int, n0: int, iterations: Sequence[Number], growth: Number = 2,
+                    phase_growth: Number = 2, **extra) -> dict:
+    """The strategy config of a schedule outside a cell (closed forms, the DDPM experiment): `iterations`
+    per level coarse -> fine, pool restriction, optimizer state carried across phases, `sgd_batch`
+    matched; `extra` overrides any key."""
+    return {"levels": levels, "batch_size": n0, "batch_growth": growth, "phase_batch_growth": phase_growth,
+            "iterations": iterations, "level_batches": None, "sgd_batch": "matched", "restriction": "pool",
+            "optimizer_state": "carry", **extra}

@@ -149,15 +149,6 @@ class Strategy:
             total = total + part.sign * task.loss(prediction, part.batch)
         return total  # type: ignore[return-value]
 
-    def level_loss(self, model: torch.nn.Module, task: Task, batch: Batch, level: int,
-                   counter: WorkCounter) -> torch.Tensor:
-        """The loss of one finest-mesh batch restricted to `level` (one model call)."""
-        inputs = restrict(batch.inputs, level, self.restriction)
-        targets = restrict(batch.targets, level, self.restriction)
-        counter.add(inputs)
-        prediction = model(inputs, cond=batch.cond)
-        return task.loss(prediction, Batch(inputs, targets, batch.cond))
-
 
 def restrict_batch(batch: Batch, level: int, method: str = "pool") -> Batch:
     """A finest-mesh batch on mesh `level`: inputs and targets restricted alike, cond unchanged."""

@@ -99,7 +99,7 @@ def multiscale_parts(inputs, targets, sizes: Sequence[int], first_level: int, re
 
 
 def multiscale_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], levels: int = 4,
+                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, levels: int = 4,
                     batch_sizes: Sequence[int] | None = None, restriction: str = "pool",
                     cond: torch.Tensor | None = None, counter: WorkCounter | None = None,
                     first_level: int = 0) -> tuple[torch.Tensor, float]:

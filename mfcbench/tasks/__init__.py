@@ -7,12 +7,11 @@ from __future__ import annotations
 from .base import Batch, Task  # noqa: F401
 from ..core.registry import Registry
 
-TASKS: Registry = Registry("task")
+TASKS: Registry = Registry("task", autoload=__name__, skip=("base",))
 
 
 def build_task(name: str, options: dict | None = None, seed: int | None = None) -> Task:
     """Build a task; options a task lists in `seeded_options` default to the cell seed."""
-    _load_all()
     cls = TASKS.get(name)
     options = dict(options or {})
     if seed is not None:
@@ -22,14 +21,4 @@ def build_task(name: str, options: dict | None = None, seed: int | None = None) 
 
 
 def task_names() -> list[str]:
-    _load_all()
     return TASKS.names()
-
-
-def _load_all() -> None:
-    import importlib
-    import pkgutil
-
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")

@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from . import TASKS
 from ._common import chunked_predictions, randn_like
 from .base import Batch, Task
+from ..core.optional import require
 
 BASE_SIGMA, BASE_HALF_WIDTH = 1.5, 5
 
@@ -48,6 +49,7 @@ def ssim_window(height: int, width: int) -> float:
 
 def ssim_per_image(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """SSIM of each image in the batch, shape (B,), with the size-adapted window."""
+    require("torchmetrics.functional.image", "lib")  # a missing package names its extra
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     sigma = ssim_window(*target.shape[-2:])
@@ -57,6 +59,7 @@ def ssim_per_image(prediction: torch.Tensor, target: torch.Tensor, data_range: f
 
 
 def psnr_per_image(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    require("torchmetrics.functional.image", "lib")  # a missing package names its extra
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
     return peak_signal_noise_ratio(prediction, target, data_range=data_range, reduction="none", dim=(1, 2, 3))

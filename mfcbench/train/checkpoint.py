@@ -1,9 +1,10 @@
 """A cell's checkpoint: save, load, and the stale check (a checkpoint of another cell or config, or,
 for the pipeline, of other training code: a retrain on request must not resume the old run's end).
 
-`checkpoint.pt` holds the model, optimizer, work counter, sampler (data order and every
-generator), torch/CUDA RNG states and the runner's `TrainState`; it loads with weights_only=True
-(tensors and plain containers only) and is written atomically.
+The checkpoint file (`mfcbench.core.cell.CellFiles.checkpoint`) holds the cell's identity, the model,
+optimizer, work counter, sampler (data order and every generator), torch/CUDA RNG states and the
+runner's `TrainState`; it loads with weights_only=True (tensors and plain containers only) and is
+written atomically.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..core.atomic import DamagedFileError, torch_load, torch_save
+from ..core.cell import Cell, CellFiles
 from .manifest import training_code
 
 VERSION = 1
-
-
-LOCK_FILE = ".lock"
 
 
 class CellLockedError(RuntimeError):
@@ -35,7 +34,7 @@ def lock_cell(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on the cell folder for the whole run; a second runner on the same cell
     fails at once, naming the PID that holds it (the lock dies with its process, even on kill -9)."""
     out.mkdir(parents=True, exist_ok=True)
-    handle = open(out / LOCK_FILE, "a+")
+    handle = open(CellFiles(out).lock, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -67,17 +66,18 @@ def _load(path: Path) -> dict | None:
         return None
 
 
-def is_finished(path: Path, cell: dict, config_hash: str) -> bool:
+def is_finished(path: Path, cell: Cell, config_hash: str) -> bool:
     """True when `path` is the checkpoint of this cell and config, run to its end."""
     if not path.exists():
         return False
     ck = _load(path)
-    return ck is not None and bool(ck.get("finished")) and ck.get("cell") == cell and ck.get("config_hash") == config_hash
+    return (ck is not None and bool(ck.get("finished")) and ck.get("cell") == cell.identity()
+            and ck.get("config_hash") == config_hash)
 
 
-def save(path: Path, *, cell: dict, config_hash: str, model, optimizer, counter, sampler, device: torch.device,
+def save(path: Path, *, cell: Cell, config_hash: str, model, optimizer, counter, sampler, device: torch.device,
          state: dict[str, Any], finished: bool = False, status: str = "running") -> None:
-    torch_save({"version": VERSION, "finished": finished, "status": status, "cell": cell,
+    torch_save({"version": VERSION, "finished": finished, "status": status, "cell": cell.identity(),
                 "config_hash": config_hash, "training_code": training_code(),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "wu": counter.state_dict(), "sampler": sampler.state_dict(),
@@ -86,7 +86,7 @@ def save(path: Path, *, cell: dict, config_hash: str, model, optimizer, counter,
                 "iteration": state["step"], "phase": state["phase"], "state": state}, path)
 
 
-def load_matching(path: Path, *, cell: dict, config_hash: str, on_stale: str,
+def load_matching(path: Path, *, cell: Cell, config_hash: str, on_stale: str,
                   log: Callable[[str], None]) -> dict | None:
     """The checkpoint at `path` if it belongs to this cell and config; None if there is none.
 
@@ -99,7 +99,7 @@ def load_matching(path: Path, *, cell: dict, config_hash: str, on_stale: str,
     ck = _load(path)
     if ck is None:
         return None
-    if ck.get("config_hash") == config_hash and ck.get("cell") == cell:
+    if ck.get("config_hash") == config_hash and ck.get("cell") == cell.identity():
         if ck.get("training_code") == training_code() or on_stale != "restart":
             return ck  # by hand, a checkpoint of other training code still resumes (--force restarts)
         log(f"{path} was written by other training code: starting the cell afresh")

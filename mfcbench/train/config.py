@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -155,6 +157,7 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValueError(schema_error_message(errors[0]))
     _check_schedule(cfg)
+    check_batches(cfg)
     cfg["early_stop"] = full_early_stop(cfg["early_stop"])
     return cfg
 
@@ -185,6 +188,71 @@ def _check_schedule(cfg: dict[str, Any]) -> None:
     for key in ("crop_scale", "crop_ratio"):
         if cfg[key][0] > cfg[key][1]:
             raise ValueError(f"{key!r} must be [low, high] with 0 < low <= high, got {cfg[key]!r}")
+
+
+# --- the one bound on every batch ------------------------------------------------------------------------
+BATCH_COPIES = 4  # float32 copies of its batch's images a training step holds at least: inputs, targets, the
+# prediction and its gradient (the model's activations come on top, so the estimate is a lower bound)
+FALLBACK_MEMORY = 64 << 30  # bytes, where the system does not say how much memory it has
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (FALLBACK_MEMORY where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return FALLBACK_MEMORY
+
+
+def batch_problem(key: str, images: int, channels: int, height: int, width: int,
+                  memory: int | None = None) -> str | None:
+    """The bound: None when `images` images of channels x height x width fit, else one line naming `key` and
+    the estimate images x channels x H x W x 4 bytes x BATCH_COPIES against this machine's memory."""
+    need = int(images) * channels * height * width * 4 * BATCH_COPIES
+    limit = memory_bytes() if memory is None else memory
+    if need <= limit:
+        return None
+    return (f"{key}: {images} images of {channels} x {height} x {width} need about {need / 1e9:,.1f} GB (images x "
+            f"channels x H x W x 4 bytes x {BATCH_COPIES} copies), more than this machine's {limit / 1e9:,.1f} GB of "
+            f"memory; give a smaller batch")
+
+
+def _batches(cfg: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    """(key, images, level) of every batch a config can draw: the level batches (level_batches, or
+    batch_size x batch_growth**j) on mesh j, sgd's single-scale batch (sgd_batch; 'matched' = their sum) on
+    the finest mesh, and the phase batches of fmsgd/progressive (x phase_batch_growth**r) on their meshes."""
+    levels = int(cfg.get("levels", OPTIONS["levels"].default))
+    if cfg.get("level_batches"):
+        named = [(f"level_batches[{j}]", int(n)) for j, n in enumerate(cfg["level_batches"])]
+    else:
+        n0, growth = cfg.get("batch_size", OPTIONS["batch_size"].default), cfg.get("batch_growth", 2)
+        named = [("batch_size" if j == 0 else f"batch_size x batch_growth**{j}",
+                  round(Fraction(n0) * Fraction(growth) ** j)) for j in range(levels)]
+    out = [(key, n, j) for j, (key, n) in enumerate(named)]
+    single = cfg.get("sgd_batch", "matched")  # the sgd strategy's default
+    out.append(("sgd_batch (matched: the sum of the level batches)", sum(n for _, n in named), 0) if single == "matched"
+               else ("sgd_batch", int(single), 0))
+    phase_growth = cfg.get("phase_batch_growth")
+    for r in range(1, len(named)) if phase_growth else ():
+        out += [(f"{key} x phase_batch_growth**{r}", round(n * Fraction(phase_growth) ** r), r + k)
+                for k, (key, n) in enumerate(named[: len(named) - r])]
+    return out
+
+
+def batch_problems(cfg: Mapping[str, Any], channels: int = 1, mesh: tuple[int, int] | None = None) -> list[str]:
+    """One line per batch of `cfg` that could not fit in memory (`batch_problem`), on its mesh: `mesh`
+    (H, W) or image_size squared, halved per level. channels: the data's (1, the fewest, when unknown)."""
+    side = cfg.get("image_size", OPTIONS["image_size"].default)
+    height, width = mesh or (side, side)
+    problems = (batch_problem(key, n, channels, max(1, height >> j), max(1, width >> j)) for key, n, j in _batches(cfg))
+    return [p for p in problems if p]
+
+
+def check_batches(cfg: Mapping[str, Any], channels: int = 1, mesh: tuple[int, int] | None = None) -> None:
+    """Raise ValueError naming the first batch of `cfg` that could not fit in memory (`batch_problems`)."""
+    problems = batch_problems(cfg, channels, mesh)
+    if problems:
+        raise ValueError(problems[0])
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:

@@ -13,22 +13,21 @@ Nothing is written unless `out_dir` is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch.nn import functional as F
 
-from . import checkpoint
-from . import config as config_mod
-from ..core.atomic import write_json, write_text
+from ..core.cell import Cell, CellFiles, write_curve, write_metrics
 from ..core.workunits import WorkCounter, fmsgd_schedule, schedule_wu
 from ..strategies import STRATEGIES, build_strategy, strategy_names
 from ..strategies.sampling import TrainSampler, seed_for
 from ..tasks.base import Batch, Task
+from . import checkpoint
+from . import config as config_mod
 from .cell import check_sizes, tensor_checksum, validation_batch, validation_subset
-from .runner import CellRun, TrainState, curve_csv, finite_or_none, make_optimizer, resolve_device, train_phases
+from .runner import CellRun, TrainState, finite_or_none, make_optimizer, resolve_device, train_phases
 
 
 class PairTask(Task):
@@ -74,15 +73,6 @@ class _CondFree(torch.nn.Module):
         return self.net(x) if cond is None else self.net(x, cond=cond)
 
 
-@dataclass
-class _FitRun(CellRun):
-    """The runner's CellRun; with no out_dir its checkpoints are not written."""
-
-    def save(self, state: TrainState, finished: bool = False, status: str = "running") -> None:
-        if self.paths:
-            super().save(state, finished=finished, status=status)
-
-
 def _stacked(data: Any, name: str) -> tuple[torch.Tensor, int | None]:
     """(tensor the sampler draws from, input channels) for a pair (x, y) or clean images."""
     if isinstance(data, torch.Tensor):
@@ -121,6 +111,7 @@ def _setup(train, val, loss_fn, task, seed, options) -> tuple[Task, dict, torch.
 
         task = build_task(task, options.pop("task_options", {}), seed=seed)
     cfg = config_mod.resolve({**options, "image_size": int(train_images.shape[-1])})
+    config_mod.check_batches(cfg, int(train_images.shape[1]), tuple(train_images.shape[-2:]))  # the data's channels
     return task, cfg, train_images, validation_subset(val_images, cfg)
 
 
@@ -161,42 +152,42 @@ def fit(model: torch.nn.Module, train: Any, val: Any, strategy: str = "fmsgd", *
     check_sizes(cfg, task, None, plan)
     wrapped = _CondFree(model).to(dev)
     val_batch = validation_batch(task, val_images, seed, dev)
-    cell = {"task": task.name, "dataset": f"memory:{tensor_checksum(train_images, val_images)[:16]}",
-            "arch": f"{type(model).__module__}.{type(model).__qualname__}", "strategy": strategy, "seed": int(seed)}
-    paths = {} if out_dir is None else {name: Path(out_dir) / f"{name}{ext}" for name, ext in
-                                        (("checkpoint", ".pt"), ("metrics", ".json"), ("curve", ".csv"))}
-    run = _FitRun(cell=cell, cfg=cfg, task=task, strategy=plan, model=wrapped,
+    cell = Cell(task=task.name, dataset=f"memory:{tensor_checksum(train_images, val_images)[:16]}",
+                arch=f"{type(model).__module__}.{type(model).__qualname__}", strategy=strategy, seed=int(seed),
+                config=cfg)
+    files = None if out_dir is None else CellFiles(out_dir)
+    run = CellRun(cell=cell, task=task, strategy=plan, model=wrapped,
                   optimizer=make_optimizer(wrapped.parameters(), cfg),
                   sampler=TrainSampler(train_images, task, dev, seed),
                   counter=WorkCounter(val_batch.inputs.shape[-2] * val_batch.inputs.shape[-1]),
-                  val_batch=val_batch, device=dev, paths=paths, log=log or (lambda message: None),
+                  val_batch=val_batch, device=dev, files=files, log=log or (lambda message: None),
                   config_hash=config_mod.config_hash(cfg))
-    state = _resume(run) if paths else TrainState()
+    state = TrainState() if files is None else _resume(run, files)
     if state.step == 0:
         torch.manual_seed(seed_for(seed, "fit"))  # dropout and other draws from torch's stream (checkpointed)
     status = train_phases(run, state, stop_after)
     final = run.validate(state, 0)
     result = _result(run, state, status, final)
-    if paths:
-        write_text(paths["curve"], curve_csv(state.curve))
-        write_json(paths["metrics"], {k: v for k, v in result.items() if k != "curve"})
+    if files is not None:
+        write_curve(files.dir, state.curve)
+        write_metrics(files.dir, {k: v for k, v in result.items() if k != "curve"})
         run.save(state, finished=True, status=status)
     return model, result
 
 
-def _resume(run: _FitRun) -> TrainState:
-    run.paths["checkpoint"].parent.mkdir(parents=True, exist_ok=True)
-    ck = checkpoint.load_matching(run.paths["checkpoint"], cell=run.cell, config_hash=run.config_hash,
+def _resume(run: CellRun, files: CellFiles) -> TrainState:
+    files.dir.mkdir(parents=True, exist_ok=True)
+    ck = checkpoint.load_matching(files.checkpoint, cell=run.cell, config_hash=run.config_hash,
                                   on_stale="error", log=run.log)
     if ck is None:
         return TrainState()
     saved = checkpoint.restore(ck, model=run.model, optimizer=run.optimizer, counter=run.counter,
                                sampler=run.sampler, device=run.device)
-    run.log(f"resuming {run.paths['checkpoint'].parent} at iteration {saved['step']}")
+    run.log(f"resuming {files.dir} at iteration {saved['step']}")
     return TrainState(**saved)
 
 
-def _result(run: _FitRun, state: TrainState, status: str, final: dict) -> dict[str, Any]:
+def _result(run: CellRun, state: TrainState, status: str, final: dict) -> dict[str, Any]:
     phases = run.phases
     return {"status": status, "metrics": finite_or_none(final), "headline_metric": run.task.headline_metric,
             "curve": list(state.curve), "wu_executed": run.counter.value,

@@ -1,13 +1,15 @@
-"""The cell runner: train one (task, dataset, arch, strategy, seed) cell and write its folder.
+"""The cell runner: train one cell (`mfcbench.core.cell.Cell`) and write its folder.
 
-The story of `run_cell`: resolve the config -> open the dataset once -> build task, strategy, seeded
-model and validation batch (`mfcbench.train.cell.build_cell`, the one cell builder) and wrap them with
-an optimizer and a sampler (`make_run`) -> resume from a matching checkpoint (`mfcbench.train.checkpoint`)
--> run the phases (`train_phases`, one `train_step` = `optimizer_step` per step, validation every
-`val_every` steps on the phase's mesh and early stopping through `TrainState`) -> write curve.csv,
-metrics.json and the final checkpoint.
+The story of `run_cell`: resolve the config once, into the `Cell` (`resolve_cell`) -> `train_cell`:
+lock the folder -> build task and strategy and check every mesh before any data is read -> open the
+dataset once -> build the seeded model and validation batch (`mfcbench.train.cell`, the one cell
+builder) and wrap them with an optimizer and a sampler (`make_run`) -> resume from a matching
+checkpoint (`mfcbench.train.checkpoint`) -> run the phases (`train_phases`, one `train_step` =
+`optimizer_step` per step, validation every `val_every` steps on the phase's mesh and early stopping
+through `TrainState`) -> write curve.csv, metrics.json (with `mfcbench.train.convergence`'s verdict
+on the last phase) and the final checkpoint, unless the config file changed meanwhile (`ConfigFile`).
 
-DIR gets metrics.json, curve.csv and checkpoint.pt (docs/architecture.md "Cell outputs").
+The folder's files are `mfcbench.core.cell.CellFiles` (docs/architecture.md "Cell outputs").
 Randomness: `mfcbench.strategies.sampling` (one seeded generator per purpose, all checkpointed), so a killed
 cell resumes to the identical result. `run_cell(...)` also takes in-memory image tensors (tests,
 notebooks). The command line is `python -m mfcbench train` (mfcbench/cli/train.py).
@@ -15,8 +17,6 @@ notebooks). The command line is `python -m mfcbench train` (mfcbench/cli/train.p
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sys
 import time
@@ -26,42 +26,22 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from . import checkpoint
-from . import config as config_mod
-from ..core.atomic import write_json, write_text
+from ..core.cell import Cell, CellFiles, metrics_record, read_metrics, write_curve, write_metrics
+from ..core.workunits import WorkCounter, schedule_wu
 from ..layers import symbol_cache
-from .manifest import build_manifest, now
-from .cell import (BuiltCell, build_cell, cell_images, check_sizes, task_and_strategy, tensor_checksum,  # noqa: F401
-                   validation_subset)
 from ..strategies.base import restrict_batch
 from ..strategies.sampling import Sampler, TrainSampler
 from ..tasks.base import Batch, Task
-from ..core.workunits import WorkCounter, schedule_wu
-
-CURVE_COLUMNS = ("iteration", "level", "wu_executed", "seconds", "train_seconds", "train_loss", "grad_norm",
-                 "val_metric")
+from . import checkpoint
+from . import config as config_mod
+from .cell import BuiltCell, build_cell, cell_images, task_and_strategy
+from .convergence import convergence
+from .manifest import build_manifest, now
+from .request import ConfigFile, RunOptions, resolve_cell, to_stderr
 
 
 class SimulatedCrash(RuntimeError):
     """Raised by the `stop_after` hook (MFCBENCH_STOP_AFTER) to test resume."""
-
-
-class StaleCellError(RuntimeError):
-    """The cell's config file changed while this run trained: its result belongs to no config on disk."""
-
-
-def _check_still_current(config: Any, overrides: Any, config_hash: str) -> None:
-    """Refuse to write metrics.json when the config file the run started from now says otherwise
-    (e.g. a leftover job of an interrupted pipeline finishing after the profile changed)."""
-    if not isinstance(config, (str, Path)) or not Path(config).is_file():
-        return
-    try:
-        now_hash = config_mod.config_hash(config_mod.resolve(config, overrides))
-    except ValueError:
-        now_hash = "invalid"
-    if now_hash != config_hash:
-        raise StaleCellError(f"{config} changed while this run trained; its result is not written "
-                             f"(rerun the pipeline to train the cell under the new config)")
 
 
 # --- state ---------------------------------------------------------------------------------------
@@ -106,10 +86,9 @@ class TrainState:
 
 @dataclass
 class CellRun:
-    """Everything one cell's training loop touches."""
+    """Everything one cell's training loop touches; `cell.config` is the resolved config."""
 
-    cell: dict
-    cfg: dict
+    cell: Cell
     task: Task
     strategy: Any
     model: torch.nn.Module
@@ -118,17 +97,23 @@ class CellRun:
     counter: WorkCounter
     val_batch: Batch
     device: torch.device
-    paths: dict[str, Path]
+    files: CellFiles | None  # None: a run that writes nothing (`fit` without out_dir)
     log: Callable[[str], None]
     config_hash: str = ""
     bar: Any = None
+
+    @property
+    def cfg(self) -> Mapping[str, Any]:
+        return self.cell.config
 
     @property
     def phases(self):
         return self.strategy.phases()
 
     def save(self, state: TrainState, finished: bool = False, status: str = "running") -> None:
-        checkpoint.save(self.paths["checkpoint"], cell=self.cell, config_hash=self.config_hash, model=self.model,
+        if self.files is None:
+            return
+        checkpoint.save(self.files.checkpoint, cell=self.cell, config_hash=self.config_hash, model=self.model,
                         optimizer=self.optimizer, counter=self.counter, sampler=self.sampler, device=self.device,
                         state=state.state_dict(), finished=finished, status=status)
 
@@ -159,7 +144,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
+def make_optimizer(params, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     kind, lr, wd = cfg["optimizer"], cfg["lr"], cfg["weight_decay"]
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
@@ -168,7 +153,7 @@ def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
 
 
-def learning_rate(cfg: dict, step: int, total: int) -> float:
+def learning_rate(cfg: Mapping[str, Any], step: int, total: int) -> float:
     """Constant (paper) or cosine annealing to 0 over `total` steps (authors' code). The loop passes
     the phase's own step and iterations: each Full-Multiscale level restarts at the configured lr."""
     if cfg["lr_schedule"] == "cosine":
@@ -202,61 +187,12 @@ def evaluate(task: Task, model: torch.nn.Module, batch: Batch) -> dict[str, floa
         model.train(was_training)
 
 
-def plateau_statistic(curve: list[dict], steps: int, higher_is_better: bool) -> float | None:
-    """Relative improvement of the validation metric over the last quarter of the steps, on window
-    means (single validations of a constant-lr run scatter by 20-30%, measured on the default
-    profile's Table 4 networks): (m3 - m4) / |m3| with m3 the mean validation in (T/2, 3T/4] and m4
-    in (3T/4, T]; sign flipped when higher is better. None when either window has no validation."""
-    vals = [(r["iteration"], r["val_metric"]) for r in curve if r.get("val_metric") is not None]
-    third = [v for it, v in vals if steps / 2 < it <= 0.75 * steps and math.isfinite(v)]
-    fourth = [v for it, v in vals if it > 0.75 * steps and math.isfinite(v)]
-    if not third or not fourth:
-        return None
-    m3, m4 = sum(third) / len(third), sum(fourth) / len(fourth)
-    if m3 == 0:
-        return None
-    gain = (m4 - m3) if higher_is_better else (m3 - m4)
-    return gain / abs(m3)
-
-
-def last_phase(curve: list[dict], steps: int) -> tuple[list[dict], int]:
-    """The curve rows of the last phase (the trailing rows on the last row's level), renumbered from 1,
-    and the iteration before its first row: Algorithm 2's convergence is judged on its last level."""
-    if not curve or "level" not in curve[-1]:
-        return curve, 0
-    start = len(curve)
-    while start > 0 and curve[start - 1].get("level") == curve[-1]["level"]:
-        start -= 1
-    offset = int(curve[start]["iteration"]) - 1
-    return [{**r, "iteration": r["iteration"] - offset} for r in curve[start:]], offset
-
-
-def convergence(curve: list[dict], steps: int, higher_is_better: bool, threshold: float, status: str,
-                stopped_early: bool) -> dict[str, Any]:
-    """`plateau` (see plateau_statistic, on the last phase's steps only) and `converged`: the metric moved
-    by at most `plateau_threshold` over the last quarter, or the run stopped early on a plateau, and never
-    a worsening curve (plateau < -threshold) nor a diverged cell."""
-    rows, offset = last_phase(curve, steps)
-    plateau = plateau_statistic(rows, steps - offset, higher_is_better)
-    worsening = plateau is not None and plateau < -threshold
-    converged = status == "ok" and not worsening and (stopped_early or (plateau is not None and plateau <= threshold))
-    return {"plateau": plateau, "plateau_threshold": threshold, "plateau_from": offset, "converged": bool(converged)}
-
-
-def curve_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CURVE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 # --- the loop ------------------------------------------------------------------------------------
-def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy, task: Task, phase,
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy, task: Task, phase, *,
                    sampler: Sampler, counter: WorkCounter) -> tuple[float, float]:
     """The one training step (the runner's, `fit`'s and the benchmarks'): zero_grad, `Strategy.loss`
-    inside `symbol_cache`, backward, gradient norm, update. Returns (loss, gradient norm); a
-    non-finite loss skips the update."""
+    of `phase` drawn from `sampler` (counted by `counter`) inside `symbol_cache`, backward, gradient
+    norm, update. Returns (loss, gradient norm); a non-finite loss skips the update."""
     optimizer.zero_grad(set_to_none=True)
     with symbol_cache():  # full-mixing MFCs build their symbol once per step and slice it for coarser meshes
         loss = strategy.loss(model, task, phase, sampler, counter)
@@ -274,7 +210,8 @@ def train_step(run: CellRun, phase, step: int, total: int) -> tuple[float, float
     """`optimizer_step` of `phase` at step `step` of its `total` (the lr schedule's position)."""
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(run.cfg, step, total)
-    return optimizer_step(run.model, run.optimizer, run.strategy, run.task, phase, run.sampler, run.counter)
+    return optimizer_step(run.model, run.optimizer, run.strategy, run.task, phase, sampler=run.sampler,
+                          counter=run.counter)
 
 
 def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) -> str:
@@ -337,48 +274,43 @@ def _show_progress(run: CellRun, loss_value: float, level: int) -> None:
 
 
 # --- the cell ------------------------------------------------------------------------------------
-def make_run(cell: dict, cfg: dict, dev: torch.device, built: BuiltCell, train_images: torch.Tensor, out: Path,
-             log) -> CellRun:
-    """A built cell (`mfcbench.train.cell.build_cell`) with its optimizer, sampler, counter and paths."""
-    paths = {"checkpoint": out / "checkpoint.pt", "metrics": out / "metrics.json", "curve": out / "curve.csv"}
+def make_run(cell: Cell, built: BuiltCell, train_images: torch.Tensor, *, device: torch.device,
+             files: CellFiles | None, log: Callable[[str], None]) -> CellRun:
+    """A built cell (`mfcbench.train.cell.build_cell`) with its optimizer, sampler, counter and files."""
     val_batch = built.val_batch
-    return CellRun(cell=cell, cfg=cfg, task=built.task, strategy=built.strategy, model=built.model,
-                   optimizer=make_optimizer(built.model.parameters(), cfg),
-                   sampler=TrainSampler(train_images, built.task, dev, cell["seed"]),
+    return CellRun(cell=cell, task=built.task, strategy=built.strategy, model=built.model,
+                   optimizer=make_optimizer(built.model.parameters(), cell.config),
+                   sampler=TrainSampler(train_images, built.task, device, cell.seed),
                    counter=WorkCounter(val_batch.inputs.shape[-2] * val_batch.inputs.shape[-1]),
-                   val_batch=val_batch, device=dev, paths=paths, log=log,
-                   config_hash=config_mod.config_hash(cfg))
+                   val_batch=val_batch, device=device, files=files, log=log,
+                   config_hash=config_mod.config_hash(cell.config))
 
 
-def _record(run: CellRun, st: TrainState, status: str, final: dict, checksum: str, started_at: str) -> dict:
-    phases, cfg = run.phases, run.cfg
-    return {
-        "status": status,
-        "cell": run.cell,
-        "config": cfg,
-        "headline_metric": run.task.headline_metric,
-        "higher_is_better": run.task.higher_is_better,
-        "metric_notes": run.task.metric_notes(),  # e.g. denoise's [-1, 1] range (4x the [0, 1] MSE)
-        "metrics": finite_or_none(final),
-        "wu_closed_form": float(schedule_wu(phases)),
-        "wu_executed": run.counter.value,
-        "iterations": st.step,
-        "iterations_planned": sum(p.iterations for p in phases),
-        "budget_scale": cfg["budget_scale"],  # 2 in a budget-doubling variant (docs/architecture.md)
-        "stopped_early": st.stopped_early,
-        "phase_stops": list(st.phase_stops),
-        "schedule": [{"level": p.level, "iterations": p.iterations, "batches": [d.batch for d in p.draws]}
-                     for p in phases],
-        "val_images": len(run.val_batch.inputs),
-        "seconds": st.seconds,
-        "train_seconds": st.train_seconds,
-        "eval_seconds": st.eval_seconds,
-        **convergence(st.curve, st.step, run.task.higher_is_better, cfg["plateau_threshold"], status, st.stopped_early),
-        "params": sum(p.numel() for p in run.model.parameters()),
-        "peak_memory_mb": peak_memory_mb(run.device),
-        "manifest": build_manifest(config=cfg, seed=run.cell["seed"], device=run.device, dataset=run.cell["dataset"],
-                                   dataset_checksum=checksum, started_at=started_at),
-    }
+def _record(run: CellRun, st: TrainState, status: str, final: dict, *, checksum: str, started_at: str) -> dict:
+    phases, cfg, task = run.phases, run.cfg, run.task
+    return metrics_record(
+        run.cell, status=status, headline_metric=task.headline_metric, metrics=finite_or_none(final),
+        config=cfg,
+        higher_is_better=task.higher_is_better,
+        metric_notes=task.metric_notes(),  # e.g. denoise's [-1, 1] range (4x the [0, 1] MSE)
+        wu_closed_form=float(schedule_wu(phases)),
+        wu_executed=run.counter.value,
+        iterations=st.step,
+        iterations_planned=sum(p.iterations for p in phases),
+        budget_scale=cfg["budget_scale"],  # 2 in a budget-doubling variant (docs/architecture.md)
+        stopped_early=st.stopped_early,
+        phase_stops=list(st.phase_stops),
+        schedule=[{"level": p.level, "iterations": p.iterations, "batches": [d.batch for d in p.draws]} for p in phases],
+        val_images=len(run.val_batch.inputs),
+        seconds=st.seconds,
+        train_seconds=st.train_seconds,
+        eval_seconds=st.eval_seconds,
+        **convergence(st.curve, st.step, task.higher_is_better, cfg["plateau_threshold"], status, st.stopped_early),
+        params=sum(p.numel() for p in run.model.parameters()),
+        peak_memory_mb=peak_memory_mb(run.device),
+        manifest=build_manifest(config=cfg, seed=run.cell.seed, device=run.device, dataset=run.cell.dataset,
+                                dataset_checksum=checksum, started_at=started_at),
+    )
 
 
 def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str, arch: str, strategy: str,
@@ -387,68 +319,78 @@ def run_cell(config: Mapping[str, Any] | str | Path | None = None, *, task: str,
              val_images: torch.Tensor | None = None, force: bool = False, stop_after: int | None = None,
              progress: bool | None = None, log: Callable[[str], None] | None = None,
              on_stale: str = "error") -> dict[str, Any]:
-    """Train one cell (or resume it) and return its metrics.json content.
+    """Train one cell (or resume it) and return its metrics.json content: `train_cell` by keywords,
+    with the config (a mapping or a YAML file, then `overrides`) resolved once into the `Cell`.
 
     A checkpoint written under another config is an error, or with on_stale="restart" (what the
     pipeline passes: it reruns a cell because its config changed) it is discarded.
     """
-    log = log or (lambda msg: print(f"[mfcbench] {msg}", file=sys.stderr))
-    out = Path(out_dir)
-    cfg = config_mod.resolve(config, overrides)
-    cell = {"task": task, "dataset": dataset, "arch": arch, "strategy": strategy, "seed": int(seed)}
-    with checkpoint.lock_cell(out):
-        return _run_locked(config, overrides, cfg, cell, out, device, train_images, val_images, force, stop_after,
-                           progress, log, on_stale)
+    identity = Cell(task=task, dataset=dataset, arch=arch, strategy=strategy, seed=int(seed))
+    cell, source = resolve_cell(identity, config, overrides)
+    options = RunOptions(device=device, force=force, on_stale=on_stale, stop_after=stop_after, progress=progress,
+                         log=log or to_stderr)
+    return train_cell(cell, out_dir, options, source=source, images=(train_images, val_images))
 
 
-def _run_locked(config, overrides, cfg, cell, out, device, train_images, val_images, force, stop_after, progress,
-                log, on_stale) -> dict[str, Any]:
-    dataset = cell["dataset"]
-    metrics_path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
-    if force:
-        for name in ("checkpoint.pt", "metrics.json", "curve.csv"):
-            (out / name).unlink(missing_ok=True)
-    elif metrics_path.exists() and checkpoint.is_finished(ckpt_path, cell, config_mod.config_hash(cfg)):
-        import json
+def train_cell(cell: Cell, out_dir: str | Path, options: RunOptions | None = None, *,
+               source: ConfigFile | None = None, images: tuple = (None, None), parts: tuple | None = None) -> dict:
+    """Train `cell` under its resolved config (`cell.config`) into `out_dir`, or resume it; returns
+    its metrics.json content. `source`: the config file it was resolved from (nothing is written
+    when that file changes meanwhile); `images`: in-memory (train, val) tensors in place of its
+    dataset; `parts`: its `task_and_strategy`, when the caller checked it already."""
+    files, options = CellFiles(out_dir), options or RunOptions()
+    with checkpoint.lock_cell(files.dir):
+        config_hash = config_mod.config_hash(cell.config)
+        if options.force:
+            for path in files.outputs():
+                path.unlink(missing_ok=True)
+        elif files.metrics.exists() and checkpoint.is_finished(files.checkpoint, cell, config_hash):
+            options.log(f"{files.dir} is finished; nothing to do (use --force to rerun)")
+            return read_metrics(files.dir)
+        return _train(cell, files, options, source=source, images=images, parts=parts)
 
-        log(f"{out} is finished; nothing to do (use --force to rerun)")
-        return json.loads(metrics_path.read_text())
-    dev = resolve_device(device)
+
+def _train(cell: Cell, files: CellFiles, options: RunOptions, *, source: ConfigFile | None, images: tuple,
+           parts: tuple | None) -> dict:
+    cfg, log = cell.config, options.log
+    dev = resolve_device(options.device)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     started_at = now()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    parts = task_and_strategy(cell, cfg)  # a bad schedule fails before any data is read
-    train_images, val_images, checksum = cell_images(cfg, dataset, train_images, val_images)
-    run = make_run(cell, cfg, dev, build_cell(cell, cfg, val_images, dev, parts), train_images, out, log)
+    parts = parts or task_and_strategy(cell)  # a bad schedule fails before any data is read
+    train_images, val_images, checksum = cell_images(cell, *images)
+    run = make_run(cell, build_cell(cell, val_images, dev, parts), train_images, device=dev, files=files, log=log)
     st = TrainState()
-    ck = checkpoint.load_matching(ckpt_path, cell=cell, config_hash=run.config_hash, on_stale=on_stale, log=log)
+    ck = checkpoint.load_matching(files.checkpoint, cell=cell, config_hash=run.config_hash, on_stale=options.on_stale,
+                                  log=log)
     if ck is not None:
         st = TrainState(**checkpoint.restore(ck, model=run.model, optimizer=run.optimizer, counter=run.counter,
                                              sampler=run.sampler, device=dev))
-        log(f"resuming {out} at iteration {st.step}/{sum(p.iterations for p in run.phases)}")
-    status = _train_with_progress(run, st, progress, stop_after)
+        log(f"resuming {files.dir} at iteration {st.step}/{sum(p.iterations for p in run.phases)}")
+    status = _train_with_progress(run, st, options)
     final = st.last_val if st.last_val_step == st.step and st.last_val_level == 0 else run.validate(st, 0)
-    _check_still_current(config, overrides, run.config_hash)
-    write_text(run.paths["curve"], curve_csv(st.curve))
-    record = _record(run, st, status, final, checksum, started_at)
-    write_json(metrics_path, record)
+    if source is not None:
+        source.check(run.config_hash)
+    write_curve(files.dir, st.curve)
+    record = _record(run, st, status, final, checksum=checksum, started_at=started_at)
+    write_metrics(files.dir, record)
     run.save(st, finished=True, status=status)
     headline = run.task.headline_metric
     log(f"{status}: {headline} = {record['metrics'].get(headline)}, #WU {run.counter.value:g}, "
-        f"{st.step} iterations, {st.seconds:.1f} s -> {out}")
+        f"{st.step} iterations, {st.seconds:.1f} s -> {files.dir}")
     return record
 
 
-def _train_with_progress(run: CellRun, st: TrainState, progress: bool | None, stop_after: int | None) -> str:
-    if sys.stderr.isatty() if progress is None else progress:
+def _train_with_progress(run: CellRun, st: TrainState, options: RunOptions) -> str:
+    if sys.stderr.isatty() if options.progress is None else options.progress:
         from tqdm import tqdm
 
         total = sum(p.iterations for p in run.phases)
-        run.bar = tqdm(total=total, initial=st.step, desc=f"{run.cell['strategy']} {run.cell['arch']}", leave=False)
+        run.bar = tqdm(total=total, initial=st.step, desc=f"{run.cell.strategy} {run.cell.arch}", leave=False)
     try:
-        return train_phases(run, st, stop_after)
+        return train_phases(run, st, options.stop_after)
     finally:
         if run.bar is not None:
             run.bar.close()

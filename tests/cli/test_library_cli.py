@@ -154,18 +154,20 @@ def _user_profile(tmp_path: Path, data_path: str, arch: str = ARCH) -> dict:
 
 
 def test_a_profile_takes_the_user_model_and_tensor_file(tmp_path, user_pkg, user_tensor):
-    from mfcbench.pipeline import grid
+    from mfcbench.pipeline.cells import expand
+    from mfcbench.pipeline.checks import check_cells
+    from mfcbench.pipeline.schema import load_config
     from mfcbench.train.runner import run_cell
 
-    config = grid.load_config(_user_profile(tmp_path, str(user_tensor)))
-    assert grid.check_cells(config) == []
-    cell = next(c for c in grid.expand(config) if c.arch == ARCH)
+    config = load_config(_user_profile(tmp_path, str(user_tensor)))
+    assert check_cells(config) == []
+    cell = next(c for c in expand(config) if c.arch == ARCH)
     prepare("mine", 8, config["data_root"], path=user_tensor)
     record = run_cell(cell.config, task=cell.task, dataset=cell.dataset, arch=cell.arch, strategy=cell.strategy,
                       seed=cell.seed, out_dir=tmp_path / "results" / cell.relpath(), progress=False, log=lambda _: None)
     assert record["status"] == "ok" and record["cell"]["dataset"] == "mine"
 
-    problems = grid.check_cells(grid.load_config(_user_profile(tmp_path, str(tmp_path / "gone.pt"), "nopkg.x:tiny")))
+    problems = check_cells(load_config(_user_profile(tmp_path, str(tmp_path / "gone.pt"), "nopkg.x:tiny")))
     assert any("cannot import module 'nopkg.x'" in p for p in problems), problems
     assert any("prepare_options.path" in p and "gone.pt does not exist" in p for p in problems), problems
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mfcbench.core import catalogue, labels
-from mfcbench.pipeline import grid
+from mfcbench.pipeline.schema import load_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def test_the_figure_modules_draw_what_the_catalogue_lists():
 
 
 def test_the_schema_extras_are_the_catalogues():
-    extras = grid.load_schema()["properties"]["extras"]
+    extras = load_schema()["properties"]["extras"]
     assert extras["items"]["enum"] == catalogue.extras()
     assert extras["default"] == catalogue.extras(default_only=True)
     for name in ("default", "converged", "tiny", "paper"):
@@ -70,8 +70,9 @@ def test_the_workflow_builds_its_outputs_from_the_catalogue():
 def test_one_set_of_labels():
     from mfcbench.figures import paper, visualise
 
-    assert paper.STRATEGY_LABELS is labels.STRATEGY_LABELS is visualise.STRATEGY_LABELS
-    assert paper.ARCH_LABELS is labels.ARCH_LABELS is visualise.ARCH_LABELS
+    assert paper.STRATEGY_LABELS is labels.STRATEGY_LABELS and paper.ARCH_LABELS is labels.ARCH_LABELS
+    assert visualise.strategy_label is labels.strategy_label and visualise.arch_label is labels.arch_label
+    assert not hasattr(visualise, "_label"), "visualise spells its own labels again"
     assert labels.STRATEGY_LABELS["sgd"] == "SGD" and set(labels.STRATEGY_COLORS) == set(labels.STRATEGY_LABELS)
 
 

@@ -7,9 +7,10 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from mfcbench.experiments import ddpm  # noqa: E402
 from mfcbench.core.restrict import restrict  # noqa: E402
 from mfcbench.core.workunits import wu_fmsgd  # noqa: E402
+from mfcbench.experiments import ddpm, ddpm_train  # noqa: E402
+from mfcbench.experiments.sample_scores import frechet_distance  # noqa: E402
 
 MICRO = dict(block_out_channels=[8, 16, 16], batch_size=2, fmsgd_iterations=[4, 2, 1], sgd_iterations=2,
              sgd_batch=2, samples=8, inference_steps=2, classifier_epochs=1, train_limit=256, seeds=[0])
@@ -21,16 +22,16 @@ def cfg():
 
 
 def test_one_training_step_on_each_mesh(cfg, one_thread):
-    model, scheduler = ddpm.build_unet(cfg), ddpm.build_scheduler(cfg)
+    model, scheduler = ddpm_train.build_unet(cfg), ddpm_train.build_scheduler(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     x0 = torch.rand(2, 1, 32, 32, generator=gen) * 2 - 1
     eps = torch.randn(2, 1, 32, 32, generator=gen)
     t = torch.tensor([10, 900])
     for level, size in ((0, 32), (1, 16), (2, 8)):
-        x_t = scheduler.add_noise(restrict(x0, level, "pool"), ddpm.level_noise(eps, 0, level), t)
+        x_t = scheduler.add_noise(restrict(x0, level, "pool"), ddpm_train.level_noise(eps, 0, level), t)
         assert model(x_t, t).sample.shape == (2, 1, size, size)
-        loss = ddpm.ddpm_level_loss(model, scheduler, x0, eps, t, level, 0)
+        loss = ddpm_train.ddpm_level_loss(model, scheduler, x0, eps, t, level, eps_level=0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -39,31 +40,49 @@ def test_one_training_step_on_each_mesh(cfg, one_thread):
 
 def test_coarse_noise_is_standard_normal():
     eps = torch.randn(64, 1, 64, 64, generator=torch.Generator().manual_seed(1))
-    assert ddpm.level_noise(eps, 0, 0) is eps
+    assert ddpm_train.level_noise(eps, 0, 0) is eps
     for steps in (1, 2):
-        coarse = ddpm.level_noise(eps, 0, steps)
+        coarse = ddpm_train.level_noise(eps, 0, steps)
         assert coarse.shape[-1] == 64 // 2**steps
         assert abs(float(coarse.std()) - 1.0) < 0.02 and abs(float(coarse.mean())) < 0.02
 
 
 def test_fmsgd_executed_wu_equals_closed_form(cfg, one_thread):
     images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    result = ddpm.train_ddpm("fmsgd", cfg, images)
+    result = ddpm_train.train_ddpm("fmsgd", cfg, images)
     # App. C: Full-Multiscale with I = 4 coarsest-phase steps (4, 2, 1), N0 = 2, 3 levels, growths 2
     assert result.wu_executed == float(result.wu_closed_form) == float(wu_fmsgd(2, 4, levels=3))
     assert len(result.losses) == 7 and all(math.isfinite(v) for v in result.losses)
-    sgd = ddpm.train_ddpm("sgd", cfg, images)
+    sgd = ddpm_train.train_ddpm("sgd", cfg, images)
     assert sgd.wu_executed == float(sgd.wu_closed_form) == 2 * 2
-    again = ddpm.train_ddpm("sgd", cfg, images)
+    again = ddpm_train.train_ddpm("sgd", cfg, images)
     assert again.losses == sgd.losses  # seeded init, data and noise
+
+
+def test_each_ddpm_step_is_the_runners_optimizer_step(cfg, one_thread, monkeypatch):
+    from mfcbench.strategies import schedule_config
+
+    steps = []
+
+    def counted(*args, **kwargs):
+        steps.append(args[4].level)  # the phase's level
+        return optimizer_step(*args, **kwargs)
+
+    optimizer_step = ddpm_train.optimizer_step
+    monkeypatch.setattr(ddpm_train, "optimizer_step", counted)
+    images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    result = ddpm_train.train_ddpm("fmsgd", cfg, images)
+    assert len(steps) == len(result.losses) == 7 and steps == sorted(steps, reverse=True)  # coarse -> fine
+    # the strategies' one schedule config, with the experiment's own single-scale batch
+    assert ddpm_train.ddpm_schedule(cfg, "sgd") == schedule_config(3, 2, [0, 0, 2], 2, 2, sgd_batch=2)
 
 
 def test_frechet_distance():
     gen = torch.Generator().manual_seed(3)
     a = torch.randn(400, 6, generator=gen, dtype=torch.float64)
-    assert ddpm.frechet_distance(a, a) < 1e-8
+    assert frechet_distance(a, a) < 1e-8
     b = torch.randn(400, 6, generator=gen, dtype=torch.float64) * 1.5 + 0.5
-    value = ddpm.frechet_distance(a, b)
+    value = frechet_distance(a, b)
     scipy_linalg = pytest.importorskip("scipy.linalg")
     mu, ca, cb = a.mean(0) - b.mean(0), torch.cov(a.T).numpy(), torch.cov(b.T).numpy()
     reference = float(mu @ mu) + ca.trace() + cb.trace() - 2 * scipy_linalg.sqrtm(ca @ cb).real.trace()
@@ -79,6 +98,8 @@ def one_thread():
 
 
 def test_run_fig8_micro_seeds_floor_and_dataset(tmp_path, one_thread):
+    from mfcbench.figures.fig8 import draw_fig8
+
     rows = ddpm.run_fig8(tmp_path, **{**MICRO, "image_size": 16, "block_out_channels": [8, 8], "seeds": [0, 1]})
     assert [(r["seed"], r["run"]) for r in rows] == [(s, run) for s in (0, 1)
                                                      for run in ("ground_truth", "single_scale", "full_multiscale")]
@@ -94,9 +115,10 @@ def test_run_fig8_micro_seeds_floor_and_dataset(tmp_path, one_thread):
         assert all(r["frechet_floor"] == ground["frechet_distance"] for r in rows if r["seed"] == seed)
     assert rows[0]["frechet_floor"] != rows[3]["frechet_floor"]  # each seed measures its own floor
     assert rows[2]["wu_executed"] == float(wu_fmsgd(2, 4, levels=3))  # #WU in units of the finest mesh
-    for name in ("ground_truth.png", "single_scale.png", "full_multiscale.png", "figure8.png", "samples.pt",
-                 "fig8.json"):
-        assert (tmp_path / name).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig8.json", "samples.pt"]  # the experiment draws nothing
+    assert draw_fig8(tmp_path) == tmp_path / "figure8.png"  # figures/ draws from those files
+    for name in ("ground_truth.png", "single_scale.png", "full_multiscale.png", "figure8.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     samples = torch.load(tmp_path / "samples.pt")
     assert set(samples) == {0, 1} and samples[1]["full_multiscale"].shape == (8, 1, 16, 16)
 

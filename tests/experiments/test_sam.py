@@ -12,7 +12,9 @@ pytest.importorskip("segment_anything")
 
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
 
-from mfcbench.experiments import lemma4, sam as msam  # noqa: E402
+from mfcbench.experiments import lemma4  # noqa: E402
+from mfcbench.experiments import sam as msam  # noqa: E402
+from mfcbench.figures.fig6 import draw_figure6  # noqa: E402
 from mfcbench.layers import MeshFreeConv2d, mesh_free_filter  # noqa: E402
 from mfcbench.layers import lemma4 as layer  # noqa: E402
 
@@ -123,7 +125,7 @@ def test_mask_generator_runs_and_figure6(image, tmp_path):
     summary = msam.evaluate_masks(model, [image], points_per_side=4, **loose)
     assert summary["n_images"] == 1 and summary["n_masks"] == len(masks)
     assert math.isfinite(summary["mean_predicted_iou"]) and 0.0 <= summary["mean_stability_score"] <= 1.0
-    msam.draw_figure6(image, masks, masks[:1], tmp_path / "figure6.png")
+    draw_figure6(image, masks, masks[:1], tmp_path / "figure6.png")
     assert (tmp_path / "figure6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -153,8 +155,13 @@ def test_table9_with_a_checkpoint_runs_end_to_end(image, tmp_path, monkeypatch):
     (tmp_path / "sam.pth").write_bytes(b"stand-in")
     monkeypatch.setattr(msam, "load_sam_checkpoint", lambda path, sha256=None, device="cpu": tiny_sam())
     rows = msam.run_table9(str(tmp_path / "sam.pth"), f"COCO={folder}", limit=1, points_per_side=4, fit_steps=3,
-                           out_dir=tmp_path / "out",
+                           out_dir=tmp_path / "out", figure6=draw_figure6,
                            generator_options=dict(pred_iou_thresh=-1e9, stability_score_thresh=-1e9))
     assert [(r["dataset"], r["model"], r["status"]) for r in rows] == [("COCO", "SAM", "OK"), ("COCO", "MFC-SAM", "OK")]
     assert all(r["n_images"] == 1 and r["n_masks"] > 0 for r in rows) and rows[0]["paper_predicted_iou"] == 0.934
     assert (tmp_path / "out" / "figure6.png").is_file() and (tmp_path / "out" / "table9.json").is_file()
+    drawn = []  # the experiment hands the first evaluated image and both models' masks to the drawer it is given
+    msam.run_table9(str(tmp_path / "sam.pth"), f"COCO={folder}", limit=1, points_per_side=4, fit_steps=1,
+                    out_dir=tmp_path / "again", figure6=lambda *args: drawn.append(args))
+    assert len(drawn) == 1 and drawn[0][0].shape == image.shape and drawn[0][3] == tmp_path / "again" / "figure6.png"
+    assert not (tmp_path / "again" / "figure6.png").exists() and (tmp_path / "again" / "table9.json").is_file()

@@ -18,8 +18,11 @@ import torch
 import yaml
 
 from _cluster import copy_pipeline
+from mfcbench.core.cell import LOCK_FILE
 from mfcbench.train import checkpoint, runner
-from mfcbench.pipeline import grid
+from mfcbench.train.request import StaleCellError
+from mfcbench.pipeline.checks import check_cells
+from mfcbench.pipeline.schema import apply_defaults
 from mfcbench.core.atomic import DamagedFileError, NoSpaceError, torch_save
 from mfcbench.pipeline.gather import GatherError, gather
 
@@ -65,7 +68,7 @@ def test_training_job_stops_when_the_scheduler_is_killed(tmp_path):
                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
-        while not (tmp_path / "cell" / checkpoint.LOCK_FILE).exists() and time.time() < deadline:
+        while not (tmp_path / "cell" / LOCK_FILE).exists() and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)
         scheduler.send_signal(signal.SIGKILL)
@@ -105,7 +108,7 @@ def test_metrics_are_not_written_when_cell_yaml_changed_during_the_run(tmp_path,
         return status
 
     monkeypatch.setattr(runner, "train_phases", edit_while_training)
-    with pytest.raises(runner.StaleCellError, match="cell.yaml changed while this run trained"):
+    with pytest.raises(StaleCellError, match="cell.yaml changed while this run trained"):
         train(out, images, config=out / "cell.yaml")
     assert not (out / "metrics.json").exists()
 
@@ -133,8 +136,8 @@ def test_gather_refuses_a_result_of_another_config(tmp_path, images):
 def test_config_mistakes_are_found_at_parse_time(mutate, expected):
     config = yaml.safe_load((ROOT / "workflow/config/tiny.yaml").read_text())
     mutate(config)
-    config = grid.apply_defaults(config)
-    problems = "\n".join(grid.check_cells(config))
+    config = apply_defaults(config)
+    problems = "\n".join(check_cells(config))
     assert problems and __import__("re").search(expected, problems), problems
 
 
@@ -279,9 +282,9 @@ def test_kill_9_of_snakemake_leaves_no_job_behind_and_a_rerun_recovers(tmp_path)
     scheduler = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  start_new_session=True)
     deadline = time.time() + 240
-    while not (cell / checkpoint.LOCK_FILE).exists() and time.time() < deadline and scheduler.poll() is None:
+    while not (cell / LOCK_FILE).exists() and time.time() < deadline and scheduler.poll() is None:
         time.sleep(0.5)
-    assert (cell / checkpoint.LOCK_FILE).exists(), "the training job never started"
+    assert (cell / LOCK_FILE).exists(), "the training job never started"
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait()
     deadline = time.time() + 30

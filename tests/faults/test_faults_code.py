@@ -73,11 +73,12 @@ def test_report_flags_cells_trained_by_other_code(tmp_path):
 
 def test_stale_code_lists_the_cells_to_force(tmp_path, monkeypatch):
     from mfcbench.cli import grid as grid_cli
-    from mfcbench.pipeline import grid
+    from mfcbench.pipeline.cells import iter_cells
+    from mfcbench.pipeline.schema import ROOT, load_config
 
-    config = grid.load_config(Path(grid.ROOT) / "workflow" / "config" / "tiny.yaml")
+    config = load_config(Path(ROOT) / "workflow" / "config" / "tiny.yaml")
     config["results_dir"] = str(tmp_path / "results")
-    cells = [tmp_path / "results" / config["profile"] / c.relpath() for c in grid.iter_cells(config)][:3]
+    cells = [tmp_path / "results" / config["profile"] / c.relpath() for c in iter_cells(config)][:3]
     for i, cell in enumerate(cells):
         cell.mkdir(parents=True)
         digest = manifest.training_code() if i == 0 else "9" * 64
@@ -97,7 +98,7 @@ def test_a_held_run_lock_refuses_dvc_prepare_but_not_the_runs_own_jobs(tmp_path,
     from mfcbench.pipeline import runlock
 
     monkeypatch.delenv(runlock.LOCK_ENV, raising=False)
-    monkeypatch.setattr(grid_cli.grid, "ROOT", tmp_path)
+    monkeypatch.setattr(grid_cli.schema, "ROOT", tmp_path)
     assert runlock.refusal(tmp_path) is None and grid_cli.main(["--refuse-if-running"]) == 0  # no run: no lock file
     path = runlock.lock_path(tmp_path)
     path.parent.mkdir(parents=True)
@@ -136,14 +137,14 @@ def test_hold_takes_the_lock_once_and_marks_the_jobs(tmp_path, monkeypatch):
 
 def test_dvc_prepare_stages_refuse_first_and_keep_their_outputs():
     """DVC deletes a stage's outputs before its command unless they persist: the refusal must come first."""
-    from mfcbench.pipeline import grid
+    from mfcbench.pipeline.schema import ROOT
 
-    stage = yaml.safe_load((grid.ROOT / "dvc.yaml").read_text())["stages"]["prepare"]["do"]
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["prepare"]["do"]
     assert stage["cmd"][0] == "python -m mfcbench grid --refuse-if-running"
     (out,) = stage["outs"]
     assert list(out.values()) == [{"persist": True}]
-    smk = (grid.ROOT / "workflow" / "rules" / "common.smk").read_text()
-    assert "runlock.hold(workflow.basedir)" in smk
+    smk = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert "runlock.hold(workflow.basedir, " in smk
 
 
 @pytest.mark.slow
@@ -214,9 +215,9 @@ def test_grid_check_names_file_and_line_of_a_yaml_syntax_error(tmp_path, capsys)
     """Snakemake loads --configfile before the Snakefile runs (its message: line and column of a
     '<unicode string>', no file), so the named check is `python -m mfcbench grid --config P --check`."""
     from mfcbench.cli import grid as grid_cli
-    from mfcbench.pipeline import grid
+    from mfcbench.pipeline.schema import ROOT
 
-    text = (Path(grid.ROOT) / "workflow" / "config" / "tiny.yaml").read_text().splitlines()
+    text = (Path(ROOT) / "workflow" / "config" / "tiny.yaml").read_text().splitlines()
     line = next(i for i, t in enumerate(text) if t.startswith("threads_per_cell:"))
     text[line] = "threads_per_cell: 1 : : [unclosed"
     bad = tmp_path / "my profile.yaml"
@@ -230,13 +231,14 @@ def test_a_checkpoint_of_other_training_code_restarts_under_the_pipeline(tmp_pat
     """`snakemake --forcerun <metrics.json>` deletes metrics.json only: resuming the finished checkpoint
     would stamp the current digest on the old training (seen: "resuming ... at iteration 6/6")."""
     from mfcbench.core.atomic import torch_save
+    from mfcbench.core.cell import Cell
     from mfcbench.train import checkpoint
 
-    path, cell, logged = tmp_path / "checkpoint.pt", {"table": "table4"}, []
+    path, cell, logged = tmp_path / "checkpoint.pt", Cell(task="denoise", dataset="d", arch="a", strategy="sgd"), []
     for code, kept in ((manifest.training_code(), True), ("1" * 64, False), (None, False)):
-        torch_save({"version": checkpoint.VERSION, "cell": cell, "config_hash": "h", "training_code": code}, path)
+        torch_save({"version": checkpoint.VERSION, "cell": cell.identity(), "config_hash": "h", "training_code": code}, path)
         ck = checkpoint.load_matching(path, cell=cell, config_hash="h", on_stale="restart", log=logged.append)
         assert (ck is not None) == kept == path.exists()
     assert logged[-1] == f"{path} was written by other training code: starting the cell afresh"
-    torch_save({"version": checkpoint.VERSION, "cell": cell, "config_hash": "h", "training_code": "1" * 64}, path)
+    torch_save({"version": checkpoint.VERSION, "cell": cell.identity(), "config_hash": "h", "training_code": "1" * 64}, path)
     assert checkpoint.load_matching(path, cell=cell, config_hash="h", on_stale="error", log=logged.append) is not None

@@ -42,7 +42,7 @@ def test_publish_copies_verifies_and_check_names_a_hand_edited_file(tmp_path, ca
     assert "snakemake publish --cores all --configfile workflow/config/p.yaml" in err  # the target before --configfile
     (snapshot / "fig9.png").write_bytes(b"a figure this profile no longer builds")
     assert main(["publish", "--profile", "p", *root, "claims.csv", "REPORT.md"]) == 0  # restores what the run built
-    assert sorted(p.name for p in snapshot.iterdir()) == ["REPORT.md", "claims.csv"]
+    assert sorted(p.name for p in snapshot.iterdir()) == ["REPORT.md", "SHA256SUMS", "claims.csv"]
     assert main(["publish", "--profile", "p", "--check", *root]) == 0
 
     (reports / "REPORT.md").unlink()

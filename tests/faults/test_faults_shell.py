@@ -24,7 +24,9 @@ from mfcbench.pipeline.profile_checks import ProfileError, check_profile, load_p
     ({"datasets": {"skimage": {"image_size": 16, "prepare_options": {"limit-train": "32; touch PWNED"}}}},
      "datasets.skimage.prepare_options.limit-train: '32; touch PWNED' is not a plain number or word"),
     ({"defaults": {"lr": float("nan")}}, "defaults.lr: nan is not a finite number"),
-    ({"defaults": {"batch_size": 10**9}}, "defaults.batch_size: 1000000000 is outside 1..65536 images per step"),
+    ({"datasets": {"skimage": {"image_size": 16}}, "defaults": {"batch_size": 10**9},
+      "tables": {"table4": {"task": "denoise", "dataset": "skimage", "archs": ["resnet"], "strategies": ["sgd"]}}},
+     "table4 (every cell): batch_size: 1000000000 images of 1 x 16 x 16 need about"),
 ])
 def test_profile_values_that_would_misbehave_are_named(change, expected):
     config = {"profile": "p", "data_root": "data", "results_dir": "my results", **change}

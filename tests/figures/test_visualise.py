@@ -10,7 +10,9 @@ import pytest
 import torch
 import yaml
 
-from mfcbench.pipeline import grid
+from mfcbench.core.cell import Cell
+from mfcbench.pipeline.cells import cell_config
+from mfcbench.pipeline.schema import load_config
 from mfcbench.cli import main as cli_main
 from mfcbench.train.config import resolve
 from mfcbench.figures import visualise as vis
@@ -49,8 +51,8 @@ def test_schedule_command_reads_the_profile(tmp_path):
     assert cli_main(["visualise", "fig2", "--results-dir", str(tmp_path / "none"),
                      "--config", str(ROOT / "workflow/config/default.yaml"), "--out", str(out)]) == 0
     frame = pd.read_csv(out.with_suffix(".csv"))
-    config = grid.load_config(ROOT / "workflow/config/default.yaml")
-    cfg = resolve(grid.cell_config(config, "table4", "unet", "fmsgd"))
+    config = load_config(ROOT / "workflow/config/default.yaml")
+    cfg = resolve(cell_config(config, "table4", "unet", "fmsgd"))
     assert list(frame.drop_duplicates("phase")["iterations"]) == [p.iterations for p in build_strategy("fmsgd", cfg).phases()]
     assert set(frame["table"]) == {"table4"} and out.read_bytes().startswith(PNG)
 
@@ -69,7 +71,7 @@ def trained(tmp_path_factory):
     cells = []
     for strategy in ("sgd", "msgd"):
         cfg = {**profile["defaults"], "image_size": 8, "threads": 1}
-        cell = grid.Cell("table4", "denoise", "memory", "resnet", strategy, "base", 0, cfg)
+        cell = Cell(table="table4", task="denoise", dataset="memory", arch="resnet", strategy=strategy, seed=0, config=cfg)
         run_cell(cfg, task="denoise", arch="resnet", strategy=strategy, out_dir=root / cell.relpath(),
                  dataset="memory", train_images=train, val_images=val, device="cpu", progress=False, log=lambda m: None)
         cells.append(cell)

@@ -171,17 +171,17 @@ def test_symbol_shape_broadcasts_over_parameter_batch():
 def test_full_mixing_custom_backward_passes_gradcheck(monkeypatch, chunk_elements):
     """The pairwise contraction has a hand-written, frequency-chunked backward: check it against
     the autograd einsum and finite differences."""
-    from mfcbench.layers import mfc
-    from mfcbench.layers.mfc import _PairwiseSymbolContraction
+    from mfcbench.layers import full
+    from mfcbench.layers.full import _PairwiseSymbolContraction, join_wavenumbers
 
-    monkeypatch.setattr(mfc, "_CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(full, "_CHUNK_ELEMENTS", chunk_elements)
 
     ky, kx = wavenumbers(6, 8, dtype=torch.float64)
     x_hat = torch.fft.rfft2(torch.randn(2, 2, 6, 8, dtype=torch.float64)).requires_grad_()
     tau = (torch.rand(3, 2, dtype=torch.float64) * 5e-3 + 1e-3).requires_grad_()
     alpha = torch.tensor([1.0, 0.2, 0.9], dtype=torch.float64).repeat(3, 2, 1).requires_grad_()
     gamma = (torch.randn(3, 2, 3, dtype=torch.float64) * torch.tensor([1.0, 0.05, 0.05], dtype=torch.float64)).requires_grad_()
-    apply = lambda *a: _PairwiseSymbolContraction.apply(*a, ky, kx)  # noqa: E731
+    apply = lambda *a: _PairwiseSymbolContraction.apply(*a, join_wavenumbers(ky, kx), None)  # noqa: E731
     expected = torch.einsum("bihw,oihw->bohw", x_hat, mesh_free_symbol(tau, alpha, gamma, ky, kx))
     assert torch.allclose(apply(x_hat, tau, alpha, gamma), expected, atol=1e-12)
     assert torch.autograd.gradcheck(apply, (x_hat, tau, alpha, gamma))
@@ -207,7 +207,7 @@ def test_impulse_near_an_edge_wraps_only_under_periodic(boundary, wraps):
 def test_layer_boundary_option(mixing, boundary, wraps):
     torch.manual_seed(0)
     # kernels 2-2.5 pixels wide (resolved: no spectral ringing), 7 widths inside an 8-pixel pad's reach
-    layer = MeshFreeConv2d(1, 2, mixing=mixing, boundary=boundary, padding=0.25, init_resolution=32,
+    layer = MeshFreeConv2d(1, 2, mixing=mixing, boundary=boundary, pad_width=0.25, init_resolution=32,
                            init_width=(2.0, 2.5), bias=False).double()
     out = layer(_edge_impulse()).detach()
     assert out.shape == (1, 2, 32, 32)
@@ -239,12 +239,12 @@ def test_padded_boundaries_stay_mesh_independent(boundary, tol):
 
 
 def test_pad_is_a_physical_width():
-    from mfcbench.layers.mfc import pad_pixels
+    from mfcbench.layers.padding import pad_pixels
 
     assert [pad_pixels(n, None, 0.125) for n in (64, 32, 16)] == [8, 4, 2]
-    assert pad_pixels(64, 1 / 128, 0.125) == 16  # an explicit h: pixels = padding / h
+    assert pad_pixels(64, 1 / 128, 0.125) == 16  # an explicit h: pixels = pad_width / h
     with pytest.raises(ValueError, match="boundary must be one of"):
         MeshFreeConv2d(1, 1, boundary="mirror")
     with pytest.raises(ValueError, match="reflect"):
         mesh_free_filter(torch.zeros(1, 1, 4, 4), *_params(1, 1e-3, dtype=torch.float32), boundary="reflect",
-                         padding=2.0)
+                         pad_width=2.0)

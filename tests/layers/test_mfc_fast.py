@@ -5,8 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mfcbench.layers import MeshFreeConv2d, symbol_cache
-from mfcbench.layers import mfc as mfc_module
+from mfcbench.layers import MeshFreeConv2d, full, symbol_cache, wavenumbers
 
 
 def _rel(a, b):
@@ -54,9 +53,9 @@ def test_unknown_fft_path_raises():
 
 
 def _symbol_tables(layer, height, width):
-    ky, kx = mfc_module.wavenumbers(height, width, dtype=torch.float64)
+    ky, kx = wavenumbers(height, width, dtype=torch.float64)
     with torch.no_grad():
-        return mfc_module._build_pair_symbol(layer.tau(), layer.alpha(), layer.gamma, ky, kx), ky, kx
+        return full.build_pair_symbol(layer.tau(), layer.alpha(), layer.gamma, ky, kx), ky, kx
 
 
 @pytest.mark.parametrize("fine,coarse", [((16, 16), (8, 8)), ((16, 16), (4, 4)), ((15, 15), (7, 7)), ((9, 9), (6, 6)),
@@ -66,7 +65,7 @@ def test_sliced_coarse_symbol_equals_direct_build(fine, coarse):
     mesh's rfft grid (odd sizes and the Nyquist row/column included): its tables are a slice."""
     torch.manual_seed(0)
     layer = MeshFreeConv2d(3, 2, mixing="full", init_resolution=4).double()
-    cache = mfc_module._SymbolCache(1 << 30)
+    cache = full.SymbolCache(1 << 30)
     (fd, fo), fky, fkx = _symbol_tables(layer, *fine)
     cache._store(cache.entries.setdefault("x", {"grids": []}), fky, fkx, (fd, fo))
     (cd, co), cky, ckx = _symbol_tables(layer, *coarse)
@@ -81,10 +80,10 @@ def test_mesh_that_is_not_a_subgrid_falls_back_to_building(coarse, h):
     ratio) give no slice; the cache then builds that mesh's own tables."""
     torch.manual_seed(0)
     layer = MeshFreeConv2d(2, 2, mixing="full", init_resolution=4).double()
-    cache = mfc_module._SymbolCache(1 << 30)
-    fky, fkx = mfc_module.wavenumbers(16, 16, dtype=torch.float64)
-    cky, ckx = mfc_module.wavenumbers(*coarse, h=h, dtype=torch.float64)
-    tables = mfc_module._build_pair_symbol(layer.tau(), layer.alpha(), layer.gamma, fky, fkx)
+    cache = full.SymbolCache(1 << 30)
+    fky, fkx = wavenumbers(16, 16, dtype=torch.float64)
+    cky, ckx = wavenumbers(*coarse, h=h, dtype=torch.float64)
+    tables = full.build_pair_symbol(layer.tau(), layer.alpha(), layer.gamma, fky, fkx)
     cache._store(cache.entries.setdefault("x", {"grids": []}), fky, fkx, [t.detach() for t in tables])
     assert cache._slice(cache.entries["x"], cky, ckx) is None
 
@@ -111,7 +110,7 @@ def test_cached_msgd_gradients_equal_uncached(meshes, boundary):
     with symbol_cache() as cache:
         got = _msgd_grads(model, x, meshes)
         assert all(len(entry["grids"]) >= 1 for entry in cache.entries.values())
-    assert not mfc_module._ACTIVE_CACHES
+    assert full.active_cache() is None
     for a, b in zip(got, ref):
         assert _rel(a, b) < 1e-5
 

@@ -10,9 +10,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mfcbench.layers import MeshFreeConv2d, symbol_cache
-from mfcbench.layers import mfc as mfc_module
-from mfcbench.layers.mfc import mesh_free_symbol, wavenumbers
+from mfcbench.layers import MeshFreeConv2d, full, mesh_free_symbol, symbol_cache, wavenumbers
 
 
 def _reference(layer: MeshFreeConv2d, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +51,7 @@ def _layer(cin=3, cout=4):
 @pytest.mark.parametrize("chunk_elements", [1 << 23, 64, 5])
 @pytest.mark.parametrize("cached", [False, True])
 def test_full_mixing_outputs_and_gradients_equal_autograd_reference(monkeypatch, chunk_elements, cached):
-    monkeypatch.setattr(mfc_module, "_CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(full, "_CHUNK_ELEMENTS", chunk_elements)
     layer = _layer()
     x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
     meshes = (16, 8, 4)
@@ -84,7 +82,7 @@ def test_full_mixing_float32_matches_float64_reference():
 def test_bench_says_how_many_full_mixing_layers_fit_the_step_cache():
     """At the Table 15 setting (two 128x128-channel full-mixing layers) only one layer's step tables fit
     symbol_cache's default budget at 256^2: the other rebuilds its symbol on every call."""
-    from mfcbench.measure.bench import _symbol_cache_note
+    from mfcbench.measure.bench_steps import _symbol_cache_note
 
     model = torch.nn.Sequential(*(MeshFreeConv2d(128, 128, mixing="full") for _ in range(2)))
     assert "1 of 2 full-mixing layers fit" in _symbol_cache_note(model, 256)

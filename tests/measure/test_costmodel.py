@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from mfcbench.core.cell import Cell
 from mfcbench.measure import costmodel
 from mfcbench.strategies import build_strategy
 
@@ -60,16 +61,20 @@ def costmodel_config(raw: dict) -> dict:
     return light_config(raw)
 
 
+def cell(task: str, strategy: str, config: dict) -> Cell:
+    return Cell(task=task, dataset="skimage", arch="resnet", strategy=strategy, config=config)
+
+
 def test_predict_cell_sums_iterations_times_step_time_per_phase():
     rates = costmodel.fit_rates([rate_row(c) for c in CALLS])
-    sgd = costmodel.predict_cell("resnet", "denoise", "sgd", TINY, rates)
+    sgd = costmodel.predict_cell(cell("denoise", "sgd", TINY), rates)
     assert sgd == pytest.approx(6 * true_seconds(((16, 3),)), rel=1e-6)
     fm_cfg = dict(TINY, iterations=[4, 2])
-    fm = costmodel.predict_cell("resnet", "denoise", "fmsgd", fm_cfg, rates)
+    fm = costmodel.predict_cell(cell("denoise", "fmsgd", fm_cfg), rates)
     assert fm == pytest.approx(4 * true_seconds(((8, 2),)) + 2 * true_seconds(((16, 1), (8, 3))), rel=1e-6)
-    stopped = costmodel.predict_cell("resnet", "denoise", "fmsgd", fm_cfg, rates, executed={1: 4, 0: 1})
+    stopped = costmodel.predict_cell(cell("denoise", "fmsgd", fm_cfg), rates, executed={1: 4, 0: 1})
     assert stopped == pytest.approx(fm - true_seconds(((16, 1), (8, 3))), rel=1e-6)
-    sr = costmodel.predict_cell("resnet", "superres", "sgd", TINY, rates)  # the x2 model sees the 8 px LR image
+    sr = costmodel.predict_cell(cell("superres", "sgd", TINY), rates)  # the x2 model sees the 8 px LR image
     assert sr == pytest.approx(6 * true_seconds(((8, 3),)), rel=1e-6)
 
 
@@ -95,7 +100,8 @@ def test_predict_profile_sums_tables_and_names_networks_without_rates():
 def write_cell(root, name, strategy, train_seconds, levels_run, config=TINY):
     cell = root / "table4" / "denoise" / "skimage" / "resnet" / strategy / name
     cell.mkdir(parents=True)
-    record = {"status": "ok", "cell": {"task": "denoise", "arch": "resnet", "strategy": strategy},
+    record = {"status": "ok", "cell": {"task": "denoise", "dataset": "skimage", "arch": "resnet", "strategy": strategy,
+                                       "seed": int(name[4:])},
               "config": config, "train_seconds": train_seconds, "seconds": 2 * train_seconds, "iterations": len(levels_run),
               "manifest": {"device": "cpu: test", "threads": 1}}
     (cell / "metrics.json").write_text(json.dumps(record))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ from torch import nn
 pytest.importorskip("fvcore")
 
 from mfcbench.layers import MeshFreeConv2d  # noqa: E402
-from mfcbench.measure import flops, suites  # noqa: E402
+from mfcbench.measure import flop_handles, flops, suites  # noqa: E402
 from mfcbench.models import build_model, model_names  # noqa: E402
 
 
@@ -36,11 +38,11 @@ def test_fft_handles(fn, complex_input, points):
     x = torch.randn(3, 2, 8, 8)
     result = flops.count_flops(Wrap(), (x,), strict=True)
     fft_ops = {k: v for k, v in result.by_operator.items() if k.startswith("fft_")}
-    per = flops.fft_cost(points, complex_input)
+    per = flop_handles.fft_cost(points, complex_input)
     transforms = x.numel() // points
     assert sum(fft_ops.values()) in (round(transforms * per), round(2 * transforms * per))
     assert min(fft_ops.values()) == round(transforms * per)
-    assert flops.fft_cost(1024, True) == 5 * 1024 * 10 == 2 * flops.fft_cost(1024, False)
+    assert flop_handles.fft_cost(1024, True) == 5 * 1024 * 10 == 2 * flop_handles.fft_cost(1024, False)
 
 
 def test_complex_einsum_and_multiply_count_four_real_macs():
@@ -77,9 +79,26 @@ def test_strict_flags_an_uncounted_op():
         flops.count_flops(Odd(), (torch.eye(3),), strict=True)
 
 
+def test_fvcore_jit_script_warning_is_silenced_and_no_other(monkeypatch):
+    """Importing fvcore.nn scripts a loss with torch.jit.script, deprecated by torch: counting must not
+    pass that FutureWarning on to the user, and must let every other warning through."""
+    for name in [m for m in sys.modules if m == "fvcore.nn" or m.startswith("fvcore.nn.")]:
+        monkeypatch.delitem(sys.modules, name)  # the next count imports fvcore.nn afresh
+    monkeypatch.setattr(sys.modules["fvcore"], "nn", sys.modules["fvcore"].nn)  # restored afterwards too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert flops.count_flops(nn.Conv2d(2, 2, 3), (torch.randn(1, 2, 8, 8),)).total > 0
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with flops.quiet_fvcore():
+            warnings.warn("`torch.jit.script` is deprecated. Please switch to `torch.compile`", FutureWarning, stacklevel=1)
+            warnings.warn("some other deprecation", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["some other deprecation"]
+
+
 def test_uncounted_ok_entries_all_give_a_reason():
-    assert all(isinstance(why, str) and len(why) > 5 for why in flops.UNCOUNTED_OK.values())
-    assert "N log2 N" in flops.CONVENTION and "multiply-add" in flops.CONVENTION
+    assert all(isinstance(why, str) and len(why) > 5 for why in flop_handles.UNCOUNTED_OK.values())
+    assert "N log2 N" in flop_handles.CONVENTION and "multiply-add" in flop_handles.CONVENTION
 
 
 def test_table11_conv_column_is_n2_k2_1024_and_mfc_independent_of_k():
@@ -108,7 +127,7 @@ def test_every_registered_model_is_fully_counted(name):
     torch.manual_seed(0)
     model = build_model(name, 3, 3)
     result = flops.count_flops(model, (_small_input(model),))
-    left = {op: n for op, n in result.unsupported.items() if op not in flops.UNCOUNTED_OK}
+    left = {op: n for op, n in result.unsupported.items() if op not in flop_handles.UNCOUNTED_OK}
     assert not left, f"{name}: ops left uncounted (add a handle or an UNCOUNTED_OK entry with a why): {left}"
     assert result.total > 0
 

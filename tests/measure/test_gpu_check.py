@@ -62,8 +62,11 @@ def test_no_step_starts_after_the_budget_and_skip_is_honoured(tmp_path, monkeypa
     assert gpu_check.main(["--out", str(tmp_path), "--skip", "nonsense"]) == 2
 
 
-def test_the_docstring_names_the_one_device_command():
-    assert 'python3 -m mfcbench gpu-check --device cuda --out "$OUT"' in gpu_check.__doc__
+def test_the_operator_page_names_the_one_device_command_and_the_help_what_the_command_does():
+    assert 'python3 -m mfcbench gpu-check --device cuda --out "$OUT"' in (ROOT / "docs" / "gpu.md").read_text()
+    help_text = gpu_check.build_parser().format_help()
+    assert "docs/gpu.md" in help_text and "pip download" not in help_text and "$OUT" not in help_text
+    assert all(name in help_text for name in gpu_check.STEPS)
     assert list(gpu_check.STEPS)[:2] == ["environment", "paper-scale"]  # the calibration comes first
 
 

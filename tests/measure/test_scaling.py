@@ -92,7 +92,7 @@ def test_measure_scaling_command_writes_the_rows(tmp_path, monkeypatch):
     from mfcbench.cli.measure import scaling_settings  # a profile without Tables 4 and 5: its own tables
 
     deep = {"tables": {"table7": {"task": "denoise", "archs": ["resnet18"], "strategies": ["sgd"], "seeds": [0]}}}
-    monkeypatch.setattr("mfcbench.pipeline.grid.cell_config", lambda config, table, arch, strategy: {"levels": 2})
+    monkeypatch.setattr("mfcbench.pipeline.cells.cell_config", lambda config, table, arch, strategy: {"levels": 2})
     assert [(s.table, s.arch) for s in scaling_settings(deep)] == [("table7", "resnet18")]
     with pytest.raises(SystemExit, match="valid choices: table4"):
         measure.main(["scaling", "--config", "workflow/config/tiny.yaml", "--tables", "table99", "--out", str(out)])

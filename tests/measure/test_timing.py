@@ -72,7 +72,7 @@ def test_training_step_updates_parameters(strategy):
     model = suites.step_model("resnet", width=0.125)
     before = [p.detach().clone() for p in model.parameters()]
     suites.training_step(model, strategy, 16, "cpu")()
-    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
     with pytest.raises(ValueError, match="sgd, msgd"):
         suites.training_step(model, "adamw", 16, "cpu")
 
@@ -112,7 +112,8 @@ def test_bench_on_absent_cuda_writes_not_measured_rows(tmp_path):
 
 
 def test_bench_counts_one_model_call_per_mesh_in_a_multiscale_step():
-    from mfcbench.measure.bench import Bench, bench_msgd_calls
+    from mfcbench.measure.bench_rows import Bench
+    from mfcbench.measure.bench_steps import bench_msgd_calls
 
     b = Bench("cpu", 1, quick=True)
     bench_msgd_calls(b)
@@ -125,7 +126,8 @@ def test_bench_counts_one_model_call_per_mesh_in_a_multiscale_step():
 def test_bench_table4_ratios_use_the_issue_targets_and_skip_variants(tmp_path):
     import csv
 
-    from mfcbench.measure.bench import Bench, bench_table4_train_time
+    from mfcbench.measure.bench_cells import bench_table4_train_time
+    from mfcbench.measure.bench_rows import Bench
 
     table = tmp_path / "table4.csv"
     rows = [("resnet", "sgd", "base", 70.0), ("resnet", "sgd", "base", 50.0), ("resnet", "msgd", "base", 20.0),
@@ -144,7 +146,7 @@ def test_bench_table4_ratios_use_the_issue_targets_and_skip_variants(tmp_path):
 
 
 def test_bench_time_to_sgds_value_counts_finest_mesh_validations_only():
-    from mfcbench.measure.bench import first_reach
+    from mfcbench.measure.bench_cells import first_reach
 
     curve = [{"seconds": "0.2", "level": "3", "val_metric": "0.01"},  # a coarse level's own-mesh number
              {"seconds": "5.0", "level": "0", "val_metric": "0.09"},

@@ -53,14 +53,14 @@ def test_table9_layout_shows_the_not_run_reason(table9):
 def test_table9_claim_repeats_the_reason_then_compares_mfc_sam_with_sam(table9):
     spec = _claim("table9_sam")
     outcome = C.CHECKS.get(spec["check"])(spec, {"table9": table9})
-    assert outcome["verdict"] == "NOT_RUN" and REASON in outcome["reason"]
-    assert C.CHECKS.get(spec["check"])(spec, {})["verdict"] == "NOT_RUN"
+    assert outcome.verdict == "NOT_RUN" and REASON in outcome.reason
+    assert C.CHECKS.get(spec["check"])(spec, {}).verdict == "NOT_RUN"
     ran = pd.DataFrame({"data": ["coco", "coco"], "method": ["sam", "mfc_sam"], "status": "OK", "n_images": 3,
                         "mean_predicted_iou": [0.93, 0.925], "mean_stability_score": [0.97, 0.968]})
-    assert C.CHECKS.get(spec["check"])(spec, {"table9": ran})["verdict"] == "REPRODUCED"
+    assert C.CHECKS.get(spec["check"])(spec, {"table9": ran}).verdict == "REPRODUCED"
     worse = ran.assign(mean_stability_score=[0.97, 0.95])  # a 0.02 drop > 0.01
     outcome = C.CHECKS.get(spec["check"])(spec, {"table9": worse})
-    assert outcome["verdict"] == "DEVIATES" and "mean_stability_score" in outcome["reason"]
+    assert outcome.verdict == "DEVIATES" and "mean_stability_score" in outcome.reason
 
 
 def test_sam_figure_without_checkpoint_is_an_error(tmp_path, capsys):
@@ -87,7 +87,7 @@ def test_ddpm_cli_micro_writes_rows_and_a_titled_figure(tmp_path):
         assert image.format == "PNG" and image.width > 2 * image.height > 0
     assert (tmp_path / "results" / "fig8" / "fig8.json").is_file()  # grids and config beside the CSV
     outcome = C.CHECKS.get("ddpm_quality")(_claim("fig8_ddpm_full_multiscale"), {"fig8": frame})
-    assert outcome["verdict"] in C.VERDICTS and "#WU" in outcome["reproduced"]
+    assert outcome.verdict in C.VERDICTS and "#WU" in outcome.reproduced
 
 
 def test_ddpm_cli_rejects_an_unknown_option(tmp_path, capsys):
@@ -119,9 +119,9 @@ def _fig8(confidence=0.9, frechet=2.0, wu=9400.0, seeds=(0,)):
 ])
 def test_fig8_claim_verdicts(results, verdict):
     outcome = C.CHECKS.get("ddpm_quality")(_claim("fig8_ddpm_full_multiscale"), results)
-    assert outcome["verdict"] == verdict, outcome["reason"]
+    assert outcome.verdict == verdict, outcome.reason
     if verdict not in ("NOT_RUN",):
-        assert "digits stand in for the paper's MNIST" in outcome["reason"]
+        assert "digits stand in for the paper's MNIST" in outcome.reason
 
 
 # --- the rules ----------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mfcbench.pipeline import grid, seeds
+from mfcbench.pipeline import seeds
+from mfcbench.pipeline.cells import index, seed_pool
+from mfcbench.pipeline.schema import ConfigError, load_config, validate_config
 from mfcbench.report.seedplan import annotate, cells_to_add, plan, plan_table
 
 CONFIGS = Path(__file__).resolve().parents[2] / "workflow" / "config"
@@ -102,7 +104,7 @@ def test_a_reference_pair_seeds_both_its_sides_and_a_pair_into_another_table_is_
 
 
 def test_a_plan_naming_a_strategy_the_table_does_not_run_is_an_error():
-    with pytest.raises(grid.ConfigError, match="resnet/fmsgd, whole images, which the table does not run"):
+    with pytest.raises(ConfigError, match="resnet/fmsgd, whole images, which the table does not run"):
         seeds.added_cells(_tiny({"cap": 4}), "table4", {"cells": {"resnet": {"fmsgd, whole images": [2]}}})
 
 
@@ -123,25 +125,25 @@ def test_annotate_says_the_seeds_each_pair_received():
 
 
 def _tiny(seed_plan=None, seeds_=(0, 1)):
-    config = grid.load_config(CONFIGS / "tiny.yaml")
+    config = load_config(CONFIGS / "tiny.yaml")
     config["tables"]["table4"]["seeds"] = list(seeds_)
     if seed_plan:
         config["tables"]["table4"]["seed_plan"] = seed_plan
-    grid.validate_config(config)
+    validate_config(config)
     return config
 
 
 def test_the_pool_and_the_added_cells_of_the_pipeline(tmp_path):
     config = _tiny({"cap": 4})
     spec = config["tables"]["table4"]
-    assert grid.seed_pool(spec) == [0, 1, 2, 3] and grid.seed_pool(_tiny()["tables"]["table4"]) == [0, 1]
-    assert len(grid.index(config)) == 4 and len(grid.index(config, pool=True)) == 8  # only the initial seeds run by default
+    assert seed_pool(spec) == [0, 1, 2, 3] and seed_pool(_tiny()["tables"]["table4"]) == [0, 1]
+    assert len(index(config)) == 4 and len(index(config, pool=True)) == 8  # only the initial seeds run by default
     spec["variants"] = {"base": {}, "x2": {"budget_scale": 2}}
     result = {"cap": 4, "initial": [0, 1], "cells": {"resnet": {"msgd": [2], "sgd": [2]}}, "pairs": []}
     cells = seeds.added_cells(config, "table4", result)
     assert sorted(cells) == sorted(f"table4/denoise/skimage/resnet/{s}/seed2" for s in ("msgd", "msgd+x2", "sgd", "sgd+x2"))
-    assert all(cell.config == grid.index(config)[rel.replace("seed2", "seed0")].config for rel, cell in cells.items())
-    with pytest.raises(grid.ConfigError, match="outside seed_plan.cap"):
+    assert all(cell.config == index(config)[rel.replace("seed2", "seed0")].config for rel, cell in cells.items())
+    with pytest.raises(ConfigError, match="outside seed_plan.cap"):
         seeds.added_cells(config, "table4", {"cells": {"resnet": {"msgd": [7]}}})
     written, _ = seeds.write_plan(config, tmp_path, "table4", result)
     assert len(written) == 4 and (tmp_path / "table4.seeds.json").is_file()
@@ -162,13 +164,13 @@ def test_a_replanned_table_keeps_the_seeds_it_added():
 
 def test_the_converged_profiles_plan_seeds():
     for name in ("converged", "converged_extended", "converged_deep"):
-        config = grid.load_config(CONFIGS / f"{name}.yaml")
+        config = load_config(CONFIGS / f"{name}.yaml")
         for table, spec in config["tables"].items():
             if any(s != "sgd" for s in spec["strategies"]):
                 assert spec.get("seed_plan"), f"{name}.{table} has no seed_plan"
                 assert spec["seed_plan"]["cap"] > len(spec["seeds"])
     for name in ("converged", "converged_extended", "converged_deep"):  # issue 19: at least 5 seeds
-        assert all(len(s["seeds"]) >= 5 for s in grid.load_config(CONFIGS / f"{name}.yaml")["tables"].values()), name
+        assert all(len(s["seeds"]) >= 5 for s in load_config(CONFIGS / f"{name}.yaml")["tables"].values()), name
 
 
 @pytest.mark.slow

@@ -11,8 +11,15 @@ import pandas as pd
 import pytest
 
 from mfcbench.report import claims as C
-from mfcbench.report.published import equal_at_printed_precision, load_published, parse_printed, printed_precision, published_cells, round_like
 from mfcbench.report.layout import build_table, load_results_dir, read_results
+from mfcbench.report.published import (
+    equal_at_printed_precision,
+    load_published,
+    parse_printed,
+    printed_precision,
+    published_cells,
+    round_like,
+)
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "report"
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,31 +167,31 @@ def test_wu_coefficients_exact():
     good = pd.DataFrame({"strategy": ["sgd", "msgd", "fmsgd"], "coefficient": [15, 37 / 16, 115 / 128]})
     bad = good.assign(coefficient=[15, 2.31, 0.9])
     for cid in ("appc_sgd_coefficient", "appc_msgd_coefficient", "appc_fmsgd_coefficient"):
-        assert C.CHECKS.get("wu_coefficient")(_claim(cid), {"workunits": good})["verdict"] == "REPRODUCED"
-    assert C.CHECKS.get("wu_coefficient")(_claim("appc_msgd_coefficient"), {"workunits": bad})["verdict"] == "DEVIATES"
+        assert C.CHECKS.get("wu_coefficient")(_claim(cid), {"workunits": good}).verdict == "REPRODUCED"
+    assert C.CHECKS.get("wu_coefficient")(_claim("appc_msgd_coefficient"), {"workunits": bad}).verdict == "DEVIATES"
 
 
 def test_similar_quality_deviates_past_tolerance_and_needs_cheaper_wu():
     frame = pd.read_csv(FIX / "table4.csv")
     worse = frame.assign(val_mse=frame.val_mse.where(frame.strategy != "fmsgd", frame.val_mse * 1.5))
-    assert C.check_similar_quality(_claim("table4_similar_quality"), {"table4": worse})["verdict"] == "DEVIATES"
+    assert C.check_similar_quality(_claim("table4_similar_quality"), {"table4": worse}).verdict == "DEVIATES"
     costly = frame.assign(wu_executed=10_000.0)
-    assert C.check_similar_quality(_claim("table4_similar_quality"), {"table4": costly})["verdict"] == "DEVIATES"
+    assert C.check_similar_quality(_claim("table4_similar_quality"), {"table4": costly}).verdict == "DEVIATES"
 
 
 def test_absolute_claim_scored_on_the_paper_dataset():
     frame = pd.read_csv(FIX / "table4.csv").assign(dataset="stl10")
     near = frame.assign(val_mse=0.19)
-    assert C.check_absolute(_claim("table4_absolute_mse"), {"table4": near})["verdict"] == "REPRODUCED"
-    assert C.check_absolute(_claim("table4_absolute_mse"), {"table4": frame})["verdict"] == "DEVIATES"
+    assert C.check_absolute(_claim("table4_absolute_mse"), {"table4": near}).verdict == "REPRODUCED"
+    assert C.check_absolute(_claim("table4_absolute_mse"), {"table4": frame}).verdict == "DEVIATES"
 
 
 def test_gpu_speedup_scored_when_cuda_measured():
     frame = pd.DataFrame({"model": ["resnet", "resnet"], "strategy": ["sgd", "msgd"], "device": "cuda",
                           "ms_median": [20.0, 1.5], "ms_iqr": 0.1, "status": "ok"})
-    assert C.check_speedup(_claim("table15_gpu_speedup"), {"table15": frame})["verdict"] == "REPRODUCED"
+    assert C.check_speedup(_claim("table15_gpu_speedup"), {"table15": frame}).verdict == "REPRODUCED"
     slow = frame.assign(ms_median=[20.0, 10.0])
-    assert C.check_speedup(_claim("table15_gpu_speedup"), {"table15": slow})["verdict"] == "DEVIATES"
+    assert C.check_speedup(_claim("table15_gpu_speedup"), {"table15": slow}).verdict == "DEVIATES"
 
 
 def test_malformed_results_do_not_crash():

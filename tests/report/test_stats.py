@@ -12,7 +12,7 @@ from scipy import stats as sp
 
 from mfcbench.report import claims as C
 from mfcbench.report import stats
-from mfcbench.report.quality import time_to_target
+from mfcbench.report.time_to_target import time_to_target
 
 SPEC = {
     "id": "t",
@@ -75,8 +75,8 @@ def test_p_values_are_one_sided_t_tests_against_the_margin():
 def test_holm_keeps_a_pair_outside_only_without_correction_from_deviating():
     outside = [1.27, 1.29, 1.26]  # interval wholly above 1.2, one-sided p ~ 0.007
     alone = C.check_similar_quality(SPEC, cells({("unet", "fmsgd"): outside}))
-    assert alone["verdict"] == "DEVIATES", alone["reason"]
-    pair = alone["pairs"][0]
+    assert alone.verdict == "DEVIATES", alone.reason
+    pair = alone.pairs[0]
     assert pair["p_worse"] < stats.ALPHA and pair["low"] > 1.2
     family = {
         ("unet", "fmsgd"): outside,
@@ -84,8 +84,8 @@ def test_holm_keeps_a_pair_outside_only_without_correction_from_deviating():
         ("unet", "msgd"): [1.0, 1.01, 0.99],
     }
     out = C.check_similar_quality(SPEC, cells(family))
-    assert len(out["pairs"]) == 8 and out["verdict"] == "INCONCLUSIVE", out["reason"]
-    worst = next(p for p in out["pairs"] if (p["arch"], p["strategy"]) == ("unet", "fmsgd"))
+    assert len(out.pairs) == 8 and out.verdict == "INCONCLUSIVE", out.reason
+    worst = next(p for p in out.pairs if (p["arch"], p["strategy"]) == ("unet", "fmsgd"))
     assert worst["p_worse"] < stats.ALPHA < worst["p_holm"]
     assert worst["p_holm"] == pytest.approx(min(1.0, 8 * worst["p_worse"]))  # the smallest p: Holm's first step
     assert "before Holm's correction, not after" in worst["reason"] and "needs" in worst["reason"]
@@ -106,9 +106,9 @@ def test_power_calculation_asks_fewer_seeds_for_a_larger_effect():
 
 def test_an_undecided_pair_says_how_many_seeds_would_decide_it():
     out = C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.0, 1.4, 1.1]}))
-    pair = out["pairs"][0]
-    assert out["verdict"] == "INCONCLUSIVE" and pair["seeds_needed"] > 3
-    assert f"needs {pair['seeds_needed']} seeds" in out["reason"]
+    pair = out.pairs[0]
+    assert out.verdict == "INCONCLUSIVE" and pair["seeds_needed"] > 3
+    assert f"needs {pair['seeds_needed']} seeds" in out.reason
 
 
 def test_beat_probability_with_a_wilson_interval():
@@ -118,7 +118,7 @@ def test_beat_probability_with_a_wilson_interval():
     assert (wins, n, p) == (3, 4, 0.75)
     assert (low, high) == pytest.approx(proportion_confint(3, 4, alpha=0.05, method="wilson"))
     out = C.check_similar_quality(SPEC, cells({("unet", "msgd"): [0.9, 0.95, 1.05]}))
-    assert out["pairs"][0]["p_beat"] == pytest.approx(2 / 3) and "beats SGD on 2/3 seeds" in out["reproduced"]
+    assert out.pairs[0]["p_beat"] == pytest.approx(2 / 3) and "beats SGD on 2/3 seeds" in out.reproduced
 
 
 def _curves(values: dict[str, list[float]], wus: dict[str, list[float]], status=None, planned=None):
@@ -185,27 +185,27 @@ def test_time_to_quality_verdict_paths_in_wu_and_seconds():
         {"sgd": [100, 200, 300, 400], "fmsgd": [5, 10, 20, 40]},
     )
     out = C.check_time_to_quality(spec, {"table4": fast[0], "curves_table4": fast[1]})
-    assert out["verdict"] == "REPRODUCED", out["reason"]
-    assert {p["unit"] for p in out["pairs"]} == {"wu", "seconds"}
+    assert out.verdict == "REPRODUCED", out.reason
+    assert {p["unit"] for p in out.pairs} == {"wu", "seconds"}
     slow = _curves(
         {"sgd": [0.5, 0.11, 0.10, 0.10], "fmsgd": [0.4, 0.3, 0.25, 0.11]},
         {"sgd": [10, 20, 30, 40], "fmsgd": [50, 100, 150, 200]},
     )
     out = C.check_time_to_quality(spec, {"table4": slow[0], "curves_table4": slow[1]})
-    assert out["verdict"] == "DEVIATES", out["reason"]
+    assert out.verdict == "DEVIATES", out.reason
 
 
 def test_similar_quality_verdict_paths():
-    assert C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.05, 1.06, 1.04]}))["verdict"] == "REPRODUCED"
-    assert C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.5, 1.52, 1.49]}))["verdict"] == "DEVIATES"
-    assert C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.0, 1.4, 1.1]}))["verdict"] == "INCONCLUSIVE"
-    assert C.check_similar_quality(SPEC, {})["verdict"] == "NOT_RUN"
+    assert C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.05, 1.06, 1.04]})).verdict == "REPRODUCED"
+    assert C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.5, 1.52, 1.49]})).verdict == "DEVIATES"
+    assert C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.0, 1.4, 1.1]})).verdict == "INCONCLUSIVE"
+    assert C.check_similar_quality(SPEC, {}).verdict == "NOT_RUN"
     unconverged = C.check_similar_quality(SPEC, cells({("unet", "msgd"): [1.5, 1.52, 1.49]}, converged=False))
-    assert unconverged["verdict"] == "INCONCLUSIVE" and "SGD not converged" in unconverged["reason"]
+    assert unconverged.verdict == "INCONCLUSIVE" and "SGD not converged" in unconverged.reason
     dear = cells({("unet", "msgd"): [1.05, 1.06, 1.04]})
     dear["table4"]["wu_executed"] = 100.0
     out = C.check_similar_quality(SPEC, dear)
-    assert out["verdict"] == "DEVIATES" and "not at a fraction of SGD's #WU" in out["reason"]
+    assert out.verdict == "DEVIATES" and "not at a fraction of SGD's #WU" in out.reason
 
 
 def test_claims_cli_writes_pairs_and_cells_and_the_report_lists_every_pair(tmp_path):
@@ -249,7 +249,7 @@ def test_claims_cli_writes_pairs_and_cells_and_the_report_lists_every_pair(tmp_p
 
 
 def test_performance_profile_over_networks():
-    from mfcbench.report.quality import performance_profile
+    from mfcbench.report.time_to_target import performance_profile
 
     rows = [
         {"table": "table4", "arch": arch, "strategy": s, "seed": seed, "reached": reached, "wu_to_target": wu}

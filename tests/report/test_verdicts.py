@@ -25,7 +25,7 @@ def frame(ratios: dict[str, list[float]], converged=True, status=None, seeds=Non
 
 def verdict(results):
     out = C.check_similar_quality(SPEC, results)
-    return out["verdict"], out["reason"]
+    return out.verdict, out.reason
 
 
 def test_reproduced_when_every_interval_is_inside_the_margin():
@@ -70,11 +70,20 @@ def test_not_run_without_pairs_and_diverged_cells_are_named():
     assert v == "INCONCLUSIVE" and "SGD reference diverged" in reason
 
 
+def test_a_diverged_multiscale_seed_deviates_beside_a_finished_sgd_seed_whatever_other_sgd_seeds_did():
+    """Per paired seed: msgd diverged on seed 2 where SGD finished, so the pair deviates although SGD
+    diverged on seed 0; a multiscale seed that diverged where SGD diverged too decides nothing."""
+    v, reason = verdict(frame({"msgd": [1.0, 1.0, 1.0]}, status={("msgd", 2): "diverged", ("sgd", 0): "diverged"}))
+    assert v == "DEVIATES" and "diverged on seed(s) [2]" in reason, reason
+    v, reason = verdict(frame({"msgd": [1.0, 1.0, 1.0]}, status={("msgd", 0): "diverged", ("sgd", 0): "diverged"}))
+    assert v == "INCONCLUSIVE" and "SGD reference diverged" in reason, reason
+
+
 def test_higher_is_better_margin_is_below_sgd():
     spec = {**SPEC, "metric": "val_mse", "higher_is_better": True, "tolerance": {"margin": 0.05, "min_seeds": 3}}
-    assert C.check_similar_quality(spec, frame({"msgd": [0.98, 0.97, 0.99]}))["verdict"] == "REPRODUCED"
-    assert C.check_similar_quality(spec, frame({"msgd": [0.80, 0.81, 0.79]}))["verdict"] == "DEVIATES"
-    assert C.check_similar_quality(spec, frame({"msgd": [1.3, 1.2, 1.4]}))["verdict"] == "REPRODUCED"  # better
+    assert C.check_similar_quality(spec, frame({"msgd": [0.98, 0.97, 0.99]})).verdict == "REPRODUCED"
+    assert C.check_similar_quality(spec, frame({"msgd": [0.80, 0.81, 0.79]})).verdict == "DEVIATES"
+    assert C.check_similar_quality(spec, frame({"msgd": [1.3, 1.2, 1.4]})).verdict == "REPRODUCED"  # better
 
 
 def test_student_t_interval():
@@ -87,8 +96,8 @@ def test_approximate_claims_use_a_relative_tolerance():
     wu = {"workunits": pd.DataFrame({"strategy": ["sgd", "fmsgd"], "wu_closed_form": [15.0, 115 / 128]})}
     spec = {"id": "x", "claim": "", "check": "wu_ratio", "inputs": ["workunits"], "numerator": "sgd",
             "denominator": "fmsgd", "printed": "16", "tolerance": {"rel": 0.10}}
-    assert C.check_wu_ratio(spec, wu)["verdict"] == "REPRODUCED"          # 16.7 vs "roughly 16"
-    assert C.check_wu_ratio({**spec, "tolerance": {"rel": 0.02}}, wu)["verdict"] == "DEVIATES"
+    assert C.check_wu_ratio(spec, wu).verdict == "REPRODUCED"          # 16.7 vs "roughly 16"
+    assert C.check_wu_ratio({**spec, "tolerance": {"rel": 0.02}}, wu).verdict == "DEVIATES"
 
 
 def _ttq_results(fmsgd_curve, converged=True, seeds=(0, 1, 2)):
@@ -109,21 +118,21 @@ TTQ = {"id": "q", "claim": "", "check": "time_to_quality", "input": "table4", "m
 
 
 def test_time_to_quality_rows_and_verdicts():
-    from mfcbench.report.quality import time_to_target
+    from mfcbench.report.time_to_target import time_to_target
 
     res = _ttq_results([0.4, 0.13, 0.115, 0.11])
     ttq = time_to_target(res["table4"], res["curves_table4"], "val_mse", False, 0.20).set_index(["strategy", "seed"])
     assert ttq.loc[("sgd", 0), "target"] == pytest.approx(0.12)
     assert ttq.loc[("sgd", 0), "wu_to_target"] == 300 and ttq.loc[("fmsgd", 0), "wu_to_target"] == 20
     assert ttq.loc[("fmsgd", 0), "seconds_to_target"] == pytest.approx(0.2)
-    assert C.check_time_to_quality(TTQ, res)["verdict"] == "REPRODUCED"
+    assert C.check_time_to_quality(TTQ, res).verdict == "REPRODUCED"
     never = _ttq_results([0.4, 0.3, 0.25, 0.2])
-    assert C.check_time_to_quality(TTQ, never)["verdict"] == "DEVIATES"
-    assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.3, 0.25, 0.2], converged=False))["verdict"] == "INCONCLUSIVE"
+    assert C.check_time_to_quality(TTQ, never).verdict == "DEVIATES"
+    assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.3, 0.25, 0.2], converged=False)).verdict == "INCONCLUSIVE"
     reached = C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.13, 0.115, 0.11], converged=False))
-    assert reached["verdict"] == "INCONCLUSIVE" and "SGD not converged" in reached["reason"]
-    assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.13, 0.115, 0.11], seeds=(0,)))["verdict"] == "INCONCLUSIVE"
-    assert C.check_time_to_quality(TTQ, {})["verdict"] == "NOT_RUN"
+    assert reached.verdict == "INCONCLUSIVE" and "SGD not converged" in reached.reason
+    assert C.check_time_to_quality(TTQ, _ttq_results([0.4, 0.13, 0.115, 0.11], seeds=(0,))).verdict == "INCONCLUSIVE"
+    assert C.check_time_to_quality(TTQ, {}).verdict == "NOT_RUN"
 
 
 def test_where_limits_a_claim_to_the_cells_it_is_about():
@@ -133,7 +142,7 @@ def test_where_limits_a_claim_to_the_cells_it_is_about():
     results = {"table4": pd.concat([good, bad], ignore_index=True)}
     assert verdict(results)[0] == "DEVIATES"
     out = C.check_similar_quality({**SPEC, "where": {"arch": "blur_mfc"}, "published": "similar"}, results)
-    assert out["verdict"] == "REPRODUCED" and "blur_conv" not in out["reason"] and out["published"] == "similar"
+    assert out.verdict == "REPRODUCED" and "blur_conv" not in out.reason and out.published == "similar"
 
 
 # --- defects of issue 19 item 7: each test failed before its fix ---------------------------------
@@ -142,19 +151,18 @@ def test_inside_the_margin_without_a_wu_column_is_inconclusive_and_says_why():
     results = frame({"msgd": [1.05, 1.06, 1.04], "fmsgd": [1.10, 1.12, 1.08]})
     results["table4"] = results["table4"].drop(columns="wu_executed")
     out = C.check_similar_quality(SPEC, results)
-    assert out["verdict"] == "INCONCLUSIVE", out["reason"]
-    assert "records no #WU" in out["reason"]
+    assert out.verdict == "INCONCLUSIVE", out.reason
+    assert "records no #WU" in out.reason
 
 
 def test_time_to_quality_ignores_a_diverged_cell_that_touched_the_target():
     """A Full-Multiscale cell that met the target and then diverged never counts as reaching it."""
     res = _ttq_results([0.4, 0.11, 5.0, 9.0])
     res["table4"].loc[res["table4"]["strategy"] == "fmsgd", "status"] = "diverged"
-    assert C.check_time_to_quality(TTQ, res)["verdict"] != "REPRODUCED"
-    from mfcbench.report import quality
+    assert C.check_time_to_quality(TTQ, res).verdict != "REPRODUCED"
+    from mfcbench.report.time_to_target import time_to_target
 
-    rows = (quality.time_to_target if hasattr(quality, "time_to_target") else quality.time_to_quality)(
-        res["table4"], res["curves_table4"], "val_mse", False, 0.20)
+    rows = time_to_target(res["table4"], res["curves_table4"], "val_mse", False, 0.20)
     assert not rows[rows["strategy"] == "fmsgd"]["reached"].any()
 
 
@@ -193,7 +201,7 @@ def test_figure8_rule_says_what_the_code_does():
                          {"run": "full_multiscale", "seed": 0, "status": "ok", "wu_executed": 10.0, "mean_confidence": 0.5,
                           "frechet_distance": 400.0, "dataset": "digits"}])
     out = C.CHECKS.get("ddpm_quality")(spec, {"fig8": rows})
-    assert out["verdict"] == "INCONCLUSIVE" and "clearly outside" in out["reason"]
+    assert out.verdict == "INCONCLUSIVE" and "clearly outside" in out.reason
     text = C.CLAIMS_PATH.read_text()
     rule = text[text.index("- id: fig8_ddpm_full_multiscale"):]
     assert "which DEVIATES" not in rule and "never a DEVIATES" in rule
@@ -213,13 +221,13 @@ def test_figure8_with_seeds_is_decided_on_paired_log_ratios_with_holm_and_a_seed
     spec = next(c for c in C.load_claims() if c["id"] == "fig8_ddpm_full_multiscale")
     run = lambda fds, confs: C.CHECKS.get("ddpm_quality")(spec, {"fig8": _fig8_rows(fds, confs)})  # noqa: E731
     alike = run([(100, 101), (200, 198), (150, 152)], [(0.9, 0.9)] * 3)
-    assert alike["verdict"] == "REPRODUCED" and "floor 30" in alike["reproduced"]
+    assert alike.verdict == "REPRODUCED" and "floor 30" in alike.reproduced
     # FD 2x on every seed, seed-paired: wholly outside 1.25 even with the seed-to-seed spread of FD
     worse = run([(100, 200), (300, 610), (150, 290)], [(0.9, 0.9)] * 3)
-    assert worse["verdict"] == "DEVIATES" and "Holm" in worse["reason"]
+    assert worse.verdict == "DEVIATES" and "Holm" in worse.reason
     # the seed means alone (FD 183 vs 200: inside) would say REPRODUCED; paired ratios 0.5, 1.5, 1.2 decide nothing
     spread = run([(100, 50), (200, 300), (250, 300)], [(0.9, 0.9)] * 3)
-    assert spread["verdict"] == "INCONCLUSIVE" and "needs" in spread["reason"] and "seeds" in spread["reason"]
+    assert spread.verdict == "INCONCLUSIVE" and "needs" in spread.reason and "seeds" in spread.reason
 
 
 def test_figure8_seed_plan_asks_the_power_calculations_count_up_to_the_cap():
@@ -229,7 +237,7 @@ def test_figure8_seed_plan_asks_the_power_calculations_count_up_to_the_cap():
     spread = _fig8_rows([(100, 50), (200, 300), (250, 300)], [(0.9, 0.9)] * 3)
     needs = int(C.CHECKS.get("ddpm_quality")(
         next(c for c in C.load_claims() if c["id"] == "fig8_ddpm_full_multiscale"), {"fig8": spread}
-    )["reason"].split("needs ")[1].split(" seeds")[0])
+    ).reason.split("needs ")[1].split(" seeds")[0])
     assert needs > 4
     assert fig8_seed_plan(spread, tol, cap=100) == (needs, f"3 seeds leave it undecided, the power calculation "
                                                            f"asks for {needs}: {needs - 3} added (cap 100)")
@@ -245,7 +253,7 @@ def test_figure8_seed_plan_asks_the_power_calculations_count_up_to_the_cap():
 def test_figure8_reason_says_what_the_seed_plan_did():
     spec = next(c for c in C.load_claims() if c["id"] == "fig8_ddpm_full_multiscale")
     rows = _fig8_rows([(100, 101), (200, 198), (150, 152)], [(0.9, 0.9)] * 3).assign(seed_reason="3 seeds decide it")
-    assert "seed plan: 3 seeds decide it" in C.CHECKS.get("ddpm_quality")(spec, {"fig8": rows})["reason"]
+    assert "seed plan: 3 seeds decide it" in C.CHECKS.get("ddpm_quality")(spec, {"fig8": rows}).reason
 
 
 def test_engine_loads_declared_inputs_and_names_the_missing_ones():
@@ -266,7 +274,7 @@ def test_engine_loads_declared_inputs_and_names_the_missing_ones():
         assert missing["published"] == "p"
         both = {"t": pd.DataFrame({"arch": ["unet", "resnet"]}), "curves_t": pd.DataFrame({"x": [1]})}
         out = CHECKS.get("probe_for_test")(spec, both)
-        assert isinstance(out, Verdict) and out["verdict"] == "REPRODUCED" and seen["rows"] == 1  # where: applied
+        assert isinstance(out, Verdict) and out.verdict == "REPRODUCED" and seen["rows"] == 1  # where: applied
         no_column = C.score_claims([{**spec, "where": {"conv": "mfc"}}], both).iloc[0]
         assert no_column["verdict"] == "NOT_RUN" and "results lack column 'conv'" in no_column["reason"]
     finally:
@@ -286,20 +294,20 @@ def test_table12_crops_pairs_whole_images_against_crops_of_the_same_cell():
     alike = [r for s in ("sgd", "msgd") for r in _cells("table12", "unet", s, [0.100, 0.101, 0.099])
              + _cells("table12", "unet", s, [0.101, 0.102, 0.100], variant="crops")]
     out = run(alike)
-    assert out["verdict"] == "REPRODUCED" and len(out["pairs"]) == 2
-    assert "unet/msgd, whole images 0.99x random crops" in out["reproduced"]
+    assert out.verdict == "REPRODUCED" and len(out.pairs) == 2
+    assert "unet/msgd, whole images 0.99x random crops" in out.reproduced
     # pairs.csv names cells: the pair's own strategy, and the reference cells the seed planner seeds too
-    assert [(p["strategy"], p["versus"]) for p in out["pairs"]] == [("msgd", "table12:msgd+crops"),
+    assert [(p["strategy"], p["versus"]) for p in out.pairs] == [("msgd", "table12:msgd+crops"),
                                                                   ("sgd", "table12:sgd+crops")]
     # whole images 20% worse than crops on every seed: crops help, beyond the 5% margin
     worse = _cells("table12", "unet", "msgd", [0.120, 0.122, 0.119]) + _cells(
         "table12", "unet", "msgd", [0.100, 0.101, 0.099], variant="crops")
-    assert run(worse)["verdict"] == "DEVIATES"
+    assert run(worse).verdict == "DEVIATES"
     # a crops cell not converged keeps the pair from deciding, named as the reference side
     unsure = _cells("table12", "unet", "msgd", [0.100, 0.101, 0.099]) + _cells(
         "table12", "unet", "msgd", [0.101, 0.102, 0.100], variant="crops", converged=False)
     out = run(unsure)
-    assert out["verdict"] == "INCONCLUSIVE" and "random crops not converged" in out["reason"]
+    assert out.verdict == "INCONCLUSIVE" and "random crops not converged" in out.reason
 
 
 def test_table10_pairs_table7_sgd_with_its_doubled_budget_without_a_plateau_test():
@@ -308,8 +316,8 @@ def test_table10_pairs_table7_sgd_with_its_doubled_budget_without_a_plateau_test
                       + _cells("table7", "resnet18", "msgd", [0.2, 0.2, 0.2]))
     small = pd.DataFrame(_cells("table10", "resnet18", "sgd", [0.160, 0.161, 0.159]))
     out = C.CHECKS.get("reference_pairs")(spec, {"table7": t7, "table10": small})
-    assert out["verdict"] == "REPRODUCED" and len(out["pairs"]) == 1  # msgd is not Table 10's
-    assert out["pairs"][0]["converged_ours"] == "n/a" and out["pairs"][0]["versus"] == "table10:sgd"
+    assert out.verdict == "REPRODUCED" and len(out.pairs) == 1  # msgd is not Table 10's
+    assert out.pairs[0]["converged_ours"] == "n/a" and out.pairs[0]["versus"] == "table10:sgd"
     large = pd.DataFrame(_cells("table10", "resnet18", "sgd", [0.120, 0.121, 0.119]))  # doubling gains 25%
-    assert C.CHECKS.get("reference_pairs")(spec, {"table7": t7, "table10": large})["verdict"] == "DEVIATES"
+    assert C.CHECKS.get("reference_pairs")(spec, {"table7": t7, "table10": large}).verdict == "DEVIATES"
     assert C.score_claims([spec], {"table7": t7}).iloc[0]["verdict"] == "NOT_RUN"

@@ -8,17 +8,19 @@ import subprocess
 
 import pytest
 import torch
+from _tasks import NoisyDenoise
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench.train import config as config_mod
-from mfcbench.train import runner
 from mfcbench.cli import train as train_cli
 from mfcbench.core.atomic import torch_load
+from mfcbench.core.cell import CURVE_COLUMNS, Cell
 from mfcbench.models import MODELS
 from mfcbench.tasks import TASKS
-
-from _tasks import NoisyDenoise
+from mfcbench.train import config as config_mod
+from mfcbench.train import convergence as convergence_mod
+from mfcbench.train import runner
+from mfcbench.train.cell import validation_subset
 
 MODEL, TASK, BROKEN = "tiny_runner_test_net", "runner_test_denoise", "runner_test_nan"
 
@@ -87,7 +89,7 @@ def test_cell_writes_the_documented_outputs(tmp_path, images):
         assert key in on_disk["manifest"], key
     assert on_disk["manifest"]["config_hash"] == config_mod.config_hash(on_disk["config"])
     rows = list(csv.DictReader((out / "curve.csv").open()))
-    assert list(rows[0]) == list(runner.CURVE_COLUMNS) and len(rows) == 7
+    assert list(rows[0]) == list(CURVE_COLUMNS) and len(rows) == 7
     assert [int(r["level"]) for r in rows] == [2, 2, 2, 1, 1, 0, 0]  # fmsgd: coarse -> fine
     assert float(rows[-1]["val_metric"]) == pytest.approx(record["metrics"]["val_mse"])
     assert float(rows[-1]["wu_executed"]) == pytest.approx(record["wu_executed"])
@@ -252,20 +254,20 @@ def test_training_seconds_exclude_validation(tmp_path, images):
 def test_plateau_statistic(values, higher, expected):
     curve = [{"iteration": i + 1, "val_metric": v} for i, v in enumerate(values)]
     steps = len(values)
-    got = runner.plateau_statistic(curve, steps, higher)
+    got = convergence_mod.plateau_statistic(curve, steps, higher)
     assert got == pytest.approx(expected) if expected is not None else got is None
-    ok = runner.convergence(curve, steps, higher, 0.01, "ok", False)
+    ok = convergence_mod.convergence(curve, steps, higher, 0.01, "ok", False)
     assert ok["converged"] == (expected is not None and expected <= 0.01)
-    assert runner.convergence(curve, steps, higher, 1.0, "diverged", False)["converged"] is False
-    assert runner.convergence(curve, steps, higher, 0.0, "ok", True)["converged"] is True  # early stop = plateau
+    assert convergence_mod.convergence(curve, steps, higher, 1.0, "diverged", False)["converged"] is False
+    assert convergence_mod.convergence(curve, steps, higher, 0.0, "ok", True)["converged"] is True  # early stop = plateau
 
 
 def test_validation_images_spread_over_the_split():
     val = torch.arange(100, dtype=torch.float32).view(100, 1, 1, 1)
-    spread = runner.validation_subset(val, {"val_size": 5, "val_selection": "spread"}).flatten().tolist()
+    spread = validation_subset(val, {"val_size": 5, "val_selection": "spread"}).flatten().tolist()
     assert spread == [0.0, 25.0, 50.0, 74.0, 99.0]  # evenly spaced: every val image can contribute
-    assert runner.validation_subset(val, {"val_size": 5, "val_selection": "first"}).flatten().tolist() == [0, 1, 2, 3, 4]
-    assert len(runner.validation_subset(val, {"val_size": 500})) == 100
+    assert validation_subset(val, {"val_size": 5, "val_selection": "first"}).flatten().tolist() == [0, 1, 2, 3, 4]
+    assert len(validation_subset(val, {"val_size": 500})) == 100
 
 
 @pytest.mark.slow
@@ -325,17 +327,17 @@ def test_convergence_is_judged_on_the_last_level_only():
     """Windows straddling level changes made every Full-Multiscale cell unconverged; a flat last
     level is converged whatever the coarse levels did."""
     curve = curve_of([(1, 9.0)] * 8 + [(0, 1.0)] * 4)
-    got = runner.convergence(curve, 12, False, 0.01, "ok", False)
+    got = convergence_mod.convergence(curve, 12, False, 0.01, "ok", False)
     assert got["plateau"] == pytest.approx(0.0) and got["converged"] and got["plateau_from"] == 8
-    assert runner.plateau_statistic(curve, 12, False) > 0.5  # the whole-run windows straddle the level change
+    assert convergence_mod.plateau_statistic(curve, 12, False) > 0.5  # the whole-run windows straddle the level change
 
 
 def test_a_worsening_curve_is_not_converged():
     worse = curve_of([(0, 1.0), (0, 1.0), (0, 1.0), (0, 1.5)])
-    got = runner.convergence(worse, 4, False, 0.01, "ok", False)
+    got = convergence_mod.convergence(worse, 4, False, 0.01, "ok", False)
     assert got["plateau"] == pytest.approx(-0.5) and not got["converged"]
-    assert not runner.convergence(worse, 4, False, 0.01, "ok", True)["converged"]  # not even after an early stop
-    assert runner.convergence(worse, 4, False, 0.6, "ok", False)["converged"]  # within the threshold
+    assert not convergence_mod.convergence(worse, 4, False, 0.01, "ok", True)["converged"]  # not even after an early stop
+    assert convergence_mod.convergence(worse, 4, False, 0.6, "ok", False)["converged"]  # within the threshold
 
 
 def test_budget_scale_doubles_every_phase_and_the_closed_form(tmp_path, images):
@@ -370,13 +372,13 @@ def test_run_cell_trains_what_build_cell_builds(tmp_path, images, monkeypatch):
     from mfcbench.train.cell import build_cell, cell_images
 
     seen, make_run = {}, runner.make_run
-    monkeypatch.setattr(runner, "make_run", lambda *a: seen.setdefault("run", make_run(*a)))
+    monkeypatch.setattr(runner, "make_run", lambda *a, **k: seen.setdefault("run", make_run(*a, **k)))
     cfg = config_mod.resolve(TINY)
     record = cell(tmp_path, images, strategy="sgd", overrides={"iterations": [0, 0, 1]})
-    spec = {"task": TASK, "dataset": "memory", "arch": MODEL, "strategy": "sgd", "seed": 0}
-    train, val, checksum = cell_images(cfg, "memory", *images)
-    built = build_cell(spec, cfg, val)
+    spec = Cell(task=TASK, dataset="memory", arch=MODEL, strategy="sgd", seed=0, config=cfg)
+    train, val, checksum = cell_images(spec, *images)
+    built = build_cell(spec, val)
     assert torch.equal(built.val_batch.inputs, seen["run"].val_batch.inputs) and len(val) == record["val_images"]
     assert torch.equal(built.val_batch.cond, seen["run"].val_batch.cond) and checksum == record["manifest"]["dataset_checksum"]
-    fresh = build_cell(spec, cfg, val).model.state_dict()
+    fresh = build_cell(spec, val).model.state_dict()
     assert all(torch.equal(v, built.model.state_dict()[k]) for k, v in fresh.items())  # seeded: rebuilt identically

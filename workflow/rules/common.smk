@@ -8,17 +8,21 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import this checkout's mfcbench even when not installed
 from mfcbench.core import catalogue
-from mfcbench.pipeline import grid
+from mfcbench.core.cell import CONFIG_FILE, METRICS_FILE, RELPATH
+from mfcbench.pipeline.cells import index as cell_index, profile_text, write_cell_configs, write_if_changed
+from mfcbench.pipeline.checks import check_cells
+from mfcbench.pipeline.schema import ConfigError, apply_defaults, validate_config
+from mfcbench.pipeline.summary import format_summary
 
 # Parsing this workflow imports no torch: the schema is shipped generated (mfcbench/pipeline/
 # config.schema.yaml, package data; `python -m mfcbench grid --write-schema`), and the start-up checks of every
 # cell (which need the model builders) run only when a cell's resolved config is new or changed.
-# Defaults are filled by grid.apply_defaults: overrides stay sparse.
+# Defaults are filled by apply_defaults (mfcbench/pipeline/schema.py): overrides stay sparse.
 try:
-    grid.validate_config(config)
-except grid.ConfigError as concise:  # "key: what is allowed", before any job runs
+    validate_config(config)
+except ConfigError as concise:  # "key: what is allowed", before any job runs
     raise ValueError(str(concise)) from None
-grid.apply_defaults(config)
+apply_defaults(config)
 from mfcbench.pipeline import profile_checks  # the profile's text: duplicated keys, paths, NaN, batch sizes
 
 _TEXT_PROBLEMS = profile_checks.file_problems(workflow.configfiles) + profile_checks.check_profile(config)
@@ -27,16 +31,18 @@ if _TEXT_PROBLEMS:
 SNAKEMAKE_PID = os.getpid()  # training jobs stop when this process is gone (train --watch-pid)
 from mfcbench.pipeline import runlock  # held until this process exits: `dvc repro` refuses meanwhile
 
-runlock.hold(workflow.basedir)  # main process only; jobs (and their nested dvc) inherit MFCBENCH_RUN_LOCK_HOLDER
+# one run per checkout, refused here (naming the other run's PID and profile) before Snakemake's own lock and any
+# write; a dry run takes none; jobs (and their nested dvc) inherit MFCBENCH_RUN_LOCK_HOLDER
+runlock.hold(workflow.basedir, config["profile"], sys.argv)
 
 PROFILE = config["profile"]
 RESULTS = f"{config['results_dir']}/{PROFILE}"
 REPORTS = config["reports_dir"]
 LOGS = f"{config['logs_dir']}/{PROFILE}"
 DATA = config["data_root"]
-CELLS = grid.index(config)  # relpath -> Cell
+CELLS = cell_index(config)  # relpath -> Cell (mfcbench/core/cell.py)
 # with a table's seed_plan, the seeds its plan_seeds checkpoint may add (seeds.smk): rules look cells up here
-POOL = grid.index(config, pool=True)
+POOL = cell_index(config, pool=True)
 from mfcbench.pipeline import seeds as _seeds
 
 _SEED_PLAN_PROBLEMS = _seeds.check_plans(config)
@@ -52,13 +58,13 @@ PY = "python -m mfcbench"
 # the reports, visualise/profile.yaml for the figures: without `extras`, which changes no figure).
 try:
     # the cells earlier seed plans added are kept current too (a changed profile retrains them as well)
-    _CHANGED = grid.write_cell_configs(config, RESULTS, {**CELLS, **_seeds.planned_cells(config, RESULTS)})
-    grid.write_if_changed(f"{RESULTS}/config.yaml", grid.profile_text(config))
-    grid.write_if_changed(f"{RESULTS}/visualise/profile.yaml", grid.profile_text(config, drop=("extras",), sort_keys=True))
-except grid.ConfigError as problems:  # one line per problem, or the folder that cannot be written
+    _CHANGED = write_cell_configs(config, RESULTS, {**CELLS, **_seeds.planned_cells(config, RESULTS)}, check=check_cells)
+    write_if_changed(f"{RESULTS}/config.yaml", profile_text(config))
+    write_if_changed(f"{RESULTS}/visualise/profile.yaml", profile_text(config, drop=("extras",), sort_keys=True))
+except ConfigError as problems:  # one line per problem, or the folder that cannot be written
     raise ValueError(str(problems)) from None
 # `snakemake -n` shows the cells (and their closed-form #WU when the check above already loaded torch)
-print(grid.format_summary(config, work_units=bool(_CHANGED)), file=sys.stderr)
+print(format_summary(config, work_units=bool(_CHANGED)), file=sys.stderr)
 
 # What each output is and which command makes it: mfcbench/core/catalogue.py (one place)
 EXTRAS = lookup(dpath="extras", within=config, default=[])
@@ -75,8 +81,7 @@ wildcard_constraints:
 
 def cell_of(wildcards):
     """The grid cell a training rule's wildcards name (KeyError = not in this profile's grid)."""
-    rel = "/".join((wildcards.table, wildcards.task, wildcards.dataset, wildcards.arch,
-                    wildcards.strategy_dir, f"seed{wildcards.seed}"))
+    rel = RELPATH.format(**dict(wildcards.items()))
     try:
         return POOL[rel]
     except KeyError:
@@ -90,7 +95,7 @@ def extra_tables():
 
 def failure_stamp(cell_dir):
     """'' for a cell without a failure record, else the record's time (see the train rule's params)."""
-    path = Path(cell_dir) / "metrics.json"
+    path = Path(cell_dir) / METRICS_FILE
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -1,6 +1,7 @@
 # Experiments beyond the trained tables: SAM with MFCs (Table 9, Figure 6), DDPM (Figure 8).
 # Table 9 goes on through report_table (the catalogue's `report table` outputs); Figure 8's PNG and its data land in the
-# reports folder directly (the grids are drawn where the samples are, no second pass over them).
+# reports folder directly: `experiment ddpm` draws it (mfcbench/figures/fig8.py) from the samples it wrote, and
+# `experiment sam` draws Figure 6 (mfcbench/figures/fig6.py) from the masks it generated.
 import json
 import shlex
 
@@ -66,8 +67,8 @@ rule ddpm:
         f"{LOGS}/experiment/fig8.log",
     message:
         "DDPM single scale vs Full-Multiscale (Figure 8)"
-    # measured on the shared 2-core box: with 2 torch threads the default had used 10.4 CPU-min in 16.7 min
-    # wall and was not done; 1 thread needs about 3 CPU-min (small UNet, batch 16-64: threads mostly wait)
+    # one torch thread: the small UNet's steps (batch 16-64) leave a second thread mostly waiting, so the cores
+    # go to the profile's other jobs
     threads: 1
     priority: 10  # the longest single job of a profile that has it (converged_extended: 3 seeds x 256 samples): start it first
     params:

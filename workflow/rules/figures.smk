@@ -20,7 +20,7 @@ def visual_dataset(fig):
 def visual_inputs(fig):
     """The cells whose checkpoints the figure draws (so it runs after training) and its prepared data."""
     table = VISUAL_FIGURES[fig].table
-    files = [f"{d}/metrics.json" for d in cell_dirs(table)] if table in TABLES else []
+    files = [f"{d}/{METRICS_FILE}" for d in cell_dirs(table)] if table in TABLES else []
     dataset = visual_dataset(fig)
     return files + ([ancient(prepared(dataset))] if dataset else [])
 

@@ -13,8 +13,8 @@ def results_inputs():
 
 # The report code and its data files: a report rule reruns when they change (reports are cheap, and a
 # verdict or layout fixed in the code must not leave an old claims.csv or REPORT.md behind).
-REPORT_CODE = sorted(str(p) for p in Path(grid.__file__).parent.parent.glob("report/**/*")
-                     if p.suffix in (".py", ".yaml")) + [str(Path(grid.__file__).parent.parent / f)
+REPORT_CODE = sorted(str(p) for p in Path(catalogue.__file__).parent.parent.glob("report/**/*")
+                     if p.suffix in (".py", ".yaml")) + [str(Path(catalogue.__file__).parent.parent / f)
                                                          for f in ("figures/paper.py", "core/labels.py")]
 # The training modules (manifest.training_code): an edit retrains nothing, but the run manifest (the
 # current digest) and REPORT.md are rebuilt, which flag the cells trained by other training code.

@@ -2,7 +2,7 @@
 # Each cell's resolved training options are written to cell.yaml when the Snakefile is read (common.smk;
 # rewritten only when they change, which then retrains the cell); the runner writes metrics.json,
 # curve.csv and checkpoint.pt.
-CELL = "{table}/{task}/{dataset}/{arch}/{strategy_dir}/seed{seed}"
+CELL = RELPATH  # mfcbench/core/cell.py: Cell.relpath's pattern, one wildcard per coordinate
 from mfcbench.pipeline.gather import trained_on_other_data
 
 
@@ -37,11 +37,11 @@ def retry_marker(wildcards):
 
 rule train:
     input:
-        config=f"{RESULTS}/{CELL}/cell.yaml",  # written at parse time (common.smk), only when it changes
+        config=f"{RESULTS}/{CELL}/{CONFIG_FILE}",  # written at parse time (common.smk), only when it changes
         data=data_input,
         retry=lambda wc: retry_marker(wc),
     output:
-        metrics=f"{RESULTS}/{CELL}/metrics.json",
+        metrics=f"{RESULTS}/{CELL}/{METRICS_FILE}",
     log:
         f"{LOGS}/{CELL}/train.log",
     message:
@@ -67,7 +67,7 @@ def missing_cells_marker(table):
     missing cells are written to logs/<profile>/gather/<table>.missing, a newer input of the gather,
     which then retrains them first. Rewritten only when the missing cells or the table change."""
     table_csv, marker = Path(f"{RESULTS}/{table}.csv"), Path(f"{LOGS}/gather/{table}.missing")
-    missing = [d for d in gathered_dirs(table) if not os.path.exists(f"{d}/metrics.json")]
+    missing = [d for d in gathered_dirs(table) if not os.path.exists(f"{d}/{METRICS_FILE}")]
     if table_csv.is_file() and missing:
         text = f"{table_csv} (mtime {table_csv.stat().st_mtime_ns}) lists cells now missing:\n" + "\n".join(missing) + "\n"
         if not marker.is_file() or marker.read_text() != text:
@@ -81,7 +81,7 @@ def missing_cells_marker(table):
 
 rule gather:
     input:
-        cells=lambda wc: [f"{d}/metrics.json" for d in gathered_dirs(wc.table)],  # with a seed plan's cells (seeds.smk)
+        cells=lambda wc: [f"{d}/{METRICS_FILE}" for d in gathered_dirs(wc.table)],  # with a seed plan's cells (seeds.smk)
         data=lambda wc: ancient(data_checksum_file(config["tables"][wc.table]["dataset"])),
         missing=lambda wc: missing_cells_marker(wc.table),
     output:

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from .. import seedcount, stats
 from ..engine import (
     DEVIATES,
     INCONCLUSIVE,
@@ -18,8 +19,6 @@ from ..engine import (
     ok_rows,
     published_by_keys,
 )
-from .. import stats
-from ..seedplan import seed_target
 from ..layout import normalise
 
 
@@ -98,7 +97,8 @@ def _fig8_paired(table: pd.DataFrame) -> dict[str, pd.Series]:
 def fig8_decision(paired: dict[str, pd.Series], tol: dict) -> tuple[str, str, int | None]:
     """Seed-paired tests of both tolerances: REPRODUCED when both one-sided intervals sit inside, DEVIATES
     when one is worse than its tolerance after a Holm correction over the two, else INCONCLUSIVE with
-    the seeds a power calculation asks for (the third item; None when decided or not computable)."""
+    the largest count the power calculation asks for among the tests not yet inside their tolerance (the
+    third item; None when decided or not computable: `seedcount.tests_needed`)."""
     bounds = {"fd": math.log1p(tol["frechet_rel"]), "confidence": tol["confidence_abs"]}
     worse = stats.holm([stats.p_worse(paired[k], bounds[k]) for k in ("fd", "confidence")])
     inside = [stats.p_inside(paired[k], bounds[k]) for k in ("fd", "confidence")]
@@ -111,10 +111,9 @@ def fig8_decision(paired: dict[str, pd.Series], tol: dict) -> tuple[str, str, in
         return DEVIATES, f"worse than a tolerance after Holm over the two tests: {text}", None
     if all(p < stats.ALPHA for p in inside if p == p) and all(p == p for p in inside):
         return REPRODUCED, f"inside both tolerances: {text}", None
-    needed = [stats.seeds_needed(float(paired[k].mean()), float(paired[k].std(ddof=1)), bounds[k])
-              for k in ("fd", "confidence") if len(paired[k]) > 1]
-    needed = [n for n in needed if n is not None]
-    most = max(needed) if needed else None
+    # a count only for a test still undecided: one already inside its tolerance asks for no seeds
+    most = seedcount.tests_needed((float(paired[k].mean()), float(paired[k].std(ddof=1)), bounds[k], p < stats.ALPHA)
+                                  for k, p in zip(("fd", "confidence"), inside) if len(paired[k]) > 1)
     return INCONCLUSIVE, f"undecided: {text}" + (f"; needs {most} seeds" if most else ""), most
 
 
@@ -127,7 +126,7 @@ def fig8_seed_plan(table: pd.DataFrame, tol: dict, cap: int) -> tuple[int, str]:
     """How many seeds Figure 8 should have in all after a round (`table`: the rows so far), and
     why: the power calculation's count, at most `cap`, when the seed-paired tests leave the claim
     undecided; the seeds it has when decided, when the count is unknown, or at the cap. The same rule as
-    a table's seed plan (report/seedplan.py), asked after every round until it adds none."""
+    a table's seed plan (report/seedcount.py), asked after every round until it adds none."""
     paired = _fig8_paired(table)
     n = int(min(len(paired["fd"]), len(paired["confidence"])))
     if n < tol["min_seeds"]:
@@ -137,7 +136,7 @@ def fig8_seed_plan(table: pd.DataFrame, tol: dict, cap: int) -> tuple[int, str]:
         return n, f"{n} seeds decide it ({verdict}): none added"
     if needed is None:
         return n, f"{n} seeds leave it undecided and the power calculation gives no count: none added"
-    target = max(n, seed_target(n, needed, cap))  # the tables' rule (report/seedplan.py), step 1
+    target = seedcount.grow_to(n, needed, cap)  # the tables' rule (report/seedcount.py), step 1
     said = f"{n} seeds leave it undecided, the power calculation asks for {needed}"
     if target == n:
         return n, f"{said}; the cap of {cap} seeds is reached: none added"

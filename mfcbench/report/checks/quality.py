@@ -7,6 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from ...core.cell import METRICS_FILE
+from .. import pairs as P
+from .. import stats
 from ..engine import (
     DEVIATES,
     INCONCLUSIVE,
@@ -25,8 +28,6 @@ from ..engine import (
     where,
 )
 from ..layout import normalise
-from .. import pairs as P
-from .. import stats
 
 
 def _similar_published(spec: dict) -> str:
@@ -43,14 +44,15 @@ def check_similar_quality(data: Inputs):
     """Per network and multiscale strategy, a pair against SGD on the same seeds (see `report.pairs`):
     the seed-paired log ratio's 95% interval against the claim's non-inferiority margin, Holm across the
     claim's pairs, both sides converged to decide either way. REPRODUCED also needs the multiscale cells
-    cheaper in #WU (the claims say "at a fraction of the #WU"). A diverged multiscale cell beside a
-    finished SGD cell deviates; a diverged SGD reference decides nothing."""
+    cheaper in #WU (the claims say "at a fraction of the #WU"). A diverged multiscale cell deviates
+    unless SGD's cell of the same seed diverged too (per seed, whatever other SGD seeds did); otherwise a
+    diverged SGD reference decides nothing."""
     spec, table, tol = data.spec, data.frame, data.tolerance
     metric, higher = spec["metric"], spec["higher_is_better"]
     if metric not in table.columns:
         return data.verdict(NOT_RUN, f"results lack {metric}")
     pairs = [
-        quality_pair(table, arch, strategy, metric, higher, tol["margin"], spec["input"])
+        quality_pair(table, arch, strategy, metric, higher=higher, margin=tol["margin"], name=spec["input"])
         for arch, strategy in multiscale_pairs(table)
     ]
     if not pairs:
@@ -115,9 +117,11 @@ def _status(cells: pd.DataFrame) -> pd.Series:
 
 
 def quality_pair(
-    table: pd.DataFrame, arch: str, strategy: str, metric: str, higher: bool, margin: float, name: str = ""
+    table: pd.DataFrame, arch: str, strategy: str, metric: str, *, higher: bool, margin: float, name: str = ""
 ) -> dict[str, Any]:
-    """The evidence of one (network, multiscale strategy) against SGD on the same seeds (undecided)."""
+    """The evidence of one (network, multiscale strategy) against SGD on the same seeds (undecided). A
+    multiscale seed that diverged where SGD's did not decides the pair (DEVIATES); otherwise an SGD seed
+    that diverged leaves it INCONCLUSIVE."""
     rows = base_variant(table[table["arch"].map(normalise) == arch])
     cells = {s: rows[rows["strategy"].map(normalise) == s].set_index("seed") for s in (strategy, "sgd")}
     bound = stats.margin_bound(margin, higher)
@@ -125,15 +129,15 @@ def quality_pair(
     status = {s: _status(c) for s, c in cells.items()}
     failed = [f"{s} seed {k}" for s, st in status.items() for k, v in st.items() if v not in ("ok", "nan", "diverged")]
     if failed:
-        return P.fixed(pair, NOT_RUN, f"failed to run ({', '.join(failed)}; see the cell's metrics.json error)")
+        return P.fixed(pair, NOT_RUN, f"failed to run ({', '.join(failed)}; see the cell's {METRICS_FILE} error)")
     worse_log = stats.worse(stats.log_ratios(cells[strategy][metric], cells["sgd"][metric]), higher)
     P.fill(pair, worse_log, higher, bound)  # on the seeds both finished, also when a verdict is fixed below
-    if (status["sgd"] == "diverged").any():
+    diverged = {s: set(st[st == "diverged"].index) for s, st in status.items()}
+    deviating = sorted(diverged[strategy] - diverged["sgd"])  # per paired seed: SGD did not diverge there
+    if deviating:
+        return P.fixed(pair, DEVIATES, f"diverged on seed(s) {deviating}")
+    if diverged["sgd"]:
         return P.fixed(pair, INCONCLUSIVE, "its SGD reference diverged")
-    if (status[strategy] == "diverged").any():
-        return P.fixed(
-            pair, DEVIATES, f"diverged on seed(s) {sorted(status[strategy][status[strategy] == 'diverged'].index)}"
-        )
     return P.convergence(pair, cells, strategy, list(worse_log.index))
 
 

@@ -1,4 +1,4 @@
-"""Time-to-quality claims, decided on time to target as AlgoPerf scores it (`report.quality`).
+"""Time-to-quality claims, decided on time to target as AlgoPerf scores it (`report.time_to_target`).
 
 Per network, a pair: the seed-paired log ratio of the executed #WU (and, apart, the training seconds)
 a multiscale strategy and SGD need to reach the network's target. The claim "fewer #WU than SGD" is
@@ -16,7 +16,7 @@ import pandas as pd
 from .. import pairs as P
 from .. import stats
 from ..engine import DEVIATES, NOT_RUN, Inputs, check, combine, datasets
-from ..quality import time_to_target
+from ..time_to_target import time_to_target
 
 UNITS = {"wu": "wu_to_target", "seconds": "seconds_to_target"}
 
