@@ -1,6 +1,6 @@
 """FLOPs of the two example networks: per module, per operation, forward and training step.
 
-    python examples/flops.py            # at 64x64
+    python examples/flops.py            # at 64x64: 9 s (measured on a shared 2-core machine)
     python examples/flops.py --tiny     # at 16x16 (the test suite's run)
 
 The forward is counted operation by operation (fvcore, with mfcbench's handles for FFTs and the
@@ -37,7 +37,7 @@ def main(tiny: bool = False) -> dict:
         out[name] = {"forward": count.forward, "training_step": count.training_step,
                      "by_operation": count.by_operation}
         print(f"== {name}, one {size}x{size} image ==")
-        print(count.table())
+        print(count.table(), flush=True)
         print()
     return out
 

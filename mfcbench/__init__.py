@@ -28,8 +28,9 @@ the extra that brings it.
 Defaults. The public functions share `DEFAULTS`: pointwise channel mixing (a trainable 1x1 map,
 then one 7-parameter PDE filter per output channel: O(C n log n), Lemma 4's structure), kernels
 initialised 0.5-1.5 pixels wide at a 64-pixel mesh, periodic boundaries (the paper's FFT), average
-pooling as restriction, 4 levels, N0 = 4 images in the finest term, 1000 steps on the coarsest
-level of a Full-Multiscale schedule (halved per finer level). The registered paper models keep their own, each stated in its
+pooling as restriction, 4 levels, N0 = 4 images in the finest term (`fit` picks its batch per
+strategy), 1000 steps on the coarsest level of a Full-Multiscale schedule (halved per finer
+level). The registered paper models keep their own, each stated in its
 builder: `mfc_resnet`, `mfc_unet`, `mfc_unet5` and `blur_mfc` use full mixing (7 parameters per
 channel pair, the count Table 13 implies); `mfc_espcn`, `mfc_srresnet`, `mfc_resnet18` and
 `mfc_resnet50` use pointwise mixing.

@@ -1,5 +1,5 @@
-"""The house rules of docs/architecture.md, checked: imports point one way, functions stay short,
-every command is on the one command line."""
+"""The house rules of docs/architecture.md, checked: imports point one way and close no circle, functions
+and modules stay short, every command is on the one command line."""
 
 from __future__ import annotations
 
@@ -50,14 +50,14 @@ def allowed(src: str, dst: str) -> bool:
     return a == b or b == "mfcbench" or b in GRAPH[a]
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
     """Every mfcbench module `path` imports, at top level or inside functions."""
-    me = module_name(path)
+    me = module_name(path, root)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -71,9 +71,51 @@ def imported_modules(path: Path) -> set[str]:
                 target = node.module or ""
             if target.startswith("mfcbench"):
                 out.add(target)
-                out |= {f"{target}.{a.name}" for a in node.names if (PACKAGE.parent / f"{target}.{a.name}".replace(".", "/")).exists()
-                        or (PACKAGE.parent / (f"{target}.{a.name}".replace(".", "/") + ".py")).exists()}
+                out |= {f"{target}.{a.name}" for a in node.names if (root / f"{target}.{a.name}".replace(".", "/")).exists()
+                        or (root / (f"{target}.{a.name}".replace(".", "/") + ".py")).exists()}
     return out
+
+
+def _packages_above(module: str) -> set[str]:
+    """mfcbench.report.checks.time -> {mfcbench, mfcbench.report, mfcbench.report.checks}."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """Each module of the package under `root` -> the modules importing it runs, late imports included.
+
+    Importing `a.b.c` first runs `a/__init__` and `a/b/__init__`, so those are edges too; a module's own
+    packages are left out (Python has run them before the module, so they close no circle)."""
+    graph = {}
+    for path in sorted((root / "mfcbench").rglob("*.py")):
+        me = module_name(path, root)
+        targets = set()
+        for target in imported_modules(path, root):
+            targets |= {target} | _packages_above(target)
+        graph[me] = targets - _packages_above(me) - {me}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of `graph` as [a, b, ..., a], or None (depth-first, white/grey/black)."""
+    state: dict[str, int] = {}  # absent: unvisited, 1: on the current path, 2: done
+    for start in sorted(graph):
+        if start in state:
+            continue
+        state[start], path, todo = 1, [start], [iter(sorted(graph[start]))]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt not in state and nxt in graph:
+                state[nxt] = 1
+                path.append(nxt)
+                todo.append(iter(sorted(graph[nxt])))
+    return None
 
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
@@ -97,6 +139,27 @@ def test_graph_has_no_cycle():
 
     for node in GRAPH:
         visit(node, ())
+
+
+def test_no_import_circle_between_modules():
+    """No module of mfcbench imports (at top level or late, inside a function) one that leads back to it."""
+    cycle = find_cycle(module_graph())
+    assert cycle is None, f"import circle: {' -> '.join(cycle)}; move the shared code down a module"
+
+
+def test_the_cycle_check_catches_a_late_import_circle(tmp_path):
+    """The checker itself: two modules importing each other, one of them inside a function, are a circle."""
+    package = tmp_path / "mfcbench" / "figures"
+    package.mkdir(parents=True)
+    for init in (tmp_path / "mfcbench" / "__init__.py", package / "__init__.py"):
+        init.write_text("")
+    (package / "paper.py").write_text("from .scaling import draw\n\n\ndef table():\n    return 1\n")
+    (package / "scaling.py").write_text("def draw():\n    from .paper import table\n    return table()\n")
+    cycle = find_cycle(module_graph(tmp_path))
+    assert cycle is not None and set(cycle) == {"mfcbench.figures.paper", "mfcbench.figures.scaling"}
+    (package / "scaling.py").write_text("def draw():\n    return 1\n")
+    assert find_cycle(module_graph(tmp_path)) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
 
 
 def test_report_never_reaches_training_code():
@@ -128,6 +191,29 @@ def test_no_function_over_80_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
                 long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, "\n".join(long)
+
+
+MAX_POSITIONAL = 6  # beyond this a call site cannot be read without the signature: take keywords or a record
+MAX_MODULE_LINES = 400  # figures/ excepted: a figure's drawing reads best whole
+
+
+def test_no_function_takes_more_than_6_positional_parameters():
+    """self and cls are not counted; keyword-only parameters (after `*`) are free."""
+    offenders = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = [a.arg for a in node.args.posonlyargs + node.args.args]
+                count = len(names) - (names[:1] in (["self"], ["cls"]))
+                if count > MAX_POSITIONAL:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({count} positional)")
+    assert not offenders, "\n".join(offenders) + f"\nmake the parameters after the {MAX_POSITIONAL}th keyword-only"
+
+
+def test_no_module_outside_figures_over_400_lines():
+    long = [f"{p.relative_to(ROOT)} ({n} lines)" for p in SOURCES if "figures" not in p.relative_to(PACKAGE).parts
+            and (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+    assert not long, "\n".join(long) + f"\nsplit each by concern below {MAX_MODULE_LINES} lines"
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ def test_every_public_name_resolves_and_documents_its_arguments():
 
 def test_unknown_public_name_lists_the_valid_ones():
     with pytest.raises(AttributeError, match="public names: .*MeshFreeConv2d"):
-        mfc.MeshFreeConv
+        _ = mfc.MeshFreeConv
 
 
 def test_public_defaults_are_the_documented_ones():
@@ -58,8 +58,9 @@ def test_public_defaults_are_the_documented_ones():
     assert default(mfc.multiscale_loss, "restriction") == mfc.DEFAULTS["restriction"]
     assert default(mfc.multiscale_loss, "levels") == default(mfc.fmsgd_schedule, "levels") == mfc.DEFAULTS["levels"]
     assert default(mfc.fit, "levels") == mfc.DEFAULTS["levels"]
-    for key in ("batch_size", "iterations"):
-        assert default(mfc.fit, key) == default(mfc.fmsgd_schedule, key) == mfc.DEFAULTS[key]
+    assert default(mfc.fit, "iterations") == default(mfc.fmsgd_schedule, "iterations") == mfc.DEFAULTS["iterations"]
+    assert default(mfc.fmsgd_schedule, "batch_size") == mfc.DEFAULTS["batch_size"]
+    assert default(mfc.fit, "batch_size") is None  # per strategy: 4 images a single-scale step, N0 = 1 multiscale
     from mfcbench.train.config import OPTIONS
 
     assert OPTIONS["batch_size"].default == mfc.DEFAULTS["batch_size"]  # the harness's N0 too
@@ -356,8 +357,9 @@ def test_the_package_docstring_unpacks_fit_as_it_returns():
 
 
 def test_the_version_is_pyprojects():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     spec = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
     assert mfc.__version__ == spec["project"]["version"]

@@ -27,4 +27,5 @@ def test_ruff_config_is_the_projects():
     import tomllib
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]
-    assert config["line-length"] == 120 and {"E9", "F"} <= set(config["lint"]["select"])
+    assert config["line-length"] == 120 and {"E9", "F", "I", "B", "C90"} <= set(config["lint"]["select"])
+    assert config["lint"]["mccabe"]["max-complexity"] <= 14, "the complexity cap only goes down"

@@ -12,9 +12,9 @@ import time
 
 import torch
 
+from ..measure import suites
 from ..measure.bench import COMPARISONS
 from ..measure.bench_rows import Bench
-from ..measure import suites
 from ..measure.timing import device_available, not_measured
 from ._args import positive_int
 

@@ -1,19 +1,7 @@
 """`python -m mfcbench grid --config workflow/config/paper.yaml`: a profile's cells and closed-form #WU.
 
-  --cells              also list every cell directory
-  --check              every cell's start-up checks (model options, mesh sizes, registries); exit 1 on a problem
-  --schema             print the whole generated profile schema
-  --write-schema       regenerate mfcbench/pipeline/config.schema.yaml (after changing an option, a strategy,
-                       a task or the output catalogue); --check-schema exits 1 when the shipped file is stale
-  --manifest OUT       write the run manifest (commit, versions, scale, the training-code digest) of the profile,
-                       as the workflow does
-  --stale-code         list the metrics.json of every finished cell trained by other training code than this
-                       checkout's (manifest.training_code); retrain them with
-                       `snakemake --cores all --forcerun $(python -m mfcbench grid --config P --stale-code)`
-  --refuse-if-running  exit 1 naming the lock when a Snakemake run holds this checkout (.snakemake/mfcbench.lock):
-                       dvc.yaml's prepare stages run it first, so `dvc repro` never rebuilds data under a run
-  --predict [--rates F] also the predicted training time of every table on this machine (and on a GPU), from
-                       measured step times: results/<profile>/scaling.csv, reports/gpu/scaling_cuda.csv
+Prints every table's cells and #WU (what `snakemake -n` prints); the options below check the profile,
+write its schema or manifest, list cells trained by other code, or predict the training time.
 """
 
 from __future__ import annotations
@@ -34,19 +22,29 @@ from ..train.manifest import training_code
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mfcbench grid", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(schema.ROOT / "workflow" / "config" / "default.yaml"))
+    parser.add_argument("--config", default=str(schema.ROOT / "workflow" / "config" / "default.yaml"),
+                        help="the profile (default: workflow/config/default.yaml)")
     parser.add_argument("--cells", action="store_true", help="also list every cell directory")
-    parser.add_argument("--check", action="store_true", help="run every cell's start-up checks; exit 1 on a problem")
+    parser.add_argument("--check", action="store_true",
+                        help="run every cell's start-up checks (model options, mesh sizes, registries); exit 1 on a problem")
     parser.add_argument("--schema", action="store_true", help="print the whole generated profile schema and exit")
-    parser.add_argument("--write-schema", action="store_true", help=f"regenerate {schema.SCHEMA_PATH.name} and exit")
+    parser.add_argument("--write-schema", action="store_true",
+                        help=f"regenerate mfcbench/pipeline/{schema.SCHEMA_PATH.name} (after changing an option, a "
+                             "strategy, a task or the output catalogue) and exit")
     parser.add_argument("--check-schema", action="store_true", help=f"exit 1 when {schema.SCHEMA_PATH.name} is stale")
-    parser.add_argument("--manifest", metavar="OUT", help="write the profile's run manifest (JSON) and exit")
+    parser.add_argument("--manifest", metavar="OUT",
+                        help="write the profile's run manifest (commit, versions, scale, the training-code digest) "
+                             "as the workflow does, and exit")
     parser.add_argument("--stale-code", action="store_true",
-                        help="list the metrics.json of cells trained by other training code (for --forcerun) and exit")
+                        help="list the metrics.json of every finished cell trained by other training code than this checkout's "
+                             "(manifest.training_code) and exit; retrain them with `snakemake --cores all "
+                             "--forcerun $(python -m mfcbench grid --config P --stale-code)`")
     parser.add_argument("--refuse-if-running", action="store_true",
-                        help="exit 1 when a Snakemake run holds this checkout's data (dvc.yaml's prepare stages)")
+                        help="exit 1 naming the lock when a Snakemake run holds this checkout (.snakemake/mfcbench.lock): "
+                             "dvc.yaml's prepare stages run it first, so `dvc repro` never rebuilds data under a run")
     parser.add_argument("--predict", action="store_true",
-                        help="also print the predicted training time from measured step times (the cost model)")
+                        help="also print the predicted training time of every table on this machine (and on a GPU), from "
+                             "measured step times (the cost model)")
     parser.add_argument("--rates", action="append", metavar="CSV",
                         help="with --predict: rates files (rows of `measure scaling` or gpu-check's scaling_<device>.csv; "
                              "default results/<profile>/scaling.csv and reports/gpu/scaling_cuda.csv)")

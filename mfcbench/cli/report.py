@@ -10,7 +10,6 @@ import yaml
 
 from ..core.atomic import write_csv, write_text
 
-
 RESULTS_HELP = "results/<profile>: refused when it does not exist or holds no result CSV"
 ONLY_HELP = ("the result files the profile builds (the rule's inputs): other CSVs in --results-dir, e.g. left by an "
              "extra the profile dropped, are not read")
@@ -120,8 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("claims", "markdown"):
         check_results_dir(args.results_dir, args.only)
     if args.command == "table":
-        from ..report.published import published_table
         from ..report.layout import build_table, read_results, settings_frame
+        from ..report.published import published_table
 
         spec = published_table(args.name)
         if spec.get("blocks"):

@@ -3,7 +3,8 @@
 Trains one cell (or resumes it); see mfcbench/train/runner.py and docs/architecture.md "Cell outputs".
 `--arch` also takes `package.module:function` (a builder of your own, mfcbench/models/__init__.py) and
 `--dataset` a .pt tensor file or an image folder (mfcbench/data/tensors.py). Every name, the config and
-the schedule are checked before the cell folder is created, so a refused start leaves nothing behind.
+the schedule are checked before the cell folder is created, so a refused start leaves nothing behind
+(a model builder that fails, called once the data is open, takes back the folder and .lock it made).
 `--list-options` prints every training option with its default and help.
 """
 
@@ -158,9 +159,18 @@ def record_failure(cell: Cell, out: str, exc: BaseException) -> None:
     write_metrics(out, failure_record(cell, exc, now()))
 
 
+def check_device(device: str) -> None:
+    """--device cuda on a machine where torch sees no CUDA: refused in the command line's words."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available; valid choices here: auto, cpu")
+
+
 def train(cell: Cell, args: argparse.Namespace) -> None:
     """Resolve the cell's config once, check what a start can be refused for, then train it."""
     env_stop = os.environ.get("MFCBENCH_STOP_AFTER")
+    check_device(args.device)
     cell, source = resolve_cell(cell, args.config, args.overrides)
     parts = preflight(cell)
     if args.require_prepared:

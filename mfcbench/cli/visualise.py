@@ -48,9 +48,9 @@ def schedule_table(config: dict) -> str:
 
 
 def schedule(fig: str, config: dict, out: Path):
+    from ..figures.visualise import ALGORITHM_FIGURES, schedule_figure
     from ..pipeline.cells import cell_config
     from ..train.config import resolve
-    from ..figures.visualise import ALGORITHM_FIGURES, schedule_figure
 
     table, strategy = schedule_table(config), ALGORITHM_FIGURES[fig]
     spec = config["tables"][table]
@@ -61,10 +61,12 @@ def schedule(fig: str, config: dict, out: Path):
 
 def feature_sources(config: dict, results_dir: Path) -> list:
     """MFC-ResNet-18 and ResNet-18: Table 7's cells (SGD first), else configs from the first denoising table."""
-    from ..core.cell import BASE_VARIANT
+    from dataclasses import replace
+
+    from ..core.cell import BASE_VARIANT, Cell
+    from ..figures.visualise import FEATURE_ARCHS, FEATURE_TABLE, STRATEGIES, FeatureSource
     from ..pipeline.cells import cell_config, iter_cells
     from ..train.config import resolve
-    from ..figures.visualise import FEATURE_ARCHS, FEATURE_TABLE, STRATEGIES, FeatureSource
 
     tables = config.get("tables") or {}
     sources = []
@@ -74,21 +76,22 @@ def feature_sources(config: dict, results_dir: Path) -> list:
         cells.sort(key=lambda c: (STRATEGIES.index(c.strategy), c.seed))
         if cells:
             c = cells[0]
-            sources.append(FeatureSource(arch, c.table, c.task, c.dataset, c.seed, resolve(dict(c.config)),
-                                         results_dir / c.relpath()))
+            sources.append(FeatureSource(replace(c, config=resolve(dict(c.config))), results_dir / c.relpath()))
             continue
         table = next((n for n, s in tables.items() if s.get("task") == "denoise"), None)
         if table is None:
             raise ValueError("Figure 15 needs a denoising table in the profile (for its dataset and config)")
         spec = tables[table]
         cfg = resolve(cell_config(config, table, arch, spec["strategies"][0]))
-        sources.append(FeatureSource(arch, table, "denoise", spec["dataset"], int(spec["seeds"][0]), cfg, None))
+        cell = Cell(task="denoise", dataset=spec["dataset"], arch=arch, strategy=None, seed=int(spec["seeds"][0]),
+                    table=table, config=cfg)
+        sources.append(FeatureSource(cell))
     return sources
 
 
 def draw(args, config: dict):
-    from ..pipeline.cells import expand
     from ..figures import visualise as vis
+    from ..pipeline.cells import expand
 
     out, results_dir, profile = Path(args.out), Path(args.results_dir), config["profile"]
     if args.figure in vis.ALGORITHM_FIGURES:

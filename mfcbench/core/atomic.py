@@ -87,10 +87,14 @@ def tensor_bytes(obj: Any) -> int:
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save, atomically. The temporary file is written through a handle of ours, closed before
+    `atomic_path` deletes the file on an error: torch's own writer stays open while the exception's
+    traceback lives, and an open handle keeps a deleted file's space (a full disk would then refuse
+    the failure record written next)."""
     import torch
 
-    with atomic_path(path, tensor_bytes(obj)) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path, tensor_bytes(obj)) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def torch_load(path: str | os.PathLike, what: str = "file", fix: str = "delete it and rerun") -> Any:

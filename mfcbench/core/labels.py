@@ -10,9 +10,12 @@ from __future__ import annotations
 STRATEGY_LABELS = {"sgd": "SGD", "msgd": "Multiscale-SGD", "fmsgd": "Full-Multiscale-SGD"}
 STRATEGY_COLORS = {"sgd": "#1f77b4", "msgd": "#ff7f0e", "fmsgd": "#2ca02c"}
 STRATEGY_STYLES = {"sgd": "-", "msgd": "--", "fmsgd": "-."}  # lines that coincide stay visible
+# one label per network: two networks never share a label (a figure may show both)
 ARCH_LABELS = {"unet": "UNet", "resnet": "ResNet", "mfc_unet": "MFC-UNet", "mfc_resnet": "MFC-ResNet",
-               "espcn": "ESPCN", "srresnet": "ResNet", "mfc_espcn": "MFC-ESPCN", "mfc_srresnet": "MFC-ResNet",
+               "unet5": "UNet5", "mfc_unet5": "MFC-UNet5",
+               "espcn": "ESPCN", "srresnet": "SRResNet", "mfc_espcn": "MFC-ESPCN", "mfc_srresnet": "MFC-SRResNet",
                "fno_espcn": "FNO-ESPCN", "resnet18": "ResNet-18", "mfc_resnet18": "MFC-ResNet-18",
+               "resnet50": "ResNet-50", "mfc_resnet50": "MFC-ResNet-50",
                "blur_conv": "standard convolution", "conv": "standard convolution",
                "blur_mfc": "mesh-free convolution (MFC)", "mfc": "mesh-free convolution (MFC)"}
 METRIC_LABELS = {"mse": "MSE", "ssim": "SSIM"}

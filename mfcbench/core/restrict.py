@@ -39,7 +39,15 @@ def restrict(x: torch.Tensor | None, level: int, method: str = "pool") -> torch.
     `method` ("pool", "bilinear" or "nearest"; RESTRICTIONS lists them).
 
     None passes through (e.g. an absent conditioning tensor); so do non-spatial tensors (dim < 3).
+    Raises ValueError for a negative level or one that would leave less than one pixel.
     """
     if x is None or level == 0 or x.dim() < 3:
         return x
+    height, width = x.shape[-2], x.shape[-1]
+    if level < 0 or min(height, width) >> level < 1:
+        deepest = max(0, min(height, width).bit_length() - 1)
+        if level < 0:
+            raise ValueError(f"restrict: level must be in 0..{deepest} for a {height}x{width} mesh, got {level}")
+        raise ValueError(f"restrict: level {level} would make a {height}x{width} mesh smaller than one pixel "
+                         f"(at most level {deepest})")
     return RESTRICTIONS.get(method)(x, 2**level)

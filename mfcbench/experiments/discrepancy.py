@@ -37,8 +37,8 @@ from typing import Any, Callable
 import torch
 from torch.nn import functional as F
 
-from ..layers import mesh_free_filter
 from ..core.registry import Registry
+from ..layers import mesh_free_filter
 
 RESTRICTIONS_1D: Registry = Registry("1D restriction")
 SMOOTH_FUNCTIONS: Registry = Registry("smooth function")

@@ -64,7 +64,7 @@ def draw_fd_panel(ax, rows: list[dict]) -> None:
     ax.set_xlim(-0.6, len(runs) - 0.4)
     ax.set_ylim(0, highest * 1.08 or 1.0)
     n = rows[0].get("n_samples", "?") if rows else "?"
-    ax.set_ylabel(f"Frechet distance of classifier features (n={n})")
+    ax.set_ylabel(f"Frechet distance\nof classifier features (n={n})")
     ax.set_title("Frechet distance per seed vs the floor", fontsize=10)
     if floors:  # below the axes, off the data
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
@@ -84,14 +84,16 @@ def draw_figure8(grids: dict[str, torch.Tensor], path: str | Path, rows: list[di
               for run, images in grids.items()}
     aspect = max(p.shape[1] / p.shape[2] for p in panels.values())
     count = len(panels) + bool(rows)
-    fig, axes = plt.subplots(1, count, figsize=(4.6 * count, 4.6 * aspect + 1.3), squeeze=False)
+    # constrained layout keeps the four-line titles and the Frechet panel's labels inside the figure; the
+    # floor on the height leaves that panel room to read when a grid of few samples is short
+    fig, axes = plt.subplots(1, count, figsize=(4.6 * count, max(4.6 * aspect, 3.4) + 1.6), squeeze=False,
+                             layout="constrained")
     for ax, (run, panel) in zip(axes[0], panels.items()):
         ax.imshow(panel[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_title(panel_title(by_run[run]) if run in by_run else PANEL_TITLES.get(run, run), fontsize=10)
         ax.axis("off")
     if rows:
         draw_fd_panel(axes[0][-1], rows)
-    fig.tight_layout()
     save_png(fig, path)
 
 

@@ -37,7 +37,7 @@ Plot = Callable[[pd.DataFrame], tuple[plt.Figure, pd.DataFrame]]
 FIGURES: Registry[Plot] = Registry("figure")
 REQUIRED = {
     "fig3": ["row", "panel", "x", "y", "value"],
-    "fig4": ["arch", "strategy", "iteration", "level", "grad_norm"],
+    "fig4": ["arch", "strategy", "iteration", "level", "wu_executed", "grad_norm"],
     "fig5": ["arch", "strategy", "iteration", "wu_executed"],
     "fig7": ["op", "k", "n", "ms_median"],
     "scaling": SCALING_COLUMNS,
@@ -125,11 +125,11 @@ def legend_below(fig: plt.Figure, axes, title: str) -> None:
     labels = list(handles)
     width = fig.get_figwidth()
     title = textwrap.fill(title, width=int(width * 9))
-    fig.suptitle(title, fontsize=12)
     ncol = max(1, min(len(labels), int(width // 2.3)))
     bottom = (0.1 + 0.3 * -(-len(labels) // ncol)) / fig.get_figheight()
     top = 1 - (0.1 + 0.22 * (title.count("\n") + 1)) / fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom, 1, top))
+    fig.tight_layout(rect=(0, bottom, 1, top))  # `top` leaves the title's room: it is set after the layout,
+    fig.suptitle(title, fontsize=12)            # which would otherwise leave that room a second time
     fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol, frameon=False, fontsize=10)
 
 
@@ -176,44 +176,48 @@ def fig3(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 
 @FIGURES.register("fig4")
 def fig4(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    """Blur estimation, single scale vs Full-Multiscale: one column per convolution type (standard,
-    MFC); top row the gradient norm across levels, bottom row the validation metric (else the
-    training loss) against iteration. Full-Multiscale's level changes are dotted lines when every
-    seed changes level at the same iteration; when early stopping ends levels at different
-    iterations, each seed is its own thin line with a marker where it moves to a finer level
-    (a mean over seeds would mix levels)."""
+    """Blur estimation, single scale vs Full-Multiscale, against executed #WU (log x): one unit for every
+    strategy, so a cheap coarse iteration counts for its share of a finest-mesh one. One column per
+    convolution type (standard, MFC); top row the gradient norm, bottom row the validation metric (else
+    the training loss). Full-Multiscale is one continuous line through its levels: a '|' where it moves to
+    a finer level, and in the bottom row its coarse levels lighter (each validates on its own mesh, which
+    does not compare with the finest mesh's). It is the mean over seeds when every seed changes level at
+    the same #WU, else each seed its own thin line (a mean over seeds would mix levels)."""
     wanted = [s for s in ("sgd", "fmsgd") if s in set(frame["strategy"].astype(str))]
     data = frame[frame["strategy"].astype(str).isin(wanted)] if len(wanted) == 2 else frame
+    data = data[pd.to_numeric(data["wu_executed"], errors="coerce") > 0]  # log axis: drop the #WU=0 start
     metric = curve_metric(data, CURVE_METRICS["fig4"])
     archs = sorted(data["arch"].astype(str).unique(), key=lambda a: (conv_type(a) == "MFC", a))
     rows = [("grad_norm", "gradient norm"), (metric, metric_label(data, metric))]
-    source = {"grad_norm": data, metric: finest_mesh(data, metric)}  # the gradient norm on every level
+    fm = data["strategy"].astype(str) == "fmsgd"
+    # the gradient norm on every level; the metric on the finest mesh, but Full-Multiscale's on every level
+    source = {"grad_norm": data, metric: pd.concat([finest_mesh(data[~fm], metric), data[fm]])}
     stats = pd.concat([seed_stats(source[value], ["arch", "strategy", "iteration"], value).assign(panel=value)
                        for value, _ in rows], ignore_index=True)
     fig, axes = plt.subplots(2, len(archs), figsize=(5.2 * len(archs) + 0.6, 7.4), squeeze=False, sharex="col",
                              sharey="row")
     seeded = [a for a in archs if not _same_level_changes(data[data["arch"].astype(str) == a])]
     for j, arch in enumerate(archs):
-        cells = data[data["arch"].astype(str) == arch]
-        per_seed = arch in seeded
         for i, (value, label) in enumerate(rows):
             ax = axes[i][j]
             part = stats[(stats["arch"] == arch) & (stats["panel"] == value)]
-            if per_seed:
-                draw_lines(ax, part[part["strategy"].astype(str) != "fmsgd"], "iteration")
-                _draw_fmsgd_seeds(ax, finest_mesh(cells, value) if i == 1 else cells, value)
+            draw_lines(ax, part[part["strategy"].astype(str) != "fmsgd"], "wu_executed")
+            if arch in seeded:
+                cells = source[value][source[value]["arch"].astype(str) == arch]
+                runs = _seed_runs(cells[cells["strategy"].astype(str) == "fmsgd"], value)
             else:
-                draw_lines(ax, part, "iteration")
-                _mark_levels(ax, cells, with_text=i == 0)
+                runs = [part[part["strategy"].astype(str) == "fmsgd"].rename(columns={"mean": "_v"})]
+            _draw_fmsgd(ax, runs, lighter_coarse=value != "grad_norm", each_seed=arch in seeded)
+            ax.set_xscale("log")
             positive_log(ax, part["mean"])
-            ax.set_title(f"({chr(97 + i * len(archs) + j)}) {arch_label(arch)}: {label}",
-                         fontsize=11)
+            ax.set_title(f"({chr(97 + i * len(archs) + j)}) {arch_label(arch)}: {label}", fontsize=11)
             ax.set_ylabel(label if j == 0 else "")
-            ax.set_xlabel("iteration" if i == 1 else "")
+            ax.set_xlabel("executed #WU (log)" if i == 1 else "")
     note = "; Full-Multiscale: each seed, its levels end on a plateau" if seeded else ""
-    where = "; validation on the finest mesh" if len(finest_mesh(data, metric)) < len(data) else ""
-    legend_below(fig, axes.ravel(),
-                 f"Figure 4 — blur estimation, single scale vs Full-Multiscale ({describe(data)}{note}{where})")
+    where = ("; validation on the finest mesh, Full-Multiscale's coarse levels (lighter) on their own"
+             if metric == "val_metric" and (data["level"] > 0).any() else "")
+    legend_below(fig, axes.ravel(), f"Figure 4 — blur estimation, single scale vs Full-Multiscale, against executed #WU "
+                                    f"(1 WU: one model application to one finest-mesh image; {describe(data)}{note}{where})")
     return fig, stats.assign(conv=stats["arch"].map(conv_type))
 
 
@@ -231,32 +235,33 @@ def _same_level_changes(data: pd.DataFrame) -> bool:
     return bool((starts.nunique(dropna=False) <= 1).all())
 
 
-def _draw_fmsgd_seeds(ax, data: pd.DataFrame, value: str) -> None:
-    """Full-Multiscale one thin line per seed, a '|' marker where that seed moves to a finer level."""
-    fm = data[data["strategy"].astype(str) == "fmsgd"]
+def _seed_runs(fm: pd.DataFrame, value: str) -> list[pd.DataFrame]:
+    """Full-Multiscale's curve per seed: iteration, wu_executed, level and the value as `_v`."""
     fm = fm.assign(_v=pd.to_numeric(fm[value], errors="coerce")).dropna(subset=["_v"])
-    color, label = STRATEGY_COLORS["fmsgd"], STRATEGY_LABELS["fmsgd"] + " (each seed; | next level)"
-    for k, (seed, run) in enumerate(fm.groupby("seed" if "seed" in fm.columns else lambda _: 0)):
+    return [run for _, run in fm.groupby("seed" if "seed" in fm.columns else lambda _: 0)]
+
+
+def _draw_fmsgd(ax, runs: list[pd.DataFrame], lighter_coarse: bool, each_seed: bool) -> None:
+    """Each run one line through all its levels, a '|' where it moves to a finer level; the mean (one
+    run carrying lo/hi) gets its band. Coarse levels lighter where `lighter_coarse`."""
+    color, style = STRATEGY_COLORS["fmsgd"], STRATEGY_STYLES["fmsgd"]
+    label = STRATEGY_LABELS["fmsgd"] + (" (each seed; | next level)" if each_seed else " (| next level)")
+    for k, run in enumerate(runs):
         run = run.sort_values("iteration")
-        ax.plot(run["iteration"], run["_v"], color=color, ls=STRATEGY_STYLES["fmsgd"], lw=1.0, alpha=0.85,
-                label=label if k == 0 else None)
-        changes = run[run["level"].ne(run["level"].shift()) & (run.index != run.index[0])]
-        ax.plot(changes["iteration"], changes["_v"], ls="none", marker="|", ms=12, mew=2, color="black")
-
-
-def _mark_levels(ax, data: pd.DataFrame, with_text: bool) -> None:
-    """Dotted vertical lines where Full-Multiscale-SGD moves to a finer level, labelled 'level j'."""
-    fm = data[data["strategy"].astype(str) == "fmsgd"]
-    if fm.empty:
-        return
-    starts = fm.groupby("level")["iteration"].min().sort_values()
-    for level, iteration in starts.items():
-        if iteration > starts.min():
-            ax.axvline(iteration, color="grey", ls=":", lw=1)
-        if with_text:
-            ax.annotate(f"level {int(level)}", (iteration, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(3, -13), textcoords="offset points", fontsize=8, color="dimgrey",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        if run.empty:
+            continue
+        x, level = run["wu_executed"], pd.to_numeric(run["level"], errors="coerce").fillna(0)
+        coarse = level > 0
+        if lighter_coarse and coarse.any():  # the coarse part, joined to the first finest point
+            joined = coarse | coarse.shift(fill_value=False)
+            ax.plot(x[joined], run["_v"][joined], color=color, ls=style, lw=1.0, alpha=0.4)
+        shown = ~coarse if lighter_coarse else level == level
+        ax.plot(x[shown], run["_v"][shown], color=color, ls=style, lw=1.0 if each_seed else 1.8,
+                alpha=0.85 if each_seed else 1.0, label=label if k == 0 else None)
+        if {"lo", "hi"} <= set(run.columns) and run["lo"].notna().any():
+            ax.fill_between(x, run["lo"], run["hi"], color=color, alpha=0.2, lw=0)
+        changes = run[level.ne(level.shift()) & (run.index != run.index[0])]
+        ax.plot(changes["wu_executed"], changes["_v"], ls="none", marker="|", ms=12, mew=2, color="black")
 
 
 def finest_mesh(data: pd.DataFrame, metric: str) -> pd.DataFrame:

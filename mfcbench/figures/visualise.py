@@ -465,17 +465,12 @@ def prediction_figure(fig: str, cells: Iterable, results_dir: str | Path, out: s
 
 
 # ----------------------------------------------------------------------------- Figure 15
-@dataclass
+@dataclass(frozen=True)
 class FeatureSource:
-    """One network of Figure 15: its config and, when trained, its cell folder."""
+    """One network of Figure 15: its cell (`config` resolved) and, when trained, the cell's folder."""
 
-    arch: str
-    table: str
-    task: str
-    dataset: str
-    seed: int
-    cfg: dict
-    cell_dir: Path | None = None
+    cell: Cell
+    folder: Path | None = None
 
 
 def first_layer(model: torch.nn.Module) -> torch.nn.Module:
@@ -517,16 +512,16 @@ def pick_images(cond: torch.Tensor | None, count: int, available: int) -> list[i
 
 def source_maps(source: FeatureSource, cache: dict, given: Mapping | None) -> dict[str, Any]:
     """Inputs and first-layer maps of one network (trained checkpoint, else seeded initialisation)."""
-    images = validation_images(source.dataset, source.cfg, cache, given)
-    built = rebuild(source, source.arch, source.cfg, images)
+    cell, folder = source.cell, source.folder
+    images = validation_images(cell.dataset, cell.config, cache, given)
+    built = rebuild(cell, cell.arch, cell.config, images)
     task, batch, model = built.task, built.val_batch, built.model
-    state, status = (None, "no cell") if source.cell_dir is None else trained_state(source.cell_dir,
-                                                                                    try_read_metrics(source.cell_dir))
+    state, status = (None, "no cell") if folder is None else trained_state(folder, try_read_metrics(folder))
     if state is not None:
         model.load_state_dict(state)
-        origin = str(CellFiles(source.cell_dir).checkpoint)
+        origin = str(CellFiles(folder).checkpoint)
     else:
-        origin = f"fresh initialisation, seed {source.seed} ({status})"
+        origin = f"fresh initialisation, seed {cell.seed} ({status})"
     return {"task": task, "batch": batch, "model": model, "trained": state is not None, "source": origin}
 
 
@@ -544,7 +539,8 @@ def feature_figure(out: str | Path, sources: Sequence[FeatureSource], profile: s
     ref = nets[0]["batch"]
     indices = pick_images(ref.cond, images, len(ref.inputs))
     cond = None if ref.cond is None else ref.cond[indices]
-    context = {"figure": FEATURE_FIGURE, "profile": profile, "table": sources[0].table, "dataset": sources[0].dataset}
+    first = sources[0].cell
+    context = {"figure": FEATURE_FIGURE, "profile": profile, "table": first.table, "dataset": first.dataset}
     inputs = ref.inputs[indices]
     panels = [("noisy input", inputs.mean(1), None)]
     rows = _feature_rows(context, {"row": "input", "arch": "", "source": "validation batch", "trained": None,
@@ -552,8 +548,9 @@ def feature_figure(out: str | Path, sources: Sequence[FeatureSource], profile: s
     for source, net in zip(sources, nets):
         maps = first_layer_maps(net["model"], inputs, cond)
         channel = int(maps.flatten(2).std(2).mean(0).argmax())  # the most active channel on these images
-        panels.append((arch_label(source.arch), maps[:, channel], channel))
-        panel = {"row": arch_label(source.arch), "arch": source.arch, "source": net["source"], "trained": net["trained"],
+        arch = source.cell.arch
+        panels.append((arch_label(arch), maps[:, channel], channel))
+        panel = {"row": arch_label(arch), "arch": arch, "source": net["source"], "trained": net["trained"],
                  "channel": channel}
         rows += _feature_rows(context, panel, indices, ref.cond, roughness(maps[:, channel]))
     _draw_features(out, panels, rows, indices, ref.cond, _feature_title(sources, nets, profile))
@@ -561,10 +558,11 @@ def feature_figure(out: str | Path, sources: Sequence[FeatureSource], profile: s
 
 
 def _feature_title(sources: Sequence[FeatureSource], nets: list[dict], profile: str) -> str:
-    how = ", ".join(f"{arch_label(s.arch)}: {'trained (' + s.table + ' checkpoint)' if n['trained'] else 'untrained (fresh init)'}"
+    how = ", ".join(f"{arch_label(s.cell.arch)}: "
+                    f"{'trained (' + s.cell.table + ' checkpoint)' if n['trained'] else 'untrained (fresh init)'}"
                     for s, n in zip(sources, nets))
     return (f"Figure 15: feature maps after the first layer, MFCs vs standard convolutions, denoising, "
-            f"dataset {sources[0].dataset}, profile {profile}\n{how}\n"
+            f"dataset {sources[0].cell.dataset}, profile {profile}\n{how}\n"
             f"roughness = mean squared neighbour difference / (4 variance): 1 for white noise, lower is smoother")
 
 

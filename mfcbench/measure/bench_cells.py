@@ -69,13 +69,13 @@ def bench_fmsgd_vs_sgd(b: Bench) -> None:
             for strategy in ("sgd", "fmsgd"):
                 record = run_cell(task="denoise", arch=arch, strategy=strategy, out_dir=os.path.join(tmp, strategy),
                                   dataset=dataset, device=b.device, overrides=overrides, train_images=train,
-                                  val_images=val, progress=False, log=lambda msg: None)
+                                  val_images=val, progress=False, log=lambda _msg: None)
                 curve = _read_curve(CellFiles(os.path.join(tmp, strategy)).curve)
                 records[strategy] = (record, curve)
     except Exception as exc:  # noqa: BLE001 - the bench reports what stopped a comparison and goes on
         b.add("fmsgd_vs_sgd", "wall-clock to SGD's final val", status=f"skipped: {type(exc).__name__}: {exc}")
         return
-    sgd, sgd_curve = records["sgd"]
+    sgd = records["sgd"][0]
     fm, fm_curve = records["fmsgd"]
     headline = sgd["headline_metric"]
     target = sgd["metrics"][headline]

@@ -53,7 +53,6 @@ class Fit:
     per_pixel: float
     rows: int
     batched: bool = True  # one call per mesh (per-sample model); False: one call per part
-    median_error: float = 0.0  # median |relative error| of the fit on its own rows
 
     def step_seconds(self, calls: Calls) -> float:
         pixels = sum(batch * side * side for side, batch in calls)
@@ -135,11 +134,9 @@ def fit_one(arch: str, device: str, threads: int, rows: list[dict[str, Any]]) ->
     scale[scale == 0] = 1.0
     coef, _ = nnls((design / scale) / seconds[:, None], np.ones(len(rows)))
     coef = coef / scale
-    predicted = design @ coef
-    error = float(np.median(np.abs(predicted - seconds) / seconds))
     batched = not any(r["parts"] and len(r["calls"]) == r["parts"] and len({s for s, _ in r["calls"]}) < r["parts"]
                       for r in rows)
-    return Fit(arch, device, threads, float(coef[0]), float(coef[1]), float(coef[2]), len(rows), batched, error)
+    return Fit(arch, device, threads, float(coef[0]), float(coef[1]), float(coef[2]), len(rows), batched)
 
 
 def fit_rates(rows: Iterable[Mapping[str, Any]]) -> Rates:

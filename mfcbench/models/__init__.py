@@ -23,6 +23,10 @@ from ..core.registry import Registry
 ENTRY_POINT_GROUP = "mfcbench.models"
 
 
+class ModelBuildError(RuntimeError):
+    """A model's builder failed or returned no module; the message names the model."""
+
+
 class _ModelRegistry(Registry):
     """The model `Registry` (self-loading: the builder modules, then the entry points), which also takes
     `"package.module:function"` for a builder that is not registered."""
@@ -76,8 +80,28 @@ def build_model(name: str, in_channels: int = 3, out_channels: int = 3, **option
     name: a registered model (`model_names()`) or `"package.module:function"` (imported, called alike);
     in_channels, out_channels: image channels in and out;
     options: passed to the builder (e.g. cond=True, upscale=2, width=0.5, mixing="full").
+
+    A builder's error names the model: a ValueError (an option it cannot honour) or ImportError (a
+    missing extra) keeps its type, any other is a ModelBuildError ("<name>: its builder raised ...");
+    a builder that returns something other than a torch.nn.Module is a ModelBuildError too.
     """
-    return MODELS.get(name)(in_channels, out_channels, **options)
+    builder = MODELS.get(name)
+    try:
+        model = builder(in_channels, out_channels, **options)
+    except ImportError:
+        raise  # a missing extra: its message names the package and the extra to install
+    except ValueError as error:
+        if name in str(error):
+            raise
+        raise ValueError(f"{name}: {error}") from error
+    except Exception as error:
+        raise ModelBuildError(f"{name}: its builder raised {type(error).__name__}: {error}") from error
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ModelBuildError(f"{name}: builder returned {type(model).__name__}, not a torch.nn.Module; "
+                              f"return the model (an nn.Module whose forward is forward(x, cond=None))")
+    return model
 
 
 def model_names() -> list[str]:

@@ -13,10 +13,10 @@ from typing import Callable
 
 from torch import nn
 
+from ..core.optional import require
 from . import MODELS
 from .common import reject_cond, scaled
 from .convert import to_mfc
-from ..core.optional import require
 
 
 def _conv(cin: int, cout: int, k: int) -> nn.Module:

@@ -19,6 +19,8 @@ MANIFEST_KEYS = ("device", "git_commit", "git_dirty", "training_code", "config_h
 SCALAR_KEYS = ("status", "headline_metric", "wu_closed_form", "wu_executed", "iterations", "seconds", "train_seconds",
                "eval_seconds", "plateau", "plateau_threshold", "converged", "params", "peak_memory_mb")
 
+CURVE_NEEDED = ("iteration", "wu_executed", "val_metric")  # of curve.csv: the time-to-target and evidence reports read them
+
 
 class GatherError(ValueError):
     """A cell's files cannot be gathered as they are; the message names the cell and the fix."""
@@ -92,6 +94,10 @@ def curve_rows(cell_dir: str | Path, profile: str | None = None):
     if not path.is_file() or path.stat().st_size == 0:
         return None
     curve = pd.read_csv(path)
+    missing = [column for column in CURVE_NEEDED if column not in curve.columns]
+    if missing:
+        raise GatherError(f"{path} lacks column(s) {', '.join(missing)} (it has {', '.join(map(str, curve.columns))}); "
+                          f"the reports read them: delete {CellFiles(cell_dir).metrics} and rerun the cell")
     coords = Cell.from_dir(cell_dir).coordinates()
     if profile is not None:
         coords = {"profile": profile, **coords}

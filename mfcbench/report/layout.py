@@ -91,9 +91,9 @@ def _match_mask(frame: pd.DataFrame, keys: dict[str, Any], aliases: dict) -> tup
         wanted_values = wanted if isinstance(wanted, list) else [wanted]
         wanted_norm = {normalise(v, column, aliases) for v in wanted_values}
         if column in frame.columns:
-            values = frame[column].map(lambda v: normalise(v, column, aliases))
+            values = frame[column].map(lambda v, c=column: normalise(v, c, aliases))
         elif normalise("nan", column, aliases) in wanted_norm:
-            values = pd.Series("nan", index=frame.index).map(lambda v: normalise(v, column, aliases))
+            values = pd.Series("nan", index=frame.index).map(lambda v, c=column: normalise(v, c, aliases))
         else:
             return pd.Series(False, index=frame.index), f"results lack column {column!r}"
         mask &= values.isin(wanted_norm)

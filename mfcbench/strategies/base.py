@@ -24,12 +24,12 @@ from typing import Any
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._augment import build_augmentation
 from ..core.options import Option
 from ..core.restrict import restrict
-from .sampling import Sampler
-from ..tasks.base import Batch, Task
 from ..core.workunits import WorkCounter, level_cost
+from ..tasks.base import Batch, Task
+from ._augment import build_augmentation
+from .sampling import Sampler
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import STRATEGIES
 from ..core.options import NUMBER_MIN1, Option
+from . import STRATEGIES
 from .base import Phase, Strategy, level_batches, telescoping_draws
 
 PHASED_OPTIONS = {

@@ -17,17 +17,54 @@ images (tests/test_library.py checks value and gradient on every registered mode
 
 from __future__ import annotations
 
+import warnings
+import weakref
 from fractions import Fraction
 from typing import Callable, Iterator, Sequence
 
 import torch
+from torch.nn import functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..core.restrict import RESTRICTIONS, restrict
-from ..core.workunits import WorkCounter, fmsgd_schedule as _halving
+from ..core.workunits import WorkCounter
+from ..core.workunits import fmsgd_schedule as _halving
 from ..tasks.base import Batch
 from .base import Part, level_batches, mesh_predictions, per_sample_model, telescoping_draws
 
 __all__ = ["fmsgd_schedule", "multiscale_loss", "split_batch"]
+
+_WARNED: weakref.WeakSet = weakref.WeakSet()  # models already warned about (once per model, not per step)
+ELEMENTWISE_LOSSES = (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss)  # prediction and target shapes match
+
+
+def batch_statistics_warning(model: torch.nn.Module, where: str) -> str | None:
+    """The one-line warning for a model with training-mode BatchNorm (None without one); `where` names the caller."""
+    paths = [name or "<root>" for name, m in model.named_modules() if isinstance(m, _BatchNorm) and m.training]
+    if not paths:
+        return None
+    shown = ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+    return (f"{where}: the model normalises with batch statistics (training-mode BatchNorm: {shown}), which differ "
+            f"between the fine and the coarse term of a multiscale step, so fine - coarse no longer cancels; the step "
+            f"therefore runs the model once per term instead of once per mesh (same loss, slower). Use GroupNorm, "
+            f"or put the BatchNorm layers in eval mode")
+
+
+def warn_batch_statistics(model: torch.nn.Module, where: str, stacklevel: int = 3) -> None:
+    """Warn (UserWarning, once per model) when `model` has training-mode BatchNorm."""
+    if model in _WARNED:
+        return
+    message = batch_statistics_warning(model, where)
+    if message:
+        _WARNED.add(model)
+        warnings.warn(message, UserWarning, stacklevel=stacklevel)
+
+
+def check_prediction(prediction: torch.Tensor, target: torch.Tensor, where: str) -> None:
+    """Refuse a prediction whose shape is not its target's (an elementwise loss would broadcast them)."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"{where}: the model's prediction has shape {tuple(prediction.shape)} but the target has shape "
+                         f"{tuple(target.shape)}; make the model output the target's channels and mesh")
 
 
 def split_batch(total: int, terms: int, growth: float = 2) -> list[int]:
@@ -56,6 +93,8 @@ def _check_sizes(inputs: torch.Tensor, targets: torch.Tensor, levels: int, first
         raise ValueError(f"multiscale_loss: inputs must be (B, C, H, W), got shape {tuple(inputs.shape)}")
     if targets.shape[0] != inputs.shape[0]:
         raise ValueError(f"multiscale_loss: {inputs.shape[0]} inputs but {targets.shape[0]} targets")
+    if levels < 1:
+        raise ValueError(f"multiscale_loss: levels must be >= 1, got {levels}")
     if not 0 <= first_level < levels:
         raise ValueError(f"multiscale_loss: first_level must be in 0..{levels - 1}, got {first_level}")
     factor = 2 ** (levels - 1)
@@ -122,7 +161,9 @@ def multiscale_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch
     first_level: the finest mesh of this step (Full-Multiscale phases start coarse: see fmsgd_schedule).
 
     Every mesh is evaluated in one model call (the parts of all terms on a mesh are concatenated),
-    unless the model has training-mode BatchNorm, whose batch statistics would mix them. For
+    unless the model has training-mode BatchNorm, whose batch statistics would mix them: such a model
+    is run once per term and warned about (UserWarning, once per model). With an elementwise torch
+    loss (mse, l1, smooth_l1, huber) a prediction whose shape is not the target's is refused. For
     full-mixing MFCs wrap forward and backward in `mfcbench.symbol_cache()`.
     """
     _check_sizes(inputs, targets, levels, first_level, restriction)
@@ -130,6 +171,7 @@ def multiscale_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch
     if cond is not None and cond.shape[0] != inputs.shape[0]:
         raise ValueError(f"multiscale_loss: cond has {cond.shape[0]} entries for {inputs.shape[0]} images")
     parts = multiscale_parts(inputs, targets, sizes, first_level, restriction, cond)
+    warn_batch_statistics(model, "multiscale_loss")
     before = counter.total
     for part in parts:
         counter.add(part.batch.inputs)
@@ -141,6 +183,8 @@ def multiscale_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch
         predictions = mesh_predictions(call, parts)
     else:
         predictions = [call(p.batch.inputs, cond=p.batch.cond) for p in parts]
+    if loss_fn in ELEMENTWISE_LOSSES:
+        check_prediction(predictions[0], parts[0].batch.targets, "multiscale_loss")
     total = sum((p.sign * loss_fn(pred, p.batch.targets) for p, pred in zip(parts, predictions)),
                 torch.zeros((), device=inputs.device))
     return total, float(counter.total - before)
@@ -162,6 +206,8 @@ def fmsgd_schedule(levels: int = 4, iterations: int | Sequence[int] = 1000, batc
     """
     from .fmsgd import FMSGD
 
+    if levels < 1:
+        raise ValueError(f"fmsgd_schedule: levels must be >= 1, got {levels}")
     if isinstance(iterations, int):
         its = [max(1, round(i)) for i in _halving(iterations, levels)]
     else:

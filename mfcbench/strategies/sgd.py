@@ -3,8 +3,8 @@ level batches (App. C: 15 N0 for 4 levels, "seeing an equivalent amount of data"
 
 from __future__ import annotations
 
-from . import STRATEGIES
 from ..core.options import Option
+from . import STRATEGIES
 from .base import Draw, Phase, Strategy, level_batches
 
 SGD_OPTIONS = {

@@ -4,8 +4,8 @@ and its metrics. Register with `@TASKS.register("name")` in a sibling module.
 
 from __future__ import annotations
 
-from .base import Batch, Task  # noqa: F401
 from ..core.registry import Registry
+from .base import Batch, Task  # noqa: F401
 
 TASKS: Registry = Registry("task", autoload=__name__, skip=("base",))
 

@@ -30,10 +30,10 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from ..core.optional import require
 from . import TASKS
 from ._common import chunked_predictions, randn_like
 from .base import Batch, Task
-from ..core.optional import require
 
 BASE_SIGMA, BASE_HALF_WIDTH = 1.5, 5
 

@@ -20,7 +20,6 @@ import yaml
 
 from ..core.options import INT_MIN1, NUMBER_MIN1, Option
 
-
 # Paper defaults (Table 13 / App. C) unless noted; "authors' code" marks where their code differs.
 # Options only one strategy reads are declared on its class (mfcbench/strategies/*.py `options`).
 _LIST_POS = {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "exclusiveMinimum": 0}}
@@ -32,8 +31,9 @@ OPTIONS: dict[str, Option] = {
     "batch_growth": Option(2, NUMBER_MIN1, "N_j = N0 * batch_growth**j (App. C uses 2)"),
     "level_batches": Option(None, {"type": ["array", "null"], "items": INT_MIN1},
                             "explicit N_j list, finest first (overrides batch_growth)"),
-    "iterations": Option([2000, 2000, 2000, 2000], {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
-                         "per-level iterations, coarse -> fine (one per level)"),
+    "iterations": Option([2000, 2000, 2000, 2000], {"type": ["array", "integer"], "minItems": 1, "minimum": 1,
+                                                    "items": {"type": "integer", "minimum": 0}},
+                         "per-level iterations, coarse -> fine (one per level); an int n means n at every level"),
     "restriction": Option("pool", {"enum": ["pool", "bilinear", "nearest"]}, "restriction operator"),
     "optimizer": Option("adam", {"enum": ["adam", "adamw", "sgd"]}, "optimizer"),
     "lr": Option(5e-4, {"type": "number", "exclusiveMinimum": 0}, "learning rate (Table 13)"),
@@ -156,6 +156,8 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
     errors = sorted(strict_validator(training_schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
         raise ValueError(schema_error_message(errors[0]))
+    if isinstance(cfg["iterations"], int):  # the one place an int becomes the per-level list
+        cfg["iterations"] = [cfg["iterations"]] * cfg["levels"]
     _check_schedule(cfg)
     check_batches(cfg)
     cfg["early_stop"] = full_early_stop(cfg["early_stop"])

@@ -22,12 +22,15 @@ from torch.nn import functional as F
 from ..core.cell import Cell, CellFiles, write_curve, write_metrics
 from ..core.workunits import WorkCounter, fmsgd_schedule, schedule_wu
 from ..strategies import STRATEGIES, build_strategy, strategy_names
+from ..strategies.functional import check_prediction, warn_batch_statistics
 from ..strategies.sampling import TrainSampler, seed_for
 from ..tasks.base import Batch, Task
 from . import checkpoint
 from . import config as config_mod
 from .cell import check_sizes, tensor_checksum, validation_batch, validation_subset
-from .runner import CellRun, TrainState, finite_or_none, make_optimizer, resolve_device, train_phases
+from .fit_inputs import check_levels, check_model, stacked, takes_cond
+from .request import to_stderr
+from .runner import CellRun, TrainState, finite_or_none, make_optimizer, resolve_device, train_with_progress
 
 
 class PairTask(Task):
@@ -42,14 +45,17 @@ class PairTask(Task):
     headline_metric = "val_loss"
     higher_is_better = False
 
-    def __init__(self, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], in_channels: int):
+    def __init__(self, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None, in_channels: int):
         super().__init__({})
-        self.loss_fn, self.in_channels = loss_fn, in_channels
+        self.check_shapes = loss_fn is None  # the default MSE would broadcast a prediction of another shape
+        self.loss_fn, self.in_channels = loss_fn or F.mse_loss, in_channels
 
     def make_batch(self, images: torch.Tensor, generator: torch.Generator) -> Batch:
         return Batch(images[:, : self.in_channels], images[:, self.in_channels:])
 
     def loss(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.check_shapes:
+            check_prediction(prediction, batch.targets, "fit")
         return self.loss_fn(prediction, batch.targets)
 
     @torch.no_grad()
@@ -62,29 +68,17 @@ class PairTask(Task):
 
 
 class _CondFree(torch.nn.Module):
-    """The runner calls model(x, cond=...); a plain model takes model(x)."""
+    """The runner calls model(x, cond=...); a model whose forward takes no `cond` is called as model(x)
+    (a task's conditioning, e.g. denoise's noise level, is then not given to it)."""
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
         self.net = net
         self.size_divisor = int(getattr(net, "size_divisor", 1))
+        self.takes_cond = takes_cond(net)
 
     def forward(self, x, cond=None):
-        return self.net(x) if cond is None else self.net(x, cond=cond)
-
-
-def _stacked(data: Any, name: str) -> tuple[torch.Tensor, int | None]:
-    """(tensor the sampler draws from, input channels) for a pair (x, y) or clean images."""
-    if isinstance(data, torch.Tensor):
-        return data.float().cpu(), None
-    if isinstance(data, Sequence) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        x, y = data
-        if x.dim() != 4 or y.dim() != 4 or x.shape[0] != y.shape[0] or x.shape[-2:] != y.shape[-2:]:
-            raise ValueError(f"fit: {name} must be (inputs, targets), both (N, C, H, W) with the same N, H and W; got "
-                             f"{tuple(x.shape)} and {tuple(y.shape)} (for super-resolution pass clean images and "
-                             f"task='superres')")
-        return torch.cat((x, y), 1).float().cpu(), x.shape[1]
-    raise ValueError(f"fit: {name} must be an (inputs, targets) pair of tensors or a tensor of clean images")
+        return self.net(x) if cond is None or not self.takes_cond else self.net(x, cond=cond)
 
 
 def _iterations(iterations: int | Sequence[int], levels: int, strategy: str) -> list[int]:
@@ -99,59 +93,82 @@ def _iterations(iterations: int | Sequence[int], levels: int, strategy: str) -> 
     return [iterations] + [0] * (levels - 1)
 
 
-def _setup(train, val, loss_fn, task, seed, options) -> tuple[Task, dict, torch.Tensor, torch.Tensor]:
-    train_images, in_channels = _stacked(train, "train")
-    val_images, val_channels = _stacked(val, "val")
+def _setup(train, val, loss_fn, task, seed, options, *, log) -> tuple[Task, dict, torch.Tensor, torch.Tensor]:
+    train_images, in_channels = stacked(train, "train", log)
+    val_images, val_channels = stacked(val, "val", log)
     if (in_channels is None) == (task is None) or in_channels != val_channels:
         raise ValueError("fit: give (inputs, targets) pairs for train and val, or tensors of clean images and a task")
     if task is None:
-        task = PairTask(loss_fn or F.mse_loss, in_channels)
+        task = PairTask(loss_fn, in_channels)
     elif isinstance(task, str):
         from ..tasks import build_task
 
         task = build_task(task, options.pop("task_options", {}), seed=seed)
-    cfg = config_mod.resolve({**options, "image_size": int(train_images.shape[-1])})
+    side = int(train_images.shape[-1])
+    if options.get("image_size", side) != side:
+        raise ValueError(f"fit: image_size={options['image_size']} but the train images are {side} pixels across; "
+                         f"fit trains on the data's own mesh: drop image_size or resize the data yourself")
+    cfg = config_mod.resolve({**options, "image_size": side})
     config_mod.check_batches(cfg, int(train_images.shape[1]), tuple(train_images.shape[-2:]))  # the data's channels
     return task, cfg, train_images, validation_subset(val_images, cfg)
 
 
 def fit(model: torch.nn.Module, train: Any, val: Any, strategy: str = "fmsgd", *,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, task: str | Task | None = None,
-        levels: int = 4, iterations: int | Sequence[int] = 1000, batch_size: int = 4, out_dir: str | Path | None = None,
-        seed: int = 0, device: str = "auto", log: Callable[[str], None] | None = None,
+        levels: int = 4, iterations: int | Sequence[int] = 1000, batch_size: int | None = None,
+        out_dir: str | Path | None = None, seed: int = 0, device: str = "auto",
+        log: Callable[[str], None] | None = to_stderr, progress: bool | None = None,
         stop_after: int | None = None, **options: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train `model` in place with the harness's loop; returns (model, result).
 
-    model: any module mapping (B, C, H, W) inputs to predictions; trained in place and returned.
+    model: any float32 module mapping (B, C, H, W) inputs to predictions; trained in place and returned.
+        A task that conditions (denoise passes its noise level) calls model(x, cond=c) when forward
+        takes `cond`, else model(x) (announced in the log).
     train, val: an (inputs, targets) pair of (N, C, H, W) tensors on one mesh (H, W divisible by
-        2**(levels-1)), or, with `task`, a tensor of clean images the task corrupts (e.g. "denoise").
+        2**(levels-1)), or, with `task`, a tensor of clean images the task corrupts (e.g. "denoise"); or
+        any iterable of batches of either (a DataLoader), read once into memory (announced in the log;
+        at most half this machine's memory). NaN or inf values are refused; data are cast to float32.
+        The model trains on the data's own mesh (image_size is the images' size).
     strategy: "fmsgd" (Full-Multiscale, default), "msgd", "sgd", "progressive" or "crops".
-    loss_fn: loss_fn(prediction, target) for pairs (default mean squared error); validation reports
-        its mean over `val` as val_loss.
+    loss_fn: loss_fn(prediction, target) for pairs (default mean squared error, which refuses a
+        prediction of another shape than its target); validation reports its mean over `val` as val_loss.
     task: a registered task name or a `Task` (its loss, metrics and corruption) instead of pairs.
-    levels, batch_size: meshes L and N0 (the finest term's batch; N_j = N0 * 2**j).
+    levels: meshes L (level 0 the data's, each next one 2x coarser).
+    batch_size: the finest mesh's images per step: all of a single-scale step's (sgd, crops: default 4),
+        the finest term's N0 of a multiscale one, whose coarser terms add N0 * 2**j images on meshes 4**j
+        times cheaper (default 1: 1 + 2 + 4 + 8 images at 4 levels, about 2.3 finest images' work).
     iterations: an int I (for fmsgd/progressive the coarsest level's steps, halved per finer level as
         in App. C; for the others the total) or a list per level, coarse -> fine.
     out_dir: None (default) writes nothing; a folder gets checkpoint.pt (resumed from when it matches
         this model class, data, seed and options), curve.csv and metrics.json.
     seed: seeds data order, validation noise and torch's global stream while training (dropout); the
         model's initialisation is yours (seed before building it).
-    device: "auto", "cpu" or "cuda". log: a callable for progress lines (default silent).
+    device: "auto", "cpu" or "cuda".
+    log: a callable for progress lines (default: stderr; None silences fit). progress: a tqdm bar
+        (None: when stderr is a terminal and log is on; without one, a line per phase and every tenth
+        of the run).
     stop_after: raise the runner's SimulatedCrash after this many steps (tests resume with it).
     options: any training option of `python -m mfcbench train --list-options` (lr, optimizer, lr_schedule,
-        val_every, early_stop, checkpoint_every, restriction, level_batches, ...).
+        val_every, early_stop, checkpoint_every, restriction, level_batches, sgd_batch, ...).
 
     result: metrics (final validation on the finest mesh), curve (per step), wu_executed and
     wu_closed_form (#WU), iterations, stopped_early, phase_stops, status, seconds, config.
     """
-    options = {**options, "levels": levels, "batch_size": batch_size,
-               "iterations": _iterations(iterations, levels, strategy)}
-    task, cfg, train_images, val_images = _setup(train, val, loss_fn, task, seed, options)
-    dev = resolve_device(device)
+    say = log or (lambda message: None)
+    check_levels(levels)
+    check_model(model)
+    batch_size = _batch_size(strategy, batch_size, options)  # sets a single-scale strategy's sgd_batch
+    options = {**options, "levels": levels, "batch_size": batch_size, "iterations": _iterations(iterations, levels, strategy)}
+    task, cfg, train_images, val_images = _setup(train, val, loss_fn, task, seed, options, log=say)
+    dev = _device(device)
     plan = build_strategy(strategy, cfg)
     check_sizes(cfg, task, None, plan)
+    warn_batch_statistics(model, "fit")
     wrapped = _CondFree(model).to(dev)
     val_batch = validation_batch(task, val_images, seed, dev)
+    if val_batch.cond is not None and not wrapped.takes_cond:
+        say(f"fit: {type(model).__name__}.forward takes no `cond`, so the {task.name} task's conditioning (e.g. the "
+            f"noise level) is not passed to it; give forward a `cond=None` keyword to use it")
     cell = Cell(task=task.name, dataset=f"memory:{tensor_checksum(train_images, val_images)[:16]}",
                 arch=f"{type(model).__module__}.{type(model).__qualname__}", strategy=strategy, seed=int(seed),
                 config=cfg)
@@ -160,23 +177,46 @@ def fit(model: torch.nn.Module, train: Any, val: Any, strategy: str = "fmsgd", *
                   optimizer=make_optimizer(wrapped.parameters(), cfg),
                   sampler=TrainSampler(train_images, task, dev, seed),
                   counter=WorkCounter(val_batch.inputs.shape[-2] * val_batch.inputs.shape[-1]),
-                  val_batch=val_batch, device=dev, files=files, log=log or (lambda message: None),
+                  val_batch=val_batch, device=dev, files=files, log=say,
                   config_hash=config_mod.config_hash(cfg))
     state = TrainState() if files is None else _resume(run, files)
     if state.step == 0:
         torch.manual_seed(seed_for(seed, "fit"))  # dropout and other draws from torch's stream (checkpointed)
-    status = train_phases(run, state, stop_after)
+    status = train_with_progress(run, state, progress if log is not None else False, stop_after)
     final = run.validate(state, 0)
     result = _result(run, state, status, final)
     if files is not None:
         write_curve(files.dir, state.curve)
         write_metrics(files.dir, {k: v for k, v in result.items() if k != "curve"})
         run.save(state, finished=True, status=status)
+    value = result["metrics"].get(task.headline_metric)
+    say(f"fit: {status}: {task.headline_metric} {'n/a' if value is None else f'{value:.4g}'} after {state.step} "
+        f"iterations, {result['wu_executed']:g} #WU, {state.seconds:.1f} s")
     return model, result
 
 
+def _batch_size(strategy: str, batch_size: int | None, options: dict[str, Any]) -> int:
+    """fit's batch: a single-scale strategy's step takes `batch_size` images (its sgd_batch, unless given;
+    default 4); a multiscale one's finest term N0 (default 1)."""
+    if strategy not in strategy_names():  # loads the registry; an unknown name lists the valid ones
+        STRATEGIES.get(strategy)
+    single_scale = "sgd_batch" in STRATEGIES.get(strategy).options
+    batch = (4 if single_scale else 1) if batch_size is None else batch_size
+    if single_scale:
+        options.setdefault("sgd_batch", batch)
+    return batch
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("fit: device='cuda' but CUDA is not available here; use device='auto' or device='cpu'")
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"fit: device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    return resolve_device(name)
+
+
 def _resume(run: CellRun, files: CellFiles) -> TrainState:
-    files.dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.make_dir(files.dir)
     ck = checkpoint.load_matching(files.checkpoint, cell=run.cell, config_hash=run.config_hash,
                                   on_stale="error", log=run.log)
     if ck is None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
-from importlib import metadata
 import os
 import platform
 import socket
 import subprocess
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 

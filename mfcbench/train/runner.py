@@ -37,6 +37,7 @@ from . import config as config_mod
 from .cell import BuiltCell, build_cell, cell_images, task_and_strategy
 from .convergence import convergence
 from .manifest import build_manifest, now
+from .parts import evaluate, finite_or_none, learning_rate, make_optimizer, peak_memory_mb, resolve_device
 from .request import ConfigFile, RunOptions, resolve_cell, to_stderr
 
 
@@ -100,7 +101,9 @@ class CellRun:
     files: CellFiles | None  # None: a run that writes nothing (`fit` without out_dir)
     log: Callable[[str], None]
     config_hash: str = ""
-    bar: Any = None
+    bar: Any = None  # a tqdm bar (a terminal), else progress lines through `log` every `progress_every` steps
+    progress_every: int = 0
+    data_checksum: str | None = None  # recorded in the checkpoint: a resume on other data restarts
 
     @property
     def cfg(self) -> Mapping[str, Any]:
@@ -115,7 +118,8 @@ class CellRun:
             return
         checkpoint.save(self.files.checkpoint, cell=self.cell, config_hash=self.config_hash, model=self.model,
                         optimizer=self.optimizer, counter=self.counter, sampler=self.sampler, device=self.device,
-                        state=state.state_dict(), finished=finished, status=status)
+                        state=state.state_dict(), finished=finished, status=status,
+                        data_checksum=self.data_checksum)
 
     def validate(self, state: TrainState, level: int = 0) -> dict[str, float]:
         """Validate on mesh `level`: the validation batch restricted with the strategy's restriction
@@ -131,60 +135,6 @@ class CellRun:
         started = time.perf_counter()
         self.save(state)
         state.eval_seconds += time.perf_counter() - started
-
-
-# --- helpers -------------------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; valid choices: auto, cpu, cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available; valid choices here: auto, cpu")
-    return torch.device(name)
-
-
-def make_optimizer(params, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    kind, lr, wd = cfg["optimizer"], cfg["lr"], cfg["weight_decay"]
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
-
-
-def learning_rate(cfg: Mapping[str, Any], step: int, total: int) -> float:
-    """Constant (paper) or cosine annealing to 0 over `total` steps (authors' code). The loop passes
-    the phase's own step and iterations: each Full-Multiscale level restarts at the configured lr."""
-    if cfg["lr_schedule"] == "cosine":
-        return 0.5 * cfg["lr"] * (1.0 + math.cos(math.pi * step / max(total, 1)))
-    return cfg["lr"]
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def finite_or_none(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in metrics.items():
-        v = float(v) if isinstance(v, (int, float)) or torch.is_tensor(v) else v
-        out[k] = v if not isinstance(v, float) or math.isfinite(v) else None
-    return out
-
-
-def evaluate(task: Task, model: torch.nn.Module, batch: Batch) -> dict[str, float]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return {k: float(v) for k, v in task.evaluate(model, batch).items()}
-    finally:
-        model.train(was_training)
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -248,7 +198,7 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
                 row["val_metric"] = run.validate(st, phase.level)[headline]
                 st.observe(row["val_metric"], cfg["early_stop"], run.task.higher_is_better)
             st.curve.append(row)
-            _show_progress(run, loss_value, phase.level)
+            _show_progress(run, st.step, loss_value, phase.level)
             if st.stopped_early:
                 run.log(f"early stop at iteration {st.step} (level {phase.level}): no {headline} improvement "
                         f"in {cfg['early_stop']['patience']} validations")
@@ -267,10 +217,13 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
     return "ok"
 
 
-def _show_progress(run: CellRun, loss_value: float, level: int) -> None:
+def _show_progress(run: CellRun, step: int, loss_value: float, level: int) -> None:
     if run.bar is not None:
         run.bar.update(1)
         run.bar.set_postfix(loss=f"{loss_value:.4g}", level=level)
+    elif run.progress_every and step % run.progress_every == 0:
+        total = sum(p.iterations for p in run.phases)
+        run.log(f"iteration {step}/{total} (level {level}): train loss {loss_value:.4g}")
 
 
 # --- the cell ------------------------------------------------------------------------------------
@@ -340,13 +293,9 @@ def train_cell(cell: Cell, out_dir: str | Path, options: RunOptions | None = Non
     dataset; `parts`: its `task_and_strategy`, when the caller checked it already."""
     files, options = CellFiles(out_dir), options or RunOptions()
     with checkpoint.lock_cell(files.dir):
-        config_hash = config_mod.config_hash(cell.config)
         if options.force:
             for path in files.outputs():
                 path.unlink(missing_ok=True)
-        elif files.metrics.exists() and checkpoint.is_finished(files.checkpoint, cell, config_hash):
-            options.log(f"{files.dir} is finished; nothing to do (use --force to rerun)")
-            return read_metrics(files.dir)
         return _train(cell, files, options, source=source, images=images, parts=parts)
 
 
@@ -361,15 +310,19 @@ def _train(cell: Cell, files: CellFiles, options: RunOptions, *, source: ConfigF
         torch.cuda.reset_peak_memory_stats(dev)
     parts = parts or task_and_strategy(cell)  # a bad schedule fails before any data is read
     train_images, val_images, checksum = cell_images(cell, *images)
+    if files.metrics.exists() and checkpoint.is_finished(files.checkpoint, cell, config_mod.config_hash(cfg), checksum):
+        log(f"{files.dir} is finished; nothing to do (use --force to rerun)")
+        return read_metrics(files.dir)
     run = make_run(cell, build_cell(cell, val_images, dev, parts), train_images, device=dev, files=files, log=log)
+    run.data_checksum = checksum
     st = TrainState()
     ck = checkpoint.load_matching(files.checkpoint, cell=cell, config_hash=run.config_hash, on_stale=options.on_stale,
-                                  log=log)
+                                  log=log, data_checksum=checksum, resume_finished=False)
     if ck is not None:
         st = TrainState(**checkpoint.restore(ck, model=run.model, optimizer=run.optimizer, counter=run.counter,
                                              sampler=run.sampler, device=dev))
         log(f"resuming {files.dir} at iteration {st.step}/{sum(p.iterations for p in run.phases)}")
-    status = _train_with_progress(run, st, options)
+    status = train_with_progress(run, st, options.progress, options.stop_after)
     final = st.last_val if st.last_val_step == st.step and st.last_val_level == 0 else run.validate(st, 0)
     if source is not None:
         source.check(run.config_hash)
@@ -383,14 +336,22 @@ def _train(cell: Cell, files: CellFiles, options: RunOptions, *, source: ConfigF
     return record
 
 
-def _train_with_progress(run: CellRun, st: TrainState, options: RunOptions) -> str:
-    if sys.stderr.isatty() if options.progress is None else options.progress:
+PROGRESS_LINES = 10  # without a terminal: about this many progress lines per run, besides one per phase
+
+
+def train_with_progress(run: CellRun, st: TrainState, progress: bool | None = None,
+                        stop_after: int | None = None) -> str:
+    """`train_phases` with progress: a tqdm bar when `progress` (None: when stderr is a terminal), else
+    a line through `run.log` per phase and every total/PROGRESS_LINES steps (piped runs, notebooks)."""
+    total = sum(p.iterations for p in run.phases)
+    if sys.stderr.isatty() if progress is None else progress:
         from tqdm import tqdm
 
-        total = sum(p.iterations for p in run.phases)
         run.bar = tqdm(total=total, initial=st.step, desc=f"{run.cell.strategy} {run.cell.arch}", leave=False)
+    else:
+        run.progress_every = max(1, total // PROGRESS_LINES)
     try:
-        return train_phases(run, st, options.stop_after)
+        return train_phases(run, st, stop_after)
     finally:
         if run.bar is not None:
             run.bar.close()

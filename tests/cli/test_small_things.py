@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mfcbench.cli import main
 from mfcbench.cli import grid as grid_cli
+from mfcbench.cli import main
 from mfcbench.cli import models as models_cli
 from mfcbench.models import model_names
 

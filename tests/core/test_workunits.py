@@ -10,10 +10,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from mfcbench.cli import wu as wu_cli
-from mfcbench.train.config import resolve
+from mfcbench.core.workunits import WorkCounter, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
 from mfcbench.strategies import build_strategy, strategy_names
 from mfcbench.tasks.base import Batch, Task
-from mfcbench.core.workunits import WorkCounter, schedule_wu, wu_fmsgd, wu_msgd, wu_sgd
+from mfcbench.train.config import resolve
 
 
 class TinyNet(nn.Module):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfcbench.experiments.discrepancy import RESTRICTIONS_1D, conv_loss, gradient, mfc_loss, run_discrepancy
 from mfcbench.core.registry import UnknownNameError
+from mfcbench.experiments.discrepancy import RESTRICTIONS_1D, conv_loss, gradient, mfc_loss, run_discrepancy
 
 RESOLUTIONS = ["1/1024", "1/512", "1/256", "1/128", "1/64", "1/32"]
 

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from _cluster import copy_pipeline
+
+from mfcbench.core.atomic import DamagedFileError, NoSpaceError, torch_save
 from mfcbench.core.cell import LOCK_FILE
+from mfcbench.pipeline.checks import check_cells
+from mfcbench.pipeline.gather import GatherError, gather
+from mfcbench.pipeline.schema import apply_defaults
 from mfcbench.train import checkpoint, runner
 from mfcbench.train.request import StaleCellError
-from mfcbench.pipeline.checks import check_cells
-from mfcbench.pipeline.schema import apply_defaults
-from mfcbench.core.atomic import DamagedFileError, NoSpaceError, torch_save
-from mfcbench.pipeline.gather import GatherError, gather
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = "table4/denoise/skimage/resnet/sgd/seed0"

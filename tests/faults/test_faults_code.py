@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from _cells import CELL, TINY  # noqa: E402,F401
+from _cells import trained_cell as _trained_cell
 
 from mfcbench.pipeline.gather import gather, stale_code_cells
 from mfcbench.train import manifest
-
-from _cells import CELL, TINY, trained_cell as _trained_cell  # noqa: E402,F401
 
 
 def test_code_digest_covers_the_training_modules(tmp_path):

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _cluster import CONFIG, make_repo
+
 from mfcbench.cli import main
 
 

@@ -400,7 +400,6 @@ def test_the_workflow_refuses_a_second_run_braces_and_names_a_broken_default_pro
     import shutil
 
     import yaml
-
     from _cluster import CONFIG, make_repo
 
     if shutil.which("snakemake") is None:

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 import yaml
-
 from _cluster import CONFIG, make_repo
+
 from mfcbench.pipeline.profile_checks import ProfileError, check_profile, load_profile
 
 

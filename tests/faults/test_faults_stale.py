@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from _cells import CELL, TINY  # noqa: E402,F401
+from _cells import trained_cell as _trained_cell
 from _cluster import CONFIG, make_repo
-from mfcbench.pipeline.gather import GatherError, gather
 
-from _cells import CELL, TINY, trained_cell as _trained_cell  # noqa: E402,F401
+from mfcbench.pipeline.gather import GatherError, gather
 
 
 def test_gather_refuses_a_cell_trained_on_other_data(tmp_path):

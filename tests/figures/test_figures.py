@@ -61,19 +61,39 @@ def test_fig4_columns_per_conv_rows_grad_and_metric(tmp_path):
     data = _draw("fig4", "curves_table3_val.csv", tmp_path)
     assert set(data["panel"]) == {"grad_norm", "val_metric"} and set(data["strategy"]) == {"sgd", "fmsgd"}
     assert set(data["conv"]) == {"standard", "MFC"} and (data["n_seeds"] == 2).all()
-    assert data[data.panel == "grad_norm"].groupby(["arch", "strategy"]).size().eq(41).all()
-    # the validation row keeps Full-Multiscale's finest-mesh validations only (a coarse level validates on
-    # its own mesh), the gradient-norm row every level
+    # iterations 1..40: the #WU=0 start is off the log axis
+    assert data[data.panel == "grad_norm"].groupby(["arch", "strategy"]).size().eq(40).all()
+    assert (data["wu_executed"] > 0).all() and (data[data.panel == "grad_norm"]["level"] > 0).any()
+    # the validation row: SGD on the finest mesh, Full-Multiscale on every level (one continuous curve)
     val = data[data.panel == "val_metric"]
-    assert (val["level"] == 0).all()
-    frame = pd.read_csv(FIX / "curves_table3_val.csv")
-    coarse = frame[(frame.strategy == "fmsgd") & (frame.level > 0) & frame.val_metric.notna()]
-    assert len(coarse) and not set(coarse["iteration"]) <= set(val[val.strategy == "fmsgd"]["iteration"])
-    assert (data[data.panel == "grad_norm"]["level"] > 0).any()
+    assert (val[val.strategy == "sgd"]["level"] == 0).all()
+    assert set(val[val.strategy == "fmsgd"]["level"]) == {0, 1, 2, 3}
     axes, _ = _facets("fig4", "curves_table3_val.csv")
     titles = [ax.get_title() for ax in axes]
     assert len(axes) == 4 and titles[0].startswith("(a) standard") and titles[1].startswith("(b) mesh-free")
     assert all(ax.collections for ax in axes)  # 2 seeds: bands everywhere
+
+
+def test_fig4_x_is_executed_work_and_full_multiscale_is_one_curve_through_its_levels():
+    """One unit for every strategy (a coarse iteration is cheap), Full-Multiscale's validation curve from
+    its first level to the finest with its level changes marked, and no empty band under the title."""
+    frame = pd.read_csv(FIX / "curves_table3_val.csv")
+    fig, _ = F.FIGURES.get("fig4")(frame)
+    try:
+        axes = [ax for ax in fig.axes if ax.axison]
+        assert all(ax.get_xscale() == "log" for ax in axes) and "#WU" in axes[-1].get_xlabel()
+        fm = frame[(frame.strategy == "fmsgd") & (frame.arch == "blur_conv")]
+        green = [line for line in axes[2].get_lines() if line.get_color() == F.STRATEGY_COLORS["fmsgd"]]
+        xs = sorted(x for line in green for x in line.get_xdata())
+        first_val = fm[fm.val_metric.notna() & (fm.wu_executed > 0)]["wu_executed"].min()
+        assert xs[0] == first_val and xs[-1] == fm["wu_executed"].max()  # from the coarsest level to the end
+        assert any(line.get_marker() == "|" and len(line.get_xdata()) == 3 for line in axes[2].get_lines())
+        fig.canvas.draw()
+        title = fig._suptitle.get_window_extent().y0
+        top = max(ax.get_tightbbox().y1 for ax in axes)
+        assert title - top < 0.3 * fig.dpi, "an empty band between the title and the panels"
+    finally:
+        F.plt.close(fig)
 
 
 def test_fig4_single_seed_has_no_band(tmp_path):
@@ -96,9 +116,11 @@ def test_fig4_draws_each_full_multiscale_seed_when_levels_end_apart():
     for ax in fig.axes:
         green = [line for line in ax.get_lines() if line.get_color() == F.STRATEGY_COLORS["fmsgd"]]
         ticks = [line for line in ax.get_lines() if line.get_marker() == "|"]
-        assert len(green) == seeds and len(ticks) == seeds, ax.get_title()
+        solid = [line for line in green if line.get_alpha() != 0.4]  # the lighter coarse levels aside
+        assert len(solid) == seeds and len(ticks) == seeds, ax.get_title()
         assert not any(line.get_linestyle() == ":" for line in ax.get_lines())  # no shared level lines
     assert "each seed" in fig._suptitle.get_text()
+    F.plt.close(fig)
 
 
 def test_figures_need_their_columns(tmp_path):

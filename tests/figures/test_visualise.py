@@ -10,14 +10,14 @@ import pytest
 import torch
 import yaml
 
+from mfcbench.cli import main as cli_main
 from mfcbench.core.cell import Cell
+from mfcbench.figures import visualise as vis
 from mfcbench.pipeline.cells import cell_config
 from mfcbench.pipeline.schema import load_config
-from mfcbench.cli import main as cli_main
-from mfcbench.train.config import resolve
-from mfcbench.figures import visualise as vis
-from mfcbench.train.runner import run_cell
 from mfcbench.strategies import build_strategy
+from mfcbench.train.config import resolve
+from mfcbench.train.runner import run_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG"
@@ -105,7 +105,8 @@ def test_prediction_figure_without_cells_says_so(tmp_path):
 
 def test_feature_maps_without_checkpoints(tmp_path):
     cfg = resolve({"image_size": 8, "levels": 1, "iterations": [1], "val_size": 6, "model": {"width": 0.125}})
-    sources = [vis.FeatureSource(arch, "table4", "denoise", "memory", 0, cfg) for arch in vis.FEATURE_ARCHS]
+    sources = [vis.FeatureSource(Cell(task="denoise", dataset="memory", arch=arch, strategy=None, table="table4",
+                                      config=cfg)) for arch in vis.FEATURE_ARCHS]
     val = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     frame = vis.feature_figure(tmp_path / "fig15.png", sources, "t", images=3, val_images={"memory": val})
     assert list(frame.columns) == vis.FEATURE_COLUMNS and len(frame) == 3 * 3

@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from mfcbench.layers import MeshFreeConv2d, mesh_free_filter, mesh_free_symbol, wavenumbers
 from mfcbench.core.restrict import restrict
+from mfcbench.layers import MeshFreeConv2d, mesh_free_filter, mesh_free_symbol, wavenumbers
 
 
 def _params(channels, tau, alpha=(1.0, 0.0, 1.0), gamma=(1.0, 0.0, 0.0), dtype=torch.float64):

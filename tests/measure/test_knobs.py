@@ -7,10 +7,9 @@ import csv
 
 import pytest
 import torch
+from test_scaling import tiny_setting
 
 from mfcbench.measure import knobs
-
-from test_scaling import tiny_setting
 
 
 def test_n0_rows_price_each_first_batch_per_work_unit_and_restore_the_config():

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from mfcbench.cli import models as table
 from mfcbench.layers import MeshFreeConv2d
 from mfcbench.models import MODELS, build_model, model_names
-from mfcbench.cli import models as table
 from mfcbench.models.convert import Subsample, count_parameters
 
 torch.set_num_threads(1)

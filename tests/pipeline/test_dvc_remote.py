@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _cluster import CONFIG, GIT, PROFILE, job_counts, make_repo, require_ok, run_bounded
 
 pytestmark = pytest.mark.slow

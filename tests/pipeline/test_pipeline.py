@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _cluster import commit_all, copy_pipeline
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_pipeline import TINY, _require_tools, _run, repo  # noqa: F401  (repo is a fixture)
 
 pytestmark = pytest.mark.slow

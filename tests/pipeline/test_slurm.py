@@ -24,9 +24,18 @@ import time
 from pathlib import Path
 
 import pytest
-
-from _cluster import (CONF, CONFIG, PROFILE, LoopbackSlurm, Timeout, Unavailable, job_counts, make_repo,
-                      require_ok, run_bounded)
+from _cluster import (
+    CONF,
+    CONFIG,
+    PROFILE,
+    LoopbackSlurm,
+    Timeout,
+    Unavailable,
+    job_counts,
+    make_repo,
+    require_ok,
+    run_bounded,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -7,16 +7,15 @@ from fractions import Fraction
 
 import pytest
 import torch
+from _tasks import NoisyDenoise
 from torch import nn
 from torch.nn import functional as F
 
-from mfcbench.train.config import resolve
 from mfcbench.core.restrict import restrict
+from mfcbench.core.workunits import WorkCounter
 from mfcbench.strategies import build_strategy
 from mfcbench.strategies.base import Draw, Phase
-from mfcbench.core.workunits import WorkCounter
-
-from _tasks import NoisyDenoise
+from mfcbench.train.config import resolve
 
 
 # --- tiny in-test model, task and sampler --------------------------------------------------------
