@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "rates); default: Tables 4 and 5, those the profile has")
     group.add_argument("--archs", default="", help="scaling: comma-separated networks (default: every one of the tables)")
     group.add_argument("--sizes", default="", help="scaling: comma-separated finest-mesh sizes (default 32,64,128,256; "
-                                                   "--quick 32,64)")
+                                                   "--quick 16,32)")
     group.add_argument("--repeats", type=positive_int, default=None, help="scaling: timed steps per row (default 10)")
     group.add_argument("--max-seconds", type=positive_float, default=10.0,
                        help="scaling: stop timing a row after this many seconds (at least 3 steps)")

@@ -189,12 +189,18 @@ def test_a_second_run_in_one_checkout_is_refused_naming_the_pid_and_profile(tmp_
     assert runlock.owner(tmp_path)[:2] == (str(os.getpid()), "paper")
 
 
-def test_a_stale_lock_of_a_dead_run_is_taken_over(tmp_path, lock_env):
-    runlock = lock_env
+def _dead_run_lock(runlock, tmp_path):
+    """(the PID of a process that has exited, the run lock's path with its folder made)."""
     dead = subprocess.Popen(["true"])
     dead.wait()
     path = runlock.lock_path(tmp_path)
     path.parent.mkdir(parents=True)
+    return dead, path
+
+
+def test_a_stale_lock_of_a_dead_run_is_taken_over(tmp_path, lock_env):
+    runlock = lock_env
+    dead, path = _dead_run_lock(runlock, tmp_path)
     path.write_text(f"{dead.pid}\n")  # a run killed with -9: the kernel dropped its flock, the file stays
     assert runlock.hold(tmp_path, "tiny") is True
     assert runlock.owner(tmp_path)[:2] == (str(os.getpid()), "tiny")
@@ -203,10 +209,7 @@ def test_a_stale_lock_of_a_dead_run_is_taken_over(tmp_path, lock_env):
 def test_a_lock_held_by_a_leftover_of_a_dead_run_is_taken_over(tmp_path, lock_env):
     """The flock is held (a process forked by the dead run kept the file open) but its PID is gone."""
     runlock = lock_env
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    path = runlock.lock_path(tmp_path)
-    path.parent.mkdir(parents=True)
+    dead, path = _dead_run_lock(runlock, tmp_path)
     leftover = subprocess.Popen([sys.executable, "-c", (
         "import fcntl, json, os, socket, time\n"
         f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
