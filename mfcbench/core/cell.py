@@ -100,29 +100,11 @@ class CellFiles:
 
     def __init__(self, directory: str | os.PathLike):
         self.dir = Path(directory)
+        self.metrics, self.checkpoint, self.curve, self.config, self.lock = (
+            self.dir / name for name in (METRICS_FILE, CHECKPOINT_FILE, CURVE_FILE, CONFIG_FILE, LOCK_FILE))
 
     def __repr__(self) -> str:
         return f"CellFiles({str(self.dir)!r})"
-
-    @property
-    def metrics(self) -> Path:
-        return self.dir / METRICS_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.dir / CHECKPOINT_FILE
-
-    @property
-    def curve(self) -> Path:
-        return self.dir / CURVE_FILE
-
-    @property
-    def config(self) -> Path:
-        return self.dir / CONFIG_FILE
-
-    @property
-    def lock(self) -> Path:
-        return self.dir / LOCK_FILE
 
     def outputs(self) -> tuple[Path, ...]:
         """What a run writes (a forced rerun deletes them first): checkpoint, metrics, curve."""

@@ -228,15 +228,16 @@ def _show_progress(run: CellRun, step: int, loss_value: float, level: int) -> No
 
 # --- the cell ------------------------------------------------------------------------------------
 def make_run(cell: Cell, built: BuiltCell, train_images: torch.Tensor, *, device: torch.device,
-             files: CellFiles | None, log: Callable[[str], None]) -> CellRun:
-    """A built cell (`mfcbench.train.cell.build_cell`) with its optimizer, sampler, counter and files."""
+             files: CellFiles | None, log: Callable[[str], None], data_checksum: str | None = None) -> CellRun:
+    """A built cell (`mfcbench.train.cell.build_cell`) with its optimizer, sampler, counter and files;
+    `data_checksum`, the data it trains on, goes into its checkpoints."""
     val_batch = built.val_batch
     return CellRun(cell=cell, task=built.task, strategy=built.strategy, model=built.model,
                    optimizer=make_optimizer(built.model.parameters(), cell.config),
                    sampler=TrainSampler(train_images, built.task, device, cell.seed),
                    counter=WorkCounter(val_batch.inputs.shape[-2] * val_batch.inputs.shape[-1]),
                    val_batch=val_batch, device=device, files=files, log=log,
-                   config_hash=config_mod.config_hash(cell.config))
+                   config_hash=config_mod.config_hash(cell.config), data_checksum=data_checksum)
 
 
 def _record(run: CellRun, st: TrainState, status: str, final: dict, *, checksum: str, started_at: str) -> dict:
@@ -313,8 +314,8 @@ def _train(cell: Cell, files: CellFiles, options: RunOptions, *, source: ConfigF
     if files.metrics.exists() and checkpoint.is_finished(files.checkpoint, cell, config_mod.config_hash(cfg), checksum):
         log(f"{files.dir} is finished; nothing to do (use --force to rerun)")
         return read_metrics(files.dir)
-    run = make_run(cell, build_cell(cell, val_images, dev, parts), train_images, device=dev, files=files, log=log)
-    run.data_checksum = checksum
+    run = make_run(cell, build_cell(cell, val_images, dev, parts), train_images, device=dev, files=files, log=log,
+                   data_checksum=checksum)
     st = TrainState()
     ck = checkpoint.load_matching(files.checkpoint, cell=cell, config_hash=run.config_hash, on_stale=options.on_stale,
                                   log=log, data_checksum=checksum, resume_finished=False)
