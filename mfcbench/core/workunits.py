@@ -12,7 +12,7 @@ A level-j image costs 4**-j. Two independent routes, so each checks the other:
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 Number = int | Fraction
 
@@ -24,6 +24,30 @@ def level_cost(level: int) -> Fraction:
 
 def _batches(n0: Number, levels: int, growth: Number) -> list[Fraction]:
     return [Fraction(n0) * Fraction(growth) ** j for j in range(levels)]
+
+
+def level_batches(config: Mapping[str, Any]) -> list[int]:
+    """N_j, finest first: the explicit `level_batches` list or N0 * batch_growth**j (rounded)."""
+    if config.get("level_batches"):
+        return [int(b) for b in config["level_batches"]]
+    n0, growth = config["batch_size"], config["batch_growth"]
+    out = [round(Fraction(n0) * Fraction(growth) ** j) for j in range(config["levels"])]
+    if min(out) < 1:
+        raise ValueError(f"batch sizes must be >= 1, got {out}")
+    return out
+
+
+def phase_batches(config: Mapping[str, Any], level: int) -> list[int]:
+    """Batches of the Full-Multiscale phase whose finest mesh is `level`: N_k * phase_batch_growth**level
+    for k = 0..L-1-level (App. C eq. 48)."""
+    growth = Fraction(config.get("phase_batch_growth", 2)) ** level
+    return [max(1, round(n * growth)) for n in level_batches(config)[: config["levels"] - level]]
+
+
+def single_scale_batch(config: Mapping[str, Any]) -> int:
+    """SGD's batch: `sgd_batch`, or "matched" (the default) = the sum of the level batches (App. C)."""
+    value = config.get("sgd_batch", "matched")
+    return sum(level_batches(config)) if value == "matched" else int(value)
 
 
 def msgd_step_wu(batches: Sequence[Number], first_level: int = 0) -> Fraction:

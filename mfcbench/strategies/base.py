@@ -64,17 +64,6 @@ class Part:
     batch: Batch
 
 
-def level_batches(config: dict[str, Any]) -> list[int]:
-    """N_j, finest first: the explicit `level_batches` list or N0 * batch_growth**j (rounded)."""
-    if config.get("level_batches"):
-        return [int(b) for b in config["level_batches"]]
-    n0, growth = config["batch_size"], config["batch_growth"]
-    out = [round(Fraction(n0) * Fraction(growth) ** j) for j in range(config["levels"])]
-    if min(out) < 1:
-        raise ValueError(f"batch sizes must be >= 1, got {out}")
-    return out
-
-
 def telescoping_draws(batches: list[int], first_level: int) -> tuple[Draw, ...]:
     """Algorithm 1 over meshes first_level .. first_level+len(batches)-1."""
     last = first_level + len(batches) - 1

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from ..core.workunits import single_scale_batch
 from . import STRATEGIES
 from ._augment import RandomCrops
 from .base import Draw, Phase, Strategy
-from .sgd import SGD_OPTIONS, single_scale_batch
+from .sgd import SGD_OPTIONS
 
 
 @STRATEGIES.register("crops")

@@ -4,23 +4,16 @@ the phase batch N0 * phase_batch_growth**r (App. C eq. 48). `optimizer_state` ca
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from ..core.options import NUMBER_MIN1, Option
+from ..core.workunits import phase_batches
 from . import STRATEGIES
-from .base import Phase, Strategy, level_batches, telescoping_draws
+from .base import Phase, Strategy, telescoping_draws
 
 PHASED_OPTIONS = {
     "phase_batch_growth": Option(2, NUMBER_MIN1, "fmsgd/progressive phase r batch N0 * growth**r (App. C eq. 48)"),
     "optimizer_state": Option("carry", {"enum": ["carry", "reset"]},
                               "fmsgd/progressive: keep or reset the optimizer state at each phase"),
 }
-
-
-def phase_batches(config: dict, level: int) -> list[int]:
-    """Batches of the phase whose finest mesh is `level`: N_k * growth**level for k = 0..L-1-level."""
-    growth = Fraction(config.get("phase_batch_growth", 2)) ** level
-    return [max(1, round(n * growth)) for n in level_batches(config)[: config["levels"] - level]]
 
 
 @STRATEGIES.register("fmsgd")

@@ -27,10 +27,10 @@ from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..core.restrict import RESTRICTIONS, restrict
-from ..core.workunits import WorkCounter
+from ..core.workunits import WorkCounter, level_batches
 from ..core.workunits import fmsgd_schedule as _halving
 from ..tasks.base import Batch
-from .base import Part, level_batches, mesh_predictions, per_sample_model, telescoping_draws
+from .base import Part, mesh_predictions, per_sample_model, telescoping_draws
 
 __all__ = ["fmsgd_schedule", "multiscale_loss", "split_batch"]
 

@@ -3,8 +3,9 @@ N_j = N0 * growth**j per level, one backward per step, sum(iterations) steps."""
 
 from __future__ import annotations
 
+from ..core.workunits import level_batches
 from . import STRATEGIES
-from .base import Phase, Strategy, level_batches, telescoping_draws
+from .base import Phase, Strategy, telescoping_draws
 
 
 @STRATEGIES.register("msgd")

@@ -6,9 +6,10 @@ differ only in the correction terms; an int `sgd_batch` uses that batch in every
 
 from __future__ import annotations
 
+from ..core.workunits import phase_batches
 from . import STRATEGIES
 from .base import Draw, Phase, Strategy
-from .fmsgd import PHASED_OPTIONS, phase_batches
+from .fmsgd import PHASED_OPTIONS
 from .sgd import SGD_OPTIONS
 
 

@@ -4,18 +4,14 @@ level batches (App. C: 15 N0 for 4 levels, "seeing an equivalent amount of data"
 from __future__ import annotations
 
 from ..core.options import Option
+from ..core.workunits import single_scale_batch
 from . import STRATEGIES
-from .base import Draw, Phase, Strategy, level_batches
+from .base import Draw, Phase, Strategy
 
 SGD_OPTIONS = {
     "sgd_batch": Option("matched", {"oneOf": [{"const": "matched"}, {"type": "integer", "minimum": 1}]},
                         "'matched' = sum of the msgd level batches (App. C), or an int"),
 }
-
-
-def single_scale_batch(config: dict) -> int:
-    value = config.get("sgd_batch", "matched")
-    return sum(level_batches(config)) if value == "matched" else int(value)
 
 
 @STRATEGIES.register("sgd")

@@ -12,12 +12,12 @@ import copy
 import hashlib
 import json
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..core import workunits
 from ..core.options import INT_MIN1, NUMBER_MIN1, Option
 
 # Paper defaults (Table 13 / App. C) unless noted; "authors' code" marks where their code differs.
@@ -220,24 +220,21 @@ def batch_problem(key: str, images: int, channels: int, height: int, width: int,
 
 
 def _batches(cfg: Mapping[str, Any]) -> list[tuple[str, int, int]]:
-    """(key, images, level) of every batch a config can draw: the level batches (level_batches, or
-    batch_size x batch_growth**j) on mesh j, sgd's single-scale batch (sgd_batch; 'matched' = their sum) on
-    the finest mesh, and the phase batches of fmsgd/progressive (x phase_batch_growth**r) on their meshes."""
-    levels = int(cfg.get("levels", OPTIONS["levels"].default))
-    if cfg.get("level_batches"):
-        named = [(f"level_batches[{j}]", int(n)) for j, n in enumerate(cfg["level_batches"])]
-    else:
-        n0, growth = cfg.get("batch_size", OPTIONS["batch_size"].default), cfg.get("batch_growth", 2)
-        named = [("batch_size" if j == 0 else f"batch_size x batch_growth**{j}",
-                  round(Fraction(n0) * Fraction(growth) ** j)) for j in range(levels)]
-    out = [(key, n, j) for j, (key, n) in enumerate(named)]
-    single = cfg.get("sgd_batch", "matched")  # the sgd strategy's default
-    out.append(("sgd_batch (matched: the sum of the level batches)", sum(n for _, n in named), 0) if single == "matched"
-               else ("sgd_batch", int(single), 0))
-    phase_growth = cfg.get("phase_batch_growth")
-    for r in range(1, len(named)) if phase_growth else ():
-        out += [(f"{key} x phase_batch_growth**{r}", round(n * Fraction(phase_growth) ** r), r + k)
-                for k, (key, n) in enumerate(named[: len(named) - r])]
+    """(key, images, level) of every batch a config can draw, from the strategies' own arithmetic
+    (`mfcbench.core.workunits`): the level batches on mesh j, sgd's single-scale batch ('matched' = their
+    sum) on the finest mesh, and, when `phase_batch_growth` is given, the fmsgd/progressive phase batches."""
+    full = {key: cfg.get(key, OPTIONS[key].default) for key in ("levels", "batch_size", "batch_growth")}
+    full.update({key: cfg[key] for key in ("level_batches", "sgd_batch", "phase_batch_growth") if key in cfg})
+    explicit = bool(cfg.get("level_batches"))
+    names = [f"level_batches[{j}]" if explicit else "batch_size" if j == 0 else f"batch_size x batch_growth**{j}"
+             for j in range(len(workunits.level_batches(full)))]
+    out = [(key, n, j) for j, (key, n) in enumerate(zip(names, workunits.level_batches(full)))]
+    single = "sgd_batch" if full.get("sgd_batch", "matched") != "matched" else \
+        "sgd_batch (matched: the sum of the level batches)"
+    out.append((single, workunits.single_scale_batch(full), 0))
+    for r in range(1, len(names)) if cfg.get("phase_batch_growth") else ():
+        out += [(f"{key} x phase_batch_growth**{r}", n, r + k)
+                for k, (key, n) in enumerate(zip(names, workunits.phase_batches(full, r)))]
     return out
 
 
