@@ -26,8 +26,11 @@ if not workflow.overwrite_configfiles:
 
 # Every job starts with glibc's allocator thresholds raised (large freed tensors stay mapped: about
 # 2x faster torch on CPU); `python -m mfcbench` sets them itself when missing, this saves the re-exec.
+# MFCBENCH_WARM=1: the torch commands start in a fork of one warm process, not a fresh interpreter
+# (mfcbench/cli/warm.py: the same files and results, seconds less a job); MFCBENCH_WARM=0 opts out.
 shell.prefix(
     "set -euo pipefail; export MALLOC_MMAP_THRESHOLD_=1000000000000 MALLOC_TRIM_THRESHOLD_=1000000000000; "
+    "export MFCBENCH_WARM=${{MFCBENCH_WARM:-1}}; "
 )
 
 

@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # halves torch's CPU speed at our tensor sizes; it reads these only at process start.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000000"}
 REEXEC_FLAG = "MFCBENCH_REEXEC"
+# the commands that import torch: with MFCBENCH_WARM=1 (the pipeline) they start in a fork of a warm
+# process (cli/warm.py) instead of a fresh interpreter
+WARM_COMMANDS = ("train", "measure", "experiment", "visualise", "bench")
 
 
 def usage() -> str:
@@ -95,5 +98,12 @@ def ensure_allocator_env(argv: list[str]) -> None:
 def run() -> int:
     """Program entry (`python -m mfcbench`, the console script): allocator settings, then dispatch."""
     argv = sys.argv[1:]
+    if argv and argv[0] in WARM_COMMANDS:
+        from . import warm
+
+        if warm.enabled():
+            status = warm.run_warm(argv)
+            if status is not None:
+                return status
     ensure_allocator_env(argv)
     return main(argv)

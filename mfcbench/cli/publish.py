@@ -1,15 +1,20 @@
 """`python -m mfcbench publish --profile P [NAME ...]`: replace the committed snapshot reports/published/P/ whole
 by what the last run built in reports/, verified byte for byte, with its SHA256SUMS (`snakemake publish --cores
 all [--configfile P]` runs this with every report of the profile); a failure or Ctrl-C leaves the old snapshot
-as it was. `--check`: write nothing, name every difference (exit 1): a file missing from the snapshot or from
-reports/, differing, edited since it was published, or not published; a subfolder."""
+as it was. After the swap it rebuilds the verdict page (reports/published/VERDICTS.md and verdicts.csv, from
+every snapshot, where the root holds a readable one: `python -m mfcbench report verdicts` does it alone).
+`--check`: write nothing, name every difference (exit 1): a file missing from the snapshot or from reports/,
+differing, edited since it was published, or not published; a subfolder; a verdict page that disagrees with the
+snapshots."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ..report import verdicts
 from ..report.snapshot import SnapshotError, SwapError, differences, expected_names, publish, published_dir
+from ..train.manifest import training_code
 
 
 def snakemake_publish(profile: str) -> str:
@@ -32,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = published_dir(args.profile, args.published_root)
     if args.check:
         bad = differences(args.reports_dir, snapshot, args.names)
+        if verdicts.has_snapshots(args.published_root):
+            bad += verdicts.differences(args.published_root, training_code())
         for line in bad:
             print(f"mfcbench publish --check: {line}", file=sys.stderr)
         if bad:
@@ -58,4 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mfcbench publish: interrupted; {snapshot} is unchanged", file=sys.stderr)
         return 130
     print(f"published {len(written)} files from {args.reports_dir} to {snapshot}, verified byte for byte")
+    return _rebuild_verdicts(args.published_root)
+
+
+def _rebuild_verdicts(root: str) -> int:
+    """The verdict page after a snapshot was swapped in, where the root holds one or a readable snapshot; a
+    failure leaves the snapshot published and says so."""
+    if not verdicts.has_snapshots(root):
+        return 0
+    try:
+        for path in verdicts.write(root, training_code()):
+            print(f"rebuilt {path}")
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"mfcbench publish: the snapshot is published, but the verdict page could not be rebuilt ({exc}); "
+              f"run `{verdicts.REBUILD}`", file=sys.stderr)
+        return 1
     return 0

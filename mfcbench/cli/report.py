@@ -1,4 +1,5 @@
-"""`python -m mfcbench report {table,figure,claims,markdown,plan-seeds}`: the pipeline's report entry points."""
+"""`python -m mfcbench report {table,figure,claims,markdown,plan-seeds,verdicts}`: the pipeline's report entry points;
+`verdicts` rebuilds reports/published/VERDICTS.md and verdicts.csv from the committed snapshots (`--check`: compare only)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     markdown.add_argument("--config", help="profile config YAML, rendered beside Tables 13/14")
     markdown.add_argument("--out", required=True)
     markdown.add_argument("--only", nargs="*", default=None, help=ONLY_HELP)
+    verdicts = sub.add_parser("verdicts", help="VERDICTS.md and verdicts.csv: every verdict of the committed snapshots")
+    verdicts.add_argument("--published-root", default="reports/published",
+                          help="the folder holding one snapshot per profile; the page is written there")
+    verdicts.add_argument("--check", action="store_true",
+                          help="write nothing: name each file of the page that differs from the snapshots (exit 1)")
     return parser
 
 
@@ -115,6 +121,21 @@ def _plan_seeds(args: argparse.Namespace) -> None:
         print(f"{args.table} {pair['arch']}/{pair['strategy']}: {pair['reason']}")
 
 
+def _verdicts(args: argparse.Namespace) -> int:
+    """Rebuild the verdict page from the snapshots under --published-root, or (--check) compare it."""
+    from ..report import verdicts
+    from ..train.manifest import training_code
+
+    if args.check:
+        bad = verdicts.differences(args.published_root, training_code())
+        for line in bad:
+            print(f"mfcbench report verdicts --check: {line}", file=sys.stderr)
+        return 1 if bad else 0
+    for path in verdicts.write(args.published_root, training_code()):
+        print(f"wrote {path}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command in ("claims", "markdown"):
         check_results_dir(args.results_dir, args.only)
@@ -137,6 +158,8 @@ def _run(args: argparse.Namespace) -> int:
         _claims(args)
     elif args.command == "plan-seeds":
         _plan_seeds(args)
+    elif args.command == "verdicts":
+        return _verdicts(args)
     elif args.command == "markdown":
         from ..report.markdown import build_report
 

@@ -30,7 +30,8 @@ class Output:
     result: str | None = None  # the data file it leaves under results/<profile>/ (None: none of its own)
     report: str | None = None  # the command that writes reports/<id>.csv or .png: "report table", "report
     # figure", "visualise", or "self" (the producing command draws it); None: data only (the claims read it)
-    inputs: tuple[str, ...] = ()  # result files the report step reads (relative to results/<profile>/)
+    inputs: tuple[str, ...] = ()  # result files the report step reads (relative to results/<profile>/); `tableN*.csv`:
+    # table N and every rung of it (a key tableN_<rung>) the profile trains
     table: str | None = None  # the trained table whose cells a figure reads (drawn, saying so, without them)
     requires: str | None = None  # a profile key (dpath) that must be set for it to be built
     extra: bool = True  # listed in the profile's `extras` (trained tables come from `tables` instead)
@@ -101,6 +102,9 @@ OUTPUTS: tuple[Output, ...] = (
     _figure("scaling", "measure scaling", "resolution scaling: measured SGD/x time ratio beside the #WU ratio "
             "(not in the paper)", kind="measurement", report="report figure", result="scaling.csv",
             inputs=("scaling.csv",)),
+    _figure("ladder", TRAINED, "the gap to SGD against width, budget and resolution toward the paper's setting "
+            "(not in the paper; the ladder profile)", report="report figure",
+            inputs=("table4*.csv", "table5*.csv"), default=False),
     _figure("fig8", "experiment ddpm", "DDPM single scale vs Full-Multiscale", kind="experiment", report="self",
             result="fig8.csv"),
     _figure("fig9", "visualise fig9", "denoising predictions (Table 4's cells)", table="table4"),

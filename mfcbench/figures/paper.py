@@ -29,6 +29,8 @@ from ..core.labels import (  # noqa: E402
 from ..core.registry import Registry  # noqa: E402
 from ..report import time_to_target  # noqa: E402
 from ..report.layout import harmonise  # noqa: E402
+from .ladder import REQUIRED as LADDER_COLUMNS  # noqa: E402
+from .ladder import ladder_figure  # noqa: E402
 from .save import save_figure  # noqa: E402
 from .scaling import REQUIRED as SCALING_COLUMNS  # noqa: E402
 from .scaling import scaling_figure  # noqa: E402
@@ -41,6 +43,7 @@ REQUIRED = {
     "fig5": ["arch", "strategy", "iteration", "wu_executed"],
     "fig7": ["op", "k", "n", "ms_median"],
     "scaling": SCALING_COLUMNS,
+    "ladder": LADDER_COLUMNS,
 }
 # one of these must carry numbers: the validation metric, else the training loss
 CURVE_METRICS = {"fig4": ["val_metric", "train_loss"], "fig5": ["val_metric", "train_loss"]}
@@ -346,6 +349,7 @@ def fig7(frame: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 
 
 FIGURES.register("scaling")(scaling_figure)  # the resolution-scaling figure (measured time ratios; not in the paper)
+FIGURES.register("ladder")(ladder_figure)  # the ratio against width, budget and resolution (not in the paper)
 
 
 def render(name: str, inputs: list[str | Path], out: str | Path) -> Path:

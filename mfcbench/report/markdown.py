@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .claims import CLAIM_COLUMNS, load_claims, score_all
+from .deciders import decided_by, shipped_profiles
 from .findings import findings_markdown
 from .layout import OK, load_results_dir, settings_frame, table_from_results
 from .pairs import PAIR_COLUMNS, versus_of
@@ -59,24 +60,35 @@ def verdict_counts(claims: pd.DataFrame) -> str:
     return ", ".join(f"**{counts.get(v, 0)} {v}**" for v in order)
 
 
-def summary_section(claims: pd.DataFrame) -> str:
+def summary_section(claims: pd.DataFrame, deciders: dict[str, str] | None = None) -> str:
     """The verdict table a reviewer reads first: claim, published, reproduced (mean ± CI, n), verdict,
     reason, for every claim this profile's results decide or could not; then, shorter, the claims it
-    did not run (the reason names what is missing)."""
+    did not run (the reason names what is missing, then the profile that decides it: `deciders`, id -> text)."""
     ran = claims["verdict"].astype(str) != "NOT_RUN"
     label = [f"{c} (`{i}`)" for c, i in zip(claims["claim"], claims["id"])]
+    decides = [(deciders or {}).get(i, "") for i in claims["id"]]
     view = pd.DataFrame({
         "claim": label, "published": claims["published"], "reproduced": claims["reproduced"],
         "verdict": claims["verdict"].map(lambda v: f"**{v}**"), "reason": claims["reason"],
+        "not_run": [f"{r}; {d}" if d and not ok else r for r, d, ok in zip(claims["reason"], decides, ran)],
     })
     out = f"## Summary of verdicts\n\n{len(claims)} claims: {verdict_counts(claims)}.\n\n"
     if ran.any():
-        out += md_table(view[ran.to_numpy()])
+        out += md_table(view.loc[ran.to_numpy(), ["claim", "published", "reproduced", "verdict", "reason"]])
     if (~ran).any():
         out += (f"\n**NOT_RUN** ({int((~ran).sum())}): the results they need are not in this profile "
-                "(the reason names what is missing).\n\n"
-                + md_table(view.loc[~ran.to_numpy(), ["claim", "published", "reason"]]))
+                "(the reason names what is missing, and the profile that decides the claim).\n\n"
+                + md_table(view.loc[~ran.to_numpy(), ["claim", "published", "not_run"]].rename(
+                    columns={"not_run": "reason"})))
     return out
+
+
+def not_run_deciders(claims: pd.DataFrame, profile: str) -> dict[str, str]:
+    """id -> 'decided by profile `P`' for every NOT_RUN claim, from the shipped profiles (report/deciders.py)."""
+    specs = {spec["id"]: spec for spec in load_claims()}
+    profiles = shipped_profiles()
+    return {i: decided_by(specs[i], profiles, profile) for i, v in zip(claims["id"], claims["verdict"])
+            if v == "NOT_RUN" and i in specs}
 
 
 def load_scored_claims(reports_dir: Path, results: dict[str, pd.DataFrame], profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -324,7 +336,7 @@ def build_report(results_dir: str | Path, reports_dir: str | Path, profile: str,
         "cannot decide the claim; the reason is given either way.\n",
         scale_line(results_dir),
         stale_code_line(results_dir, results),
-        summary_section(claims),
+        summary_section(claims, not_run_deciders(claims, profile)),
         pairs_section(claims, pairs),
         time_section(results, load_claims()),
         "## Tables in the paper's layout (reproduced | published)\n",

@@ -39,9 +39,10 @@ OPTIONS: dict[str, Option] = {
     "lr": Option(5e-4, {"type": "number", "exclusiveMinimum": 0}, "learning rate (Table 13)"),
     "weight_decay": Option(0.0, {"type": "number", "minimum": 0}, "weight decay"),
     "momentum": Option(0.9, {"type": "number", "minimum": 0}, "momentum (optimizer sgd only)"),
-    "lr_schedule": Option("constant", {"enum": ["constant", "cosine"]},
-                          "constant (paper) or cosine annealing to 0 over each phase's iterations (authors' code; "
-                          "a Full-Multiscale level restarts it, as Algorithm 2 solves each level in turn)"),
+    "lr_schedule": Option("constant", {"enum": ["constant", "cosine", "cosine_run"]},
+                          "constant (paper); cosine: annealing to 0 over each phase's iterations (a Full-Multiscale "
+                          "level restarts it, as Algorithm 2 solves each level in turn); cosine_run: one cosine over "
+                          "the whole run, every phase continuing it (the authors' code; docs/readings.md)"),
     "budget_scale": Option(1, {"type": "number", "exclusiveMinimum": 0},
                            "multiplies every phase's iterations (rounded); a profile's `variants: {x2: {budget_scale: "
                            "2}}` is the budget-doubling convergence test (docs/architecture.md)"),

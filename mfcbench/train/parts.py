@@ -36,8 +36,9 @@ def make_optimizer(params, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
 
 def learning_rate(cfg: Mapping[str, Any], step: int, total: int) -> float:
     """Constant (paper) or cosine annealing to 0 over `total` steps (authors' code). The loop passes
-    the phase's own step and iterations: each Full-Multiscale level restarts at the configured lr."""
-    if cfg["lr_schedule"] == "cosine":
+    the phase's own step and iterations (`cosine`: each Full-Multiscale level restarts at the
+    configured lr) or, for `cosine_run`, the step within the whole run and the run's iterations."""
+    if cfg["lr_schedule"] in ("cosine", "cosine_run"):
         return 0.5 * cfg["lr"] * (1.0 + math.cos(math.pi * step / max(total, 1)))
     return cfg["lr"]
 

@@ -164,6 +164,14 @@ def train_step(run: CellRun, phase, step: int, total: int) -> tuple[float, float
                           counter=run.counter)
 
 
+def schedule_position(run: CellRun, st: TrainState) -> tuple[int, int]:
+    """The lr schedule's step and length: the phase's own, or the whole run's for `cosine_run`."""
+    if run.cfg["lr_schedule"] != "cosine_run":
+        return st.phase_iter, run.phases[st.phase].iterations
+    done = sum(p.iterations for p in run.phases[:st.phase])
+    return done + st.phase_iter, sum(p.iterations for p in run.phases)
+
+
 def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) -> str:
     """Run the remaining phases from `st`; returns "ok" or "diverged". Updates `st` in place."""
     phases, cfg, headline = run.phases, run.cfg, run.task.headline_metric
@@ -181,7 +189,7 @@ def train_phases(run: CellRun, st: TrainState, stop_after: int | None = None) ->
                         f"{phase.images_per_iteration} images/step")
         while st.phase_iter < phase.iterations:
             step_started = time.perf_counter()
-            loss_value, grad_norm = train_step(run, phase, st.phase_iter, phase.iterations)
+            loss_value, grad_norm = train_step(run, phase, *schedule_position(run, st))
             st.train_seconds += time.perf_counter() - step_started
             if not math.isfinite(loss_value):
                 run.log(f"loss is {loss_value} at iteration {st.step + 1}: cell diverged")

@@ -14,7 +14,7 @@ import yaml
 
 from mfcbench.cli.gather import main as gather_main
 from mfcbench.core.cell import Cell
-from mfcbench.pipeline.cells import expand, index, write_cell_configs
+from mfcbench.pipeline.cells import expand, index, table_size, write_cell_configs
 from mfcbench.pipeline.checks import check_cells, unjudgeable_cells
 from mfcbench.pipeline.gather import gather
 from mfcbench.pipeline.schema import (
@@ -44,7 +44,7 @@ def test_profiles_validate_and_expand(name):
     assert cells and config["profile"] == name
     assert len({c.relpath() for c in cells}) == len(cells)  # every cell has its own folder
     for cell in cells:
-        assert cell.config["image_size"] == config["datasets"][cell.dataset]["image_size"]
+        assert cell.config["image_size"] == table_size(config, cell.table)  # the dataset entry's, or the table's own
         assert cell.config["threads"] == config["threads_per_cell"]
 
 
@@ -146,7 +146,7 @@ def test_a_cell_from_another_path_is_refused():
 def test_table_may_not_change_the_prepared_size():
     config = load_config(CONFIGS / "tiny.yaml")
     config["tables"]["table4"]["overrides"] = {"image_size": 64}
-    with pytest.raises(ConfigError, match="datasets.skimage.image_size"):
+    with pytest.raises(ConfigError, match="image_size 64 differs from the table's size 16"):
         expand(config)
 
 

@@ -7,6 +7,7 @@ report: "../report/workflow.rst"
 def results_inputs():
     """Every results file of this profile (the catalogue's outputs it builds): the claims and REPORT.md read them all."""
     files = [f"{RESULTS}/{o.result}" for o in catalogue.OUTPUTS if o.result and builds(o.id)]
+    files += [f"{RESULTS}/{t}.csv" for t in TABLES if t not in catalogue.CATALOGUE]  # a ladder's rungs (tableN_<rung>)
     files += [f"{RESULTS}/workunits.csv"] + [f"{RESULTS}/curves_{t}.csv" for t in TABLES]
     return files + [plan_file(t) for t in PLANNED_TABLES]  # pairs.csv says the seeds each pair received
 
@@ -24,7 +25,16 @@ TRAINING_CODE = [str(p) for p in training_code_files()]
 
 # the result files each report table and figure reads: the catalogue's `inputs` (checked against
 # published.yaml's `results` by tests/test_catalogue.py)
-FIGURE_INPUTS = {fig: [f"{RESULTS}/{f}" for f in o.inputs] for fig, o in REPORT_FIGURES.items()}
+def result_files(names):
+    """A catalogue entry's result files; `tableN*.csv` stands for table N and every rung of it (a table key
+    tableN_<rung>) this profile trains."""
+    import fnmatch
+
+    return [f"{RESULTS}/{f}" for name in names
+            for f in ([f"{t}.csv" for t in fnmatch.filter(TABLES, name[:-4])] if "*" in name else [name])]
+
+
+FIGURE_INPUTS = {fig: result_files(o.inputs) for fig, o in REPORT_FIGURES.items()}
 
 
 def table_inputs(name):
@@ -60,8 +70,10 @@ rule report_figure:
         f"{LOGS}/report/{{fig}}.log",
     wildcard_constraints:
         fig="|".join(FIGURE_INPUTS),
+    params:
+        inputs=lambda wc, input: [arg for f in input.data for arg in ("--input", f)],  # quoted in shell (:q)
     shell:
-        "{PY} report figure --name {wildcards.fig:q} --input {input.data:q} --out {output.png:q} > {log:q} 2>&1"
+        "{PY} report figure --name {wildcards.fig:q} {params.inputs:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule claims:

@@ -27,7 +27,7 @@ rule gather_initial:
     """The first round of a planned table (its `seeds`), the plan's input; the table's own CSV holds both rounds."""
     input:
         cells=lambda wc: [f"{d}/{METRICS_FILE}" for d in cell_dirs(wc.table)],
-        data=lambda wc: ancient(data_checksum_file(config["tables"][wc.table]["dataset"])),
+        data=lambda wc: ancient(data_checksum_file(wc.table)),
     output:
         table=f"{RESULTS}/seedplan/{{table}}.csv",
         curves=f"{RESULTS}/seedplan/curves_{{table}}.csv",

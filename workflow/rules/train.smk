@@ -3,20 +3,23 @@
 # rewritten only when they change, which then retrains the cell); the runner writes metrics.json,
 # curve.csv and checkpoint.pt.
 CELL = RELPATH  # mfcbench/core/cell.py: Cell.relpath's pattern, one wildcard per coordinate
+from mfcbench.pipeline.cells import table_size
 from mfcbench.pipeline.gather import trained_on_other_data
 
 
-def data_checksum_file(dataset):
-    """The dataset's checksum.txt, through the prepare checkpoint: jobs that read it are evaluated
-    again after prepare reruns (a changed prepare_options), against the new data."""
-    return checkpoints.prepare.get(dataset=dataset, size=config["datasets"][dataset]["image_size"]).output.checksum
+def data_checksum_file(table):
+    """The checksum.txt of a table's dataset at the table's size (`table_size`: a ladder's rung may prepare its
+    dataset at another size), through the prepare checkpoint: jobs that read it are evaluated again after
+    prepare reruns (a changed prepare_options), against the new data."""
+    dataset, size = config["tables"][table]["dataset"], table_size(config, table)
+    return checkpoints.prepare.get(dataset=dataset, size=size).output.checksum
 
 
 def data_input(wildcards):
     """The prepared dataset a cell reads; ancient(): DVC restores files without their mtimes. A cell
     whose metrics.json records other data than checksum.txt holds takes it as a plain input: the
     newer, changed checksum.txt then retrains it (gather refuses it otherwise)."""
-    checksum = data_checksum_file(wildcards.dataset)
+    checksum = data_checksum_file(wildcards.table)
     cell = f"{RESULTS}/{cell_of(wildcards).relpath()}"
     return [checksum if trained_on_other_data(cell, checksum) else ancient(checksum)]
 
@@ -82,7 +85,7 @@ def missing_cells_marker(table):
 rule gather:
     input:
         cells=lambda wc: [f"{d}/{METRICS_FILE}" for d in gathered_dirs(wc.table)],  # with a seed plan's cells (seeds.smk)
-        data=lambda wc: ancient(data_checksum_file(config["tables"][wc.table]["dataset"])),
+        data=lambda wc: ancient(data_checksum_file(wc.table)),
         missing=lambda wc: missing_cells_marker(wc.table),
     output:
         table=f"{RESULTS}/{{table}}.csv",

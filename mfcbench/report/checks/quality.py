@@ -84,6 +84,7 @@ def _mean(pair: dict) -> float:
 def _with_cost(verdict: str, table: pd.DataFrame, name: str) -> tuple[str, tuple[str, str]]:
     """Quality inside the margin on every pair still needs the multiscale cells cheaper than SGD's:
     not cheaper DEVIATES; no #WU recorded leaves the claim's cost half undecided (INCONCLUSIVE)."""
+    table = base_variant(table)  # the claim's cells: a variant (a longer budget, SGD at equal #WU) costs otherwise
     wu_col = first_metric(table, ["wu_executed", "wu_closed_form"])
     wu = strategy_means(table, wu_col) if wu_col else pd.Series(dtype=float)
     fractions = {s: wu[s] / wu["sgd"] for s in ("msgd", "fmsgd") if s in wu and "sgd" in wu}
