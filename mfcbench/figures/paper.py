@@ -6,6 +6,7 @@ figure reruns only this module: it never imports training code and never retrain
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from ..core.labels import (  # noqa: E402
     ARCH_LABELS,
@@ -139,6 +141,20 @@ def legend_below(fig: plt.Figure, axes, title: str) -> None:
 def positive_log(ax, values: pd.Series, axis: str = "y") -> None:
     if len(values) and (pd.to_numeric(values, errors="coerce").dropna() > 0).all():
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    readable_log_ticks(ax)
+
+
+def readable_log_ticks(ax) -> None:
+    """Plain numbers on the log axes of `ax` (0.2, 50), minor ticks at 2 and 5 labelled only where the axis
+    spans under 2.5 decades: matplotlib's default labels 2, 3, 4, 6 x 10^k, which overlap in a narrow panel."""
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for axis, scale, (low, high) in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                                     (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log" or min(low, high) <= 0:
+            continue
+        axis.set_major_formatter(plain)
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(plain if math.log10(max(low, high) / min(low, high)) < 2.5 else NullFormatter())
 
 
 PARAM_SYMBOLS = {"axx": r"\alpha_{xx}", "axy": r"\alpha_{xy}", "ayy": r"\alpha_{yy}", "tau": r"\tau",
