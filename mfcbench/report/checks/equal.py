@@ -37,7 +37,7 @@ from ..engine import (
     substitution_note,
 )
 from ..layout import normalise
-from .quality import _rows, _similar_published, _status, check_similar_quality
+from .quality import _rows, _similar_published, _status, check_similar_quality, pairs_summary
 
 MATCHED = "matched SGD"
 # `report.pairs` words its reasons for a margin; a superiority pair's bound is "no difference"
@@ -122,11 +122,7 @@ def check_beats_equal_wu(data: Inputs):
                                      f"(sgd+{spec['reference_variant']}) on the same seeds")
     pairs = superiority(pairs, data.tolerance.get("min_seeds", 3))
     verdict = combine(p["verdict"] for p in pairs)
-    tally = pd.Series([p["verdict"] for p in pairs]).value_counts()
-    deciding = [p for p in pairs if p["verdict"] == verdict]
-    reason = (f"{verdict.lower()} ({len(pairs)} pairs: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + "): "
-              + "; ".join(p["reason"] for p in deciding[:3]) + (" ..." if len(deciding) > 3 else "")
-              + f" ({_wu_note(table, pairs, spec)})" + substitution_note(table, spec["input"]))
+    reason = (pairs_summary(verdict, pairs) + f" ({_wu_note(table, pairs, spec)})" + substitution_note(table, spec["input"]))
     best = min(pairs, key=lambda p: (p["verdict"] != verdict, -_high(p)))
     return data.verdict(verdict, reason, reproduced=best["display"], dataset=datasets(table),
                         pairs=tuple(P.public(p) for p in pairs))

@@ -39,6 +39,17 @@ def _similar_published(spec: dict) -> str:
     return f"worst gap {_worst_gap(pub, spec['metric'], spec['higher_is_better'])[0]:+.1%}"
 
 
+def pairs_summary(verdict: str, pairs: list[dict[str, Any]], instead: str = "") -> str:
+    """The head of a pairs claim's reason: the verdict, the tally of its pairs' verdicts, and the reasons of
+    (at most three of) the pairs that give the verdict, or `instead` of them."""
+    tally = pd.Series([p["verdict"] for p in pairs]).value_counts()
+    deciding = [] if instead else [p for p in pairs if p["verdict"] == verdict]
+    return (f"{verdict.lower()} ({len(pairs)} pairs: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + "): "
+            + "; ".join([instead] if instead else [p["reason"] for p in deciding[:3]])
+            + (" ..." if len(deciding) > 3 else ""))
+
+
+
 @check("similar_quality", published=_similar_published)
 def check_similar_quality(data: Inputs):
     """Per network and multiscale strategy, a pair against SGD on the same seeds (see `report.pairs`):
@@ -60,14 +71,8 @@ def check_similar_quality(data: Inputs):
     pairs = P.decide(pairs, tol.get("min_seeds", 3))
     verdict, cost = _with_cost(combine(p["verdict"] for p in pairs), table, spec["input"])
     worst = max(pairs, key=lambda p: (p["verdict"] == verdict, _mean(p)))
-    deciding = [p for p in pairs if p["verdict"] == verdict] if not cost[1] else []
-    tally = pd.Series([p["verdict"] for p in pairs]).value_counts()
     reason = (
-        f"{verdict.lower()} ({len(pairs)} pairs: "
-        + ", ".join(f"{n} {v}" for v, n in tally.items())
-        + "): "
-        + "; ".join([cost[1]] if cost[1] else [p["reason"] for p in deciding[:3]])
-        + (" ..." if len(deciding) > 3 else "")
+        pairs_summary(verdict, pairs, instead=cost[1])
         + f" (margin {tol['margin']:.0%} {'below' if higher else 'above'} SGD; #WU fraction of SGD: {cost[0]})"
         + substitution_note(table, spec["input"])
     )
@@ -242,11 +247,8 @@ def check_reference_pairs(data: Inputs):
         return data.verdict(NOT_RUN, f"no cell has its reference ({spec['reference']['label']}) on the same seeds")
     pairs = P.decide(pairs, tol.get("min_seeds", 3))
     verdict = combine(p["verdict"] for p in pairs)
-    tally = pd.Series([p["verdict"] for p in pairs]).value_counts()
-    deciding = [p for p in pairs if p["verdict"] == verdict]
-    reason = (f"{verdict.lower()} ({len(pairs)} pairs: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + "): "
-              + "; ".join(p["reason"] for p in deciding[:3]) + (" ..." if len(deciding) > 3 else "")
-              + f" (margin {tol['margin']:.0%} against {spec['reference']['label']})" + substitution_note(ours, spec["input"]))
+    reason = (pairs_summary(verdict, pairs) + f" (margin {tol['margin']:.0%} against {spec['reference']['label']})"
+              + substitution_note(ours, spec["input"]))
     worst = max(pairs, key=lambda p: (p["verdict"] == verdict, _mean(p)))
     return data.verdict(verdict, reason, reproduced=worst["display"], dataset=datasets(ours),
                         pairs=tuple(P.public(p) for p in pairs))
