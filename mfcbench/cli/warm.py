@@ -121,8 +121,8 @@ def _start_and_connect(name: str) -> socket.socket | None:
         conn = _connect(name)
         if conn is not None:
             return conn
-        if server is not None and server.poll() not in (None, 0):  # it failed (0: another won the name)
-            return None
+        if server is not None and server.poll() is not None and not listening(name):
+            return None  # it failed, or lost the name to a server that has gone since: run here
         time.sleep(0.05)
     return None
 

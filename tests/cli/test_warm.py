@@ -115,3 +115,12 @@ def test_another_users_request_is_refused(monkeypatch):
     assert uid == os.getuid()
     for s in (conn, client, server):
         s.close()
+
+
+def test_a_server_that_cannot_start_falls_back_at_once(monkeypatch):
+    """A server that exits without holding the name (e.g. abstract sockets refused) does not keep the caller waiting."""
+    monkeypatch.setattr(warm, "server_name", lambda environ=os.environ: "mfcbench-warm-test-gone")
+    monkeypatch.setattr(warm, "_start_server", lambda name: subprocess.Popen([sys.executable, "-c", "pass"]))
+    started = time.monotonic()
+    assert warm.run_warm(["train", "--help"]) is None
+    assert time.monotonic() - started < warm.START_TIMEOUT_S / 4
