@@ -20,7 +20,9 @@ Holm-corrected across the claim's series (`stats.holm`):
   strictest Holm level).
 A series with fewer than `min_seeds` paired seeds on a rung, or fewer than two rungs, is undecided. A rung
 where a side did not converge (or a cell diverged or failed) is named in the reason, never dropped: its
-finished seeds stay in the fit. Fewer than two rungs run: NOT_RUN naming the missing ones.
+finished seeds stay in the fitted slope shown, and the series is undecided (INCONCLUSIVE, no seed count:
+more seeds would not make it converge), the rule a pair follows (report/pairs.py). Fewer than two rungs run:
+NOT_RUN naming the missing ones.
 """
 
 from __future__ import annotations
@@ -154,10 +156,13 @@ def _undecided_seeds(fit: dict, family: int) -> int | None:
     return stats.seeds_needed(abs(fit["slope"]) * math.sqrt(fit["sxx"]), fit["sigma"], 0.0, alpha=stats.ALPHA / family)
 
 
-def decide_series(fits: dict[tuple[str, str], dict], thin: dict[tuple[str, str], list[str]]) -> dict:
-    """Each series' verdict by the rule of the module docstring (Holm across the series)."""
+def decide_series(fits: dict[tuple[str, str], dict], thin: dict[tuple[str, str], list[str]],
+                  blocked: dict[tuple[str, str], list[str]] | None = None) -> dict:
+    """Each series' verdict by the rule of the module docstring (Holm across the series); `blocked`: the
+    rungs on which a side of the series did not converge or finish."""
     keys = list(fits)
-    decidable = [k for k in keys if "slope" in fits[k] and not thin[k]]
+    blocked = blocked or {}
+    decidable = [k for k in keys if "slope" in fits[k] and not thin[k] and not blocked.get(k)]
     shrink = dict(zip(decidable, stats.holm([fits[k]["p_shrink"] for k in decidable])))
     grow = dict(zip(decidable, stats.holm([fits[k]["p_grow"] for k in decidable])))
     out = {}
@@ -167,6 +172,8 @@ def decide_series(fits: dict[tuple[str, str], dict], thin: dict[tuple[str, str],
             out[key] = (REPRODUCED, "shrinks", None)
         elif key in grow and grow[key] < stats.ALPHA:
             out[key] = (DEVIATES, "grows", None)
+        elif blocked.get(key):
+            out[key] = (INCONCLUSIVE, "a side not converged or not finished on " + ", ".join(blocked[key]), None)
         else:
             why = ("too few seeds on " + ", ".join(thin[key])) if thin[key] else "slope interval straddles 0"
             out[key] = (INCONCLUSIVE, why, _undecided_seeds(fit, len(keys)))
@@ -197,19 +204,20 @@ def check_ladder_trend(data: Inputs):
     if len(run) < 2:
         return data.verdict(NOT_RUN, f"needs two rungs or more; run: {', '.join(run)}; not run: {', '.join(missing)}")
     base = _rungs(spec)[run[0]]
-    fits, thin, named = {}, {}, {}
+    fits, thin, named, blocked = {}, {}, {}, {}
     for key in _series(points):
         series = points[(points["arch"] == key[0]) & (points["strategy"] == key[1])]
         fits[key] = fit_series(series, base, float(spec["paper"]))
         named[key], thin[key] = _flags(series, min_seeds)
-    decided = decide_series(fits, thin)
+        blocked[key] = [str(t) for t, rung in series.groupby("table", sort=False) if rung["note"].astype(bool).any()]
+    decided = decide_series(fits, thin, blocked)
     verdict = (DEVIATES if any(d[0] == DEVIATES for d in decided.values()) else
                REPRODUCED if decided and all(d[0] == REPRODUCED for d in decided.values()) else INCONCLUSIVE)
     parts = [f"{k[0]}/{k[1]} {d[1]}" + (f" (needs {d[2]} seeds a rung)" if d[2] else "") for k, d in decided.items()]
     details = [_describe(f"{k[0]}/{k[1]}", fits[k], spec) for k in fits]
     notes = sorted({n for k in named for n in named[k]})
     reason = "; ".join(parts) + " (Holm across the series). " + ". ".join(details)
-    reason += (". Not converged or not finished, kept in the fit: " + "; ".join(notes)) if notes else ""
+    reason += (". Not converged or not finished, kept in the fitted slope: " + "; ".join(notes)) if notes else ""
     reason += (f". Rungs not run: {', '.join(missing)}") if missing else ""
     pairs = tuple(_pair_row(spec, k, fits[k], decided[k], points[(points["arch"] == k[0]) & (points["strategy"] == k[1])])
                   for k in fits)
