@@ -16,7 +16,10 @@ def results_inputs():
 # verdict or layout fixed in the code must not leave an old claims.csv or REPORT.md behind).
 REPORT_CODE = sorted(str(p) for p in Path(catalogue.__file__).parent.parent.glob("report/**/*")
                      if p.suffix in (".py", ".yaml")) + [str(Path(catalogue.__file__).parent.parent / f)
-                                                         for f in ("figures/paper.py", "core/labels.py")]
+                                                         for f in ("figures/paper.py", "figures/ladder.py",
+                                                                   "figures/save.py", "core/labels.py")]
+# The shipped profiles: REPORT.md names, for each NOT_RUN claim, the profile that decides it (report/deciders.py)
+SHIPPED_PROFILES = sorted(str(p) for p in Path(workflow.basedir, "workflow", "config").glob("*.yaml"))
 # The training modules (manifest.training_code): an edit retrains nothing, but the run manifest (the
 # current digest) and REPORT.md are rebuilt, which flag the cells trained by other training code.
 from mfcbench.train.manifest import training_code_files
@@ -112,6 +115,7 @@ rule report_markdown:
         results=results_inputs(),
         built=[t for t in all_reports() if not t.endswith("REPORT.md")],
         code=REPORT_CODE,
+        profiles=SHIPPED_PROFILES,
         manifest=rules.run_manifest.output.manifest,
         config=rules.run_manifest.input.config,
     output:
