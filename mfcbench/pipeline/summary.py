@@ -54,16 +54,17 @@ def format_summary(config: Mapping[str, Any], work_units: bool = True) -> str:
     """The profile's cells per table and, with `work_units`, their closed-form #WU (imports torch)."""
     rows = summarize(config, work_units)
     cells = sum(r["cells"] for r in rows)
+    width = max([8, *(len(str(r["table"])) for r in rows)])  # rung tables (table5_res64) are longer
     if not work_units:
         lines = [f"mfcbench profile {config.get('profile', '?')!r}: {cells} cells "
                  f"(closed-form #WU per table: python -m mfcbench grid --config <profile>)"]
-        return "\n".join(lines + [f"  {r['table']:<8} {r['task']:<12} {r['cells']:>4} cells" for r in rows])
+        return "\n".join(lines + [f"  {r['table']:<{width}} {r['task']:<12} {r['cells']:>4} cells" for r in rows])
     known = [r["wu_closed_form"] for r in rows]
     total = "n/a" if any(w is None for w in known) else f"{sum(known):,.0f}"
     lines = [f"mfcbench profile {config.get('profile', '?')!r}: {cells} cells, closed-form #WU {total}"]
     for r in rows:
         wu = "n/a" if r["wu_closed_form"] is None else f"{r['wu_closed_form']:,.0f}"
-        lines.append(f"  {r['table']:<8} {r['task']:<12} {r['cells']:>4} cells  {wu:>16} WU")
+        lines.append(f"  {r['table']:<{width}} {r['task']:<12} {r['cells']:>4} cells  {wu:>16} WU")
     return "\n".join(lines)
 
 
